@@ -1,0 +1,118 @@
+//! netlat's kernel side: entry and exit programs that time calls of one kernel
+//! function into per-CPU log2 histograms. One pair per backend; userspace
+//! loads and attaches exactly one pair.
+#![no_std]
+#![no_main]
+
+mod stats;
+mod timing;
+
+use aya_ebpf::{
+    macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, raw_tracepoint, tracepoint},
+    programs::{
+        BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RawTracePointContext,
+        RetProbeContext, TracePointContext,
+    },
+};
+use netlat_common::NET_RX_SOFTIRQ;
+
+// kprobe/kretprobe: any traceable function. Process-context functions may
+// sleep and migrate, so start times are kept per thread (see timing.rs).
+
+#[kprobe]
+pub fn netlat_kprobe(_ctx: ProbeContext) -> u32 {
+    timing::function_entry();
+    0
+}
+
+#[kretprobe]
+pub fn netlat_kretprobe(_ctx: RetProbeContext) -> u32 {
+    timing::function_exit();
+    0
+}
+
+// fentry/fexit: same timing, lower cost; the target is chosen at load time.
+
+#[fentry]
+pub fn netlat_fentry(_ctx: FEntryContext) -> u32 {
+    timing::function_entry();
+    0
+}
+
+#[fexit]
+pub fn netlat_fexit(_ctx: FExitContext) -> u32 {
+    timing::function_exit();
+    0
+}
+
+// net_rx_action without kprobes: irq:softirq_entry/exit with vec == NET_RX
+// bracket exactly one net_rx_action call (kernel/softirq.c, handle_softirqs),
+// in three flavours, cheapest first.
+
+#[btf_tracepoint(function = "softirq_entry")]
+pub fn netlat_tp_btf_softirq_entry(ctx: BtfTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        timing::softirq_entry();
+    }
+    0
+}
+
+#[btf_tracepoint(function = "softirq_exit")]
+pub fn netlat_tp_btf_softirq_exit(ctx: BtfTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        timing::softirq_exit();
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "softirq_entry")]
+pub fn netlat_raw_softirq_entry(ctx: RawTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        timing::softirq_entry();
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "softirq_exit")]
+pub fn netlat_raw_softirq_exit(ctx: RawTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        timing::softirq_exit();
+    }
+    0
+}
+
+/// Offset of `vec` in the classic irq:softirq_* record. Userspace reads it
+/// from the tracepoint's format file; 8 (after the common header) is what
+/// every kernel since 4.x prints.
+#[unsafe(no_mangle)]
+static SOFTIRQ_VEC_OFFSET: u32 = 8;
+
+fn classic_vec(ctx: &TracePointContext) -> u32 {
+    // SAFETY: a bounded read from the tracepoint record; a bad offset fails
+    // the helper and reads as "not NET_RX".
+    let offset = unsafe { core::ptr::read_volatile(&SOFTIRQ_VEC_OFFSET) } as usize;
+    unsafe { ctx.read_at::<u32>(offset) }.unwrap_or(u32::MAX)
+}
+
+#[tracepoint(category = "irq", name = "softirq_entry")]
+pub fn netlat_tp_softirq_entry(ctx: TracePointContext) -> u32 {
+    if classic_vec(&ctx) == NET_RX_SOFTIRQ {
+        timing::softirq_entry();
+    }
+    0
+}
+
+#[tracepoint(category = "irq", name = "softirq_exit")]
+pub fn netlat_tp_softirq_exit(ctx: TracePointContext) -> u32 {
+    if classic_vec(&ctx) == NET_RX_SOFTIRQ {
+        timing::softirq_exit();
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program that could reach a panic.
+    unsafe { core::hint::unreachable_unchecked() }
+}

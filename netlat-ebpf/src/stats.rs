@@ -1,0 +1,54 @@
+//! Recording one duration into this CPU's histogram slot.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
+use netlat_common::{BUCKETS, EPOCHS, Stats, buckets};
+
+#[map(name = "STATS")]
+static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(EPOCHS, 0);
+
+#[map(name = "EPOCH")]
+static EPOCH: Array<u32> = Array::with_max_entries(1, 0);
+
+/// This CPU's slot for the current epoch. Per-CPU, so no atomics: programs
+/// on one CPU never run concurrently with each other for the same slot
+/// (the kernel skips a program re-entered on its own CPU).
+#[inline(always)]
+pub fn slot() -> Option<&'static mut Stats> {
+    let epoch = EPOCH.get(0).copied().unwrap_or(0) % EPOCHS;
+    // SAFETY: the pointer is into this CPU's map value, valid for the program's run.
+    STATS.get_ptr_mut(epoch).map(|p| unsafe { &mut *p })
+}
+
+#[inline(always)]
+pub fn record(duration_ns: u64) {
+    let Some(s) = slot() else { return };
+    if s.count == 0 || duration_ns < s.min_ns {
+        s.min_ns = duration_ns;
+    }
+    if duration_ns > s.max_ns {
+        s.max_ns = duration_ns;
+    }
+    s.count += 1;
+    s.sum_ns += duration_ns;
+    let i = buckets::index(duration_ns);
+    if i < BUCKETS {
+        s.buckets[i] += 1;
+    }
+}
+
+#[inline(always)]
+pub fn unmatched_exit() {
+    if let Some(s) = slot() {
+        s.unmatched_exits += 1;
+    }
+}
+
+#[inline(always)]
+pub fn dropped_entry() {
+    if let Some(s) = slot() {
+        s.dropped_entries += 1;
+    }
+}

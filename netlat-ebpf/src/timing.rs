@@ -1,0 +1,123 @@
+//! Pairing entries with exits.
+//!
+//! Function backends keep a stack of start times per context key. Interrupts
+//! nest strictly, so when a softirq interrupts a task that is inside the
+//! traced function and calls it again, its entry and exit push and pop above
+//! the task's own. Threads are keyed by thread id (they may sleep and migrate
+//! between entry and exit), except the idle tasks, which all have id 0: they
+//! are keyed by CPU instead, or softirqs interrupting idle on two CPUs would
+//! clobber each other's start times (the bug BCC's funclatency still has).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    macros::map,
+    maps::{HashMap, PerCpuArray},
+};
+use netlat_common::{MAX_DEPTH, StartKey, StartStack};
+
+use crate::stats;
+
+/// One stack per thread in the function at once; a full map drops entries
+/// (counted), it never mis-times.
+#[map(name = "STARTS")]
+static STARTS: HashMap<StartKey, StartStack> = HashMap::with_max_entries(16384, 0);
+
+/// NET_RX softirqs never nest on one CPU, so one start time per CPU suffices.
+#[map(name = "SOFTIRQ_START")]
+static SOFTIRQ_START: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn key() -> StartKey {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let cpu = if tid == 0 {
+        // SAFETY: helper without preconditions.
+        unsafe { bpf_get_smp_processor_id() }
+    } else {
+        u32::MAX
+    };
+    StartKey { tid, cpu }
+}
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+pub fn function_entry() {
+    let key = key();
+    let ts = now();
+    match STARTS.get_ptr_mut(key) {
+        Some(stack) => {
+            // SAFETY: points into the map value; only this context uses this key.
+            let stack = unsafe { &mut *stack };
+            let depth = stack.depth as usize;
+            if depth < MAX_DEPTH {
+                stack.start_ns[depth] = ts;
+                stack.depth += 1;
+            } else {
+                stats::dropped_entry();
+            }
+        }
+        None => {
+            let mut stack = StartStack {
+                depth: 1,
+                start_ns: [0; MAX_DEPTH],
+            };
+            stack.start_ns[0] = ts;
+            if STARTS.insert(key, stack, 0).is_err() {
+                stats::dropped_entry();
+            }
+        }
+    }
+}
+
+#[inline(always)]
+pub fn function_exit() {
+    let ts = now();
+    let key = key();
+    let Some(stack) = STARTS.get_ptr_mut(key) else {
+        stats::unmatched_exit();
+        return;
+    };
+    // SAFETY: as in function_entry.
+    let stack = unsafe { &mut *stack };
+    let depth = stack.depth as usize;
+    if depth == 0 || depth > MAX_DEPTH {
+        stats::unmatched_exit();
+        return;
+    }
+    let start = stack.start_ns[depth - 1];
+    stack.depth -= 1;
+    if stack.depth == 0 {
+        // Keep the map to threads that are inside the function right now.
+        let _ = STARTS.remove(key);
+    }
+    stats::record(ts.saturating_sub(start));
+}
+
+#[inline(always)]
+pub fn softirq_entry() {
+    if let Some(start) = SOFTIRQ_START.get_ptr_mut(0) {
+        // SAFETY: this CPU's value.
+        unsafe { *start = now() };
+    }
+}
+
+#[inline(always)]
+pub fn softirq_exit() {
+    let ts = now();
+    let Some(start) = SOFTIRQ_START.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's value.
+    let start = unsafe { &mut *start };
+    if *start == 0 {
+        // The softirq was already running when we attached.
+        stats::unmatched_exit();
+        return;
+    }
+    stats::record(ts.saturating_sub(*start));
+    *start = 0;
+}
