@@ -1,1 +1,102 @@
-fn main(){}
+//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test`.
+//!
+//! Every command installs what it needs first, into user-level locations, so
+//! a fresh clone needs nothing but rustup and cargo.
+
+mod cmd;
+mod setup;
+mod vm;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "netlat's build, run and test automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the nightly toolchain, rust-src and bpf-linker if missing.
+    Setup,
+    /// Set up, then build target/release/netlat with its eBPF object embedded.
+    Build,
+    /// Set up, build, and run netlat as root (through sudo when not root).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up and run the whole test suite: lints, unit tests, host kernel
+    /// tests, and the VM kernel tests.
+    Test {
+        /// Skip the QEMU stage (kprobe/fentry tests in Debian kernels).
+        #[arg(long)]
+        no_vm: bool,
+    },
+    /// Boot Debian kernels under QEMU and run the kprobe/fentry tests there.
+    VmTest(vm::VmArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Setup => setup::all(),
+        Command::Build => build_release().map(drop),
+        Command::Run { args } => {
+            let bin = build_release()?;
+            cmd::run_as_root(&bin, &args)
+        }
+        Command::Test { no_vm } => test(no_vm),
+        Command::VmTest(args) => {
+            setup::all()?;
+            vm::run(&args)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn build_release() -> Result<PathBuf> {
+    setup::all()?;
+    cmd::cargo(&["build", "--release", "--package", "netlat"])?;
+    Ok(workspace_root().join("target/release/netlat"))
+}
+
+fn test(no_vm: bool) -> Result<()> {
+    setup::all()?;
+    cmd::cargo(&["fmt", "--all", "--", "--check"])?;
+    cmd::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    // Pure logic first (parallel, no root needed) ...
+    cmd::cargo(&["test", "--workspace", "--lib", "--bins"])?;
+    // ... then the kernel tests, one at a time: they attach probes and compare
+    // machine-wide counters, so they must not overlap.
+    cmd::cargo(&[
+        "test",
+        "--package",
+        "netlat",
+        "--tests",
+        "--",
+        "--test-threads=1",
+    ])?;
+    if no_vm {
+        println!("xtask: skipping the VM stage (--no-vm)");
+        return Ok(());
+    }
+    vm::run(&vm::VmArgs::default())
+}
