@@ -2,8 +2,21 @@
 //! health checks, built on eBPF.
 //!
 //! Data path, top to bottom: `backend` attaches the eBPF timing programs ->
-//! `collect` reads and merges the per-CPU maps -> `histogram` is the model ->
-//! `render` turns it into text or JSON.
+//! `collect` reads the per-CPU maps -> `histogram` merges them into the
+//! model -> `report` is the result as plain data -> `render` turns it into
+//! text or JSON. `commands` wires one subcommand each; `cli` parses.
 
+pub mod backend;
+pub mod cli;
+pub mod collect;
+pub mod commands;
 pub mod doctor;
+pub mod duration;
+pub mod histogram;
+pub mod host;
+pub mod kallsyms;
+pub mod privileges;
 pub mod procfs;
+pub mod render;
+pub mod report;
+pub mod unit;

@@ -1,4 +1,5 @@
-fn main() {
-    let obj = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netlat-ebpf"));
-    println!("{}", obj.len());
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    netlat::cli::main()
 }

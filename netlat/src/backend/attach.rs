@@ -1,0 +1,371 @@
+//! Loading netlat's eBPF object and attaching one backend's program pair.
+//!
+//! Every attachment is a file descriptor (perf event or BPF link) owned by
+//! this process, so the kernel detaches everything when netlat exits, even
+//! on SIGKILL. aya never falls back to tracefs kprobe_events on kernels
+//! since 4.17, which would outlive the process.
+
+use std::io;
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
+};
+
+use super::{Backend, choice};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netlat-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The backend cannot work on this kernel at all.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The backend works, but not on this function.
+    #[error("{0}")]
+    CannotProbe(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The loaded object with one backend's programs loaded (and, after
+/// [`Tracer::attach`], attached). Dropping it detaches everything.
+pub struct Tracer {
+    pub(crate) ebpf: Ebpf,
+    backend: Backend,
+    function: String,
+}
+
+impl Tracer {
+    /// Loads the backend's two programs through the verifier, without
+    /// attaching them.
+    pub fn load(function: &str, backend: Backend) -> Result<Tracer, AttachError> {
+        if let Some(reason) = choice::unavailable_reason(backend, function) {
+            // fentry's load itself needs BTF; kprobes load fine without the
+            // PMU, which lets the verifier be exercised anyway.
+            if backend != Backend::Kprobe {
+                return Err(AttachError::Unavailable(reason));
+            }
+        }
+        raise_memlock_limit();
+        let vec_offset = softirq_vec_offset().unwrap_or(8);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
+            .load(OBJECT)
+            .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))?;
+        let btf = match backend {
+            Backend::Fentry | Backend::TpBtf => Some(Btf::from_sys_fs().map_err(|e| {
+                AttachError::Unavailable(format!("cannot read kernel BTF for {backend}: {e}"))
+            })?),
+            _ => None,
+        };
+        let (entry, exit) = backend.programs();
+        for name in [entry, exit] {
+            let program = ebpf.program_mut(name).ok_or_else(|| {
+                AttachError::Other(format!("program {name} missing from the eBPF object"))
+            })?;
+            let loaded = match backend {
+                Backend::Kprobe => program_as::<KProbe>(program)?.load(),
+                Backend::Fentry if name == entry => {
+                    program_as::<FEntry>(program)?.load(function, btf.as_ref().expect("btf"))
+                }
+                Backend::Fentry => {
+                    program_as::<FExit>(program)?.load(function, btf.as_ref().expect("btf"))
+                }
+                Backend::TpBtf => {
+                    let tp = if name == entry {
+                        "softirq_entry"
+                    } else {
+                        "softirq_exit"
+                    };
+                    program_as::<BtfTracePoint>(program)?.load(tp, btf.as_ref().expect("btf"))
+                }
+                Backend::RawTp => program_as::<RawTracePoint>(program)?.load(),
+                Backend::Tracepoint => program_as::<TracePoint>(program)?.load(),
+            };
+            loaded.map_err(|e| load_error(backend, function, e))?;
+        }
+        Ok(Tracer {
+            ebpf,
+            backend,
+            function: function.to_owned(),
+        })
+    }
+
+    pub fn attach(&mut self) -> Result<(), AttachError> {
+        let (backend, function) = (self.backend, self.function.as_str());
+        if let Some(reason) = choice::unavailable_reason(backend, function) {
+            return Err(AttachError::Unavailable(reason));
+        }
+        let (entry, exit) = backend.programs();
+        for name in [entry, exit] {
+            let program = self
+                .ebpf
+                .program_mut(name)
+                .ok_or_else(|| AttachError::Other(format!("program {name} missing")))?;
+            let attached = match backend {
+                Backend::Kprobe => program_as::<KProbe>(program)?.attach(function, 0).map(drop),
+                Backend::Fentry if name == entry => {
+                    program_as::<FEntry>(program)?.attach().map(drop)
+                }
+                Backend::Fentry => program_as::<FExit>(program)?.attach().map(drop),
+                Backend::TpBtf => program_as::<BtfTracePoint>(program)?.attach().map(drop),
+                Backend::RawTp => {
+                    let tp = if name == entry {
+                        "softirq_entry"
+                    } else {
+                        "softirq_exit"
+                    };
+                    program_as::<RawTracePoint>(program)?.attach(tp).map(drop)
+                }
+                Backend::Tracepoint => {
+                    let tp = if name == entry {
+                        "softirq_entry"
+                    } else {
+                        "softirq_exit"
+                    };
+                    program_as::<TracePoint>(program)?
+                        .attach("irq", tp)
+                        .map(drop)
+                }
+            };
+            attached.map_err(|e| attach_error(backend, function, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Detaches and unloads both programs; the maps stay readable. Reading
+    /// after this gives a consistent snapshot: nothing writes any more.
+    pub fn detach(&mut self) -> Result<(), AttachError> {
+        let (entry, exit) = self.backend.programs();
+        for name in [entry, exit] {
+            if let Some(program) = self.ebpf.program_mut(name) {
+                let unloaded = match program {
+                    aya::programs::Program::KProbe(p) => p.unload(),
+                    aya::programs::Program::FEntry(p) => p.unload(),
+                    aya::programs::Program::FExit(p) => p.unload(),
+                    aya::programs::Program::BtfTracePoint(p) => p.unload(),
+                    aya::programs::Program::RawTracePoint(p) => p.unload(),
+                    aya::programs::Program::TracePoint(p) => p.unload(),
+                    _ => Ok(()),
+                };
+                unloaded.map_err(|e| AttachError::Other(format!("cannot detach {name}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tries the candidates in order; returns the first that attaches and why
+/// each earlier one was skipped. If none attaches, one line with every reason.
+pub fn attach_first(
+    function: &str,
+    candidates: &[Backend],
+) -> Result<(Tracer, Vec<(Backend, String)>), AttachError> {
+    let mut skipped = Vec::new();
+    let mut last = None;
+    for &backend in candidates {
+        let attempt = Tracer::load(function, backend).and_then(|mut t| t.attach().map(|()| t));
+        match attempt {
+            Ok(t) => return Ok((t, skipped)),
+            Err(e) => {
+                skipped.push((backend, e.to_string()));
+                last = Some(e);
+            }
+        }
+    }
+    match (skipped.len(), last) {
+        (1, Some(e)) => Err(e),
+        (_, Some(e)) => {
+            let reasons: Vec<String> = skipped
+                .iter()
+                .map(|(b, why)| format!("{b}: {why}"))
+                .collect();
+            let all = format!(
+                "cannot trace {function} on this kernel: {}",
+                reasons.join("; ")
+            );
+            Err(match e {
+                AttachError::CannotProbe(_) => AttachError::CannotProbe(all),
+                AttachError::Unavailable(_) => AttachError::Unavailable(all),
+                AttachError::Other(_) => AttachError::Other(all),
+            })
+        }
+        (_, None) => Err(AttachError::Other(format!(
+            "no backend can trace {function}"
+        ))),
+    }
+}
+
+fn program_as<'a, P>(program: &'a mut aya::programs::Program) -> Result<&'a mut P, AttachError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program>,
+{
+    program
+        .try_into()
+        .map_err(|_| AttachError::Other("eBPF program of an unexpected type".into()))
+}
+
+fn io_of(e: &ProgramError) -> Option<&io::Error> {
+    match e {
+        ProgramError::LoadError { io_error, .. } => Some(io_error),
+        ProgramError::SyscallError(s) => Some(&s.io_error),
+        ProgramError::KProbeError(aya::programs::kprobe::KProbeError::FileError {
+            io_error,
+            ..
+        }) => Some(io_error),
+        _ => None,
+    }
+}
+
+/// ENOTSUPP, the kernel-internal errno some BPF paths leak to userspace.
+const ENOTSUPP: i32 = 524;
+
+fn load_error(backend: Backend, function: &str, e: ProgramError) -> AttachError {
+    let errno = io_of(&e).and_then(io::Error::raw_os_error);
+    match (&e, backend) {
+        (ProgramError::Btf(_), Backend::Fentry) => AttachError::CannotProbe(format!(
+            "{function} has no entry in the kernel's BTF, so fentry cannot attach to it (inlined, or not a vmlinux function)"
+        )),
+        (ProgramError::LoadError { .. }, Backend::Fentry)
+            if matches!(errno, Some(libc::EPERM | libc::EOPNOTSUPP | ENOTSUPP)) =>
+        {
+            AttachError::Unavailable(format!(
+                "fentry/fexit are refused by this kernel (BPF_PROG_LOAD: {})",
+                io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM))
+            ))
+        }
+        (ProgramError::LoadError { .. }, Backend::Fentry) if errno == Some(libc::EINVAL) => {
+            AttachError::CannotProbe(format!(
+                "{function} cannot be traced with fentry (the kernel refuses it: notrace or not attachable)"
+            ))
+        }
+        (
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            },
+            _,
+        ) => {
+            let log = verifier_log.to_string();
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            AttachError::Other(format!(
+                "the kernel refused netlat's {backend} programs ({io_error}); verifier: {last}"
+            ))
+        }
+        _ => AttachError::Other(format!(
+            "cannot load the {backend} programs: {}",
+            one_line(&e)
+        )),
+    }
+}
+
+fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachError {
+    let errno = io_of(&e).and_then(io::Error::raw_os_error);
+    match backend {
+        Backend::Kprobe if matches!(e, ProgramError::KProbeError(_)) => AttachError::Unavailable(
+            choice::unavailable_reason(backend, function)
+                .unwrap_or_else(|| format!("kprobes are not usable here: {}", one_line(&e))),
+        ),
+        Backend::Kprobe
+            if matches!(
+                errno,
+                Some(libc::ENOENT | libc::EINVAL | libc::EADDRNOTAVAIL)
+            ) =>
+        {
+            AttachError::CannotProbe(format!(
+                "{function} exists but cannot be probed with kprobes ({}): it is blacklisted (see /sys/kernel/debug/kprobes/blacklist), notrace, or inlined",
+                io::Error::from_raw_os_error(errno.unwrap_or(libc::EINVAL))
+            ))
+        }
+        Backend::Fentry if matches!(errno, Some(libc::EPERM | libc::EOPNOTSUPP | ENOTSUPP)) => {
+            AttachError::Unavailable(format!(
+                "fentry/fexit cannot attach on this kernel ({})",
+                io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM))
+            ))
+        }
+        Backend::Fentry if errno.is_some() => AttachError::CannotProbe(format!(
+            "{function} cannot be traced with fentry ({})",
+            io::Error::from_raw_os_error(errno.unwrap_or(libc::EINVAL))
+        )),
+        Backend::Tracepoint if matches!(e, ProgramError::TracePointError(_)) => {
+            AttachError::Unavailable(format!(
+                "classic tracepoints need tracefs (mount -t tracefs nodev /sys/kernel/tracing): {}",
+                one_line(&e)
+            ))
+        }
+        _ => AttachError::Other(format!(
+            "cannot attach the {backend} programs: {}",
+            one_line(&e)
+        )),
+    }
+}
+
+/// An error and its sources on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s.replace('\n', " ")
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones to the
+/// memory cgroup. Raising it may be refused (no CAP_SYS_RESOURCE), and on a
+/// new kernel that is harmless, so failure is ignored.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid struct.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+/// Offset of `vec` in the classic irq:softirq_entry record, from the
+/// tracepoint's format file.
+fn softirq_vec_offset() -> Option<u32> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|root| {
+            std::fs::read_to_string(format!("{root}/events/irq/softirq_entry/format")).ok()
+        })
+        .and_then(|f| field_offset(&f, "vec"))
+}
+
+/// Parses `field:unsigned int vec;\toffset:8;\tsize:4;...` lines.
+pub fn field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let mut parts = line.trim().split(';');
+        let decl = parts.next()?.trim().strip_prefix("field:")?;
+        if decl.rsplit(' ').next()? != field {
+            return None;
+        }
+        parts
+            .find_map(|p| p.trim().strip_prefix("offset:"))
+            .and_then(|o| o.parse().ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vec_offset_from_a_tracepoint_format() {
+        let format = "name: softirq_entry\nID: 141\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:unsigned int vec;\toffset:8;\tsize:4;\tsigned:0;\n";
+        assert_eq!(field_offset(format, "vec"), Some(8));
+        assert_eq!(field_offset(format, "nope"), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! Which eBPF programs time a function on this kernel, and attaching them.
+//!
+//! `choice` decides, in one table, which backends may serve a request and in
+//! what order; `attach` loads and attaches one, turning kernel refusals into
+//! reasons a user can act on.
+
+pub mod attach;
+pub mod choice;
+
+use std::fmt;
+
+/// A way of timing a function, each an entry/exit program pair in netlat-ebpf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Fentry,
+    Kprobe,
+    /// The NET_RX softirq tracepoints, BTF-typed.
+    TpBtf,
+    /// The NET_RX softirq tracepoints, raw.
+    RawTp,
+    /// The NET_RX softirq tracepoints, classic perf tracepoints.
+    Tracepoint,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Fentry => "fentry",
+            Backend::Kprobe => "kprobe",
+            Backend::TpBtf => "tp_btf",
+            Backend::RawTp => "raw_tp",
+            Backend::Tracepoint => "tracepoint",
+        }
+    }
+
+    /// What is attached, for the first line and the report footer.
+    pub fn detail(self, function: &str) -> String {
+        match self {
+            Backend::Fentry => format!("fentry/fexit on {function}"),
+            Backend::Kprobe => format!("kprobe/kretprobe on {function}"),
+            Backend::TpBtf | Backend::RawTp | Backend::Tracepoint => format!(
+                "{} irq:softirq_entry/exit (vec NET_RX, exactly one {function} call each)",
+                self.name()
+            ),
+        }
+    }
+
+    /// The (entry, exit) program names in the eBPF object.
+    pub(crate) fn programs(self) -> (&'static str, &'static str) {
+        match self {
+            Backend::Fentry => ("netlat_fentry", "netlat_fexit"),
+            Backend::Kprobe => ("netlat_kprobe", "netlat_kretprobe"),
+            Backend::TpBtf => ("netlat_tp_btf_softirq_entry", "netlat_tp_btf_softirq_exit"),
+            Backend::RawTp => ("netlat_raw_softirq_entry", "netlat_raw_softirq_exit"),
+            Backend::Tracepoint => ("netlat_tp_softirq_entry", "netlat_tp_softirq_exit"),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,108 @@
+//! Command-line arguments, their checks, and turning every failure into one
+//! line on stderr with a non-zero exit.
+
+use std::{io, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{backend::choice::BackendChoice, commands, doctor, duration, unit::UnitChoice};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "netlat",
+    version,
+    about = "Kernel function latency histograms and network latency checks, with eBPF"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Time every call of a kernel function and print a latency histogram.
+    Histogram(HistogramArgs),
+    /// Measure the network-latency checklist (softnet, drops, queues, IRQs).
+    Doctor(doctor::DoctorArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HistogramArgs {
+    /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
+    pub function: String,
+    /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
+    /// Without it, trace until Ctrl-C.
+    #[arg(value_parser = duration::parse)]
+    pub seconds: Option<Duration>,
+    /// How to time the function.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Unit of the histogram rows.
+    #[arg(long, value_enum, default_value_t = UnitChoice::Auto)]
+    pub unit: UnitChoice,
+    /// Print (and reset) a histogram every interval, with a timestamp.
+    #[arg(long, value_parser = duration::parse, value_name = "SECONDS")]
+    pub interval: Option<Duration>,
+    /// One histogram per CPU, then all CPUs together.
+    #[arg(long)]
+    pub per_cpu: bool,
+    /// Only calls that ended on this CPU.
+    #[arg(long, value_name = "N", conflicts_with = "per_cpu")]
+    pub cpu: Option<u32>,
+    /// Print the result as JSON (one document per interval with --interval).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    let result = match &cli.command {
+        Command::Histogram(args) => commands::histogram::run(args),
+        Command::Doctor(args) => doctor::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `netlat ... | head` closing the pipe is a normal way to stop.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// Help and version print as clap formats them; usage errors become one line.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    eprintln!("Error: {first} (see netlat --help)");
+    ExitCode::from(2)
+}

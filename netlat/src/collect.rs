@@ -1,0 +1,78 @@
+//! Reading the kernel's per-CPU stats maps into per-CPU histograms.
+//!
+//! The STATS map has two slots (epochs). Programs write to the slot the EPOCH
+//! map names; `--interval` flips the epoch, lets in-flight programs finish,
+//! then reads and clears the quiet slot, so each interval is exact and no
+//! read races a writer.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, PerCpuArray, PerCpuValues};
+use netlat_common::{EPOCH_MAP, EPOCHS, STATS_MAP, Stats};
+
+use crate::{backend::attach::Tracer, histogram::Histogram};
+
+/// Every program run finishes in microseconds; this is ample.
+const QUIESCE: Duration = Duration::from_millis(5);
+
+pub struct Collector {
+    epoch: u32,
+}
+
+impl Collector {
+    pub fn new() -> Collector {
+        Collector { epoch: 0 }
+    }
+
+    /// Histograms of the current epoch so far, indexed by CPU id. Exact once
+    /// the tracer is detached; while attached a CPU's slot may be mid-update.
+    pub fn read(&self, tracer: &Tracer) -> Result<Vec<Histogram>> {
+        read_slot(tracer, self.epoch)
+    }
+
+    /// Ends the current interval: new calls go to the other slot; returns
+    /// the finished one and clears it for reuse.
+    pub async fn rotate(&mut self, tracer: &mut Tracer) -> Result<Vec<Histogram>> {
+        let finished = self.epoch;
+        self.epoch = (self.epoch + 1) % EPOCHS;
+        let mut epoch: Array<_, u32> = Array::try_from(
+            tracer
+                .ebpf
+                .map_mut(EPOCH_MAP)
+                .context("EPOCH map missing")?,
+        )?;
+        epoch
+            .set(0, self.epoch, 0)
+            .context("cannot switch the stats epoch")?;
+        tokio::time::sleep(QUIESCE).await;
+        let histograms = read_slot(tracer, finished)?;
+        let mut stats: PerCpuArray<_, Stats> = PerCpuArray::try_from(
+            tracer
+                .ebpf
+                .map_mut(STATS_MAP)
+                .context("STATS map missing")?,
+        )?;
+        let zeros = PerCpuValues::try_from(vec![Stats::ZERO; histograms.len()])
+            .context("cannot build zeroed per-CPU stats")?;
+        stats
+            .set(finished, zeros, 0)
+            .context("cannot clear the finished interval")?;
+        Ok(histograms)
+    }
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn read_slot(tracer: &Tracer, epoch: u32) -> Result<Vec<Histogram>> {
+    let stats: PerCpuArray<_, Stats> =
+        PerCpuArray::try_from(tracer.ebpf.map(STATS_MAP).context("STATS map missing")?)?;
+    let per_cpu = stats
+        .get(&epoch, 0)
+        .context("cannot read the per-CPU stats map")?;
+    Ok(per_cpu.iter().map(Histogram::from).collect())
+}

@@ -1,0 +1,227 @@
+//! `netlat histogram FUNCTION [SECONDS]`: attach, wait, collect, render.
+
+use std::{
+    future,
+    io::Write as _,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context as _, Result, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    backend::{attach, choice},
+    cli::HistogramArgs,
+    collect::Collector,
+    histogram::Histogram,
+    host::{self, HostInfo},
+    kallsyms::{Lookup, Symbols},
+    privileges, render,
+    report::{CpuSummary, HistogramReport, SCHEMA_VERSION, Summary},
+    unit::Unit,
+};
+
+pub fn run(args: &HistogramArgs) -> Result<()> {
+    privileges::check().map_err(anyhow::Error::msg)?;
+    check_function(&args.function)?;
+    let online =
+        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    if let Some(cpu) = args.cpu
+        && !online.contains(&cpu)
+    {
+        bail!(
+            "--cpu {cpu}: no such online CPU (online: {})",
+            cpu_list(&online)
+        );
+    }
+    let candidates =
+        choice::candidates(args.backend, &args.function).map_err(anyhow::Error::msg)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(trace(args, &candidates, &online))
+}
+
+fn check_function(function: &str) -> Result<()> {
+    // Without kallsyms the kernel's own refusal at attach time decides.
+    let Ok(symbols) = Symbols::read() else {
+        return Ok(());
+    };
+    match symbols.lookup(function) {
+        Lookup::Function => Ok(()),
+        Lookup::NotAFunction(ty) => {
+            bail!("{function} is a kernel symbol of type '{ty}' in /proc/kallsyms, not a function")
+        }
+        Lookup::Unknown { suggestions } if suggestions.is_empty() => {
+            bail!("unknown kernel function {function} (not in /proc/kallsyms)")
+        }
+        Lookup::Unknown { suggestions } => bail!(
+            "unknown kernel function {function} (not in /proc/kallsyms); did you mean {}?",
+            suggestions.join(", ")
+        ),
+    }
+}
+
+async fn trace(
+    args: &HistogramArgs,
+    candidates: &[crate::backend::Backend],
+    online: &[u32],
+) -> Result<()> {
+    // Handlers first, so a signal right after attaching is not fatal.
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+
+    let (mut tracer, skipped) = attach::attach_first(&args.function, candidates)?;
+    let mut window = Window::start();
+    let started = window.instant;
+    announce(args, &tracer, &skipped);
+
+    let host = HostInfo::read();
+    let mut collector = Collector::new();
+    let deadline = args.seconds.map(|d| started + d);
+    loop {
+        let tick = args.interval.map(|i| window.instant + i);
+        let wake = [tick, deadline].into_iter().flatten().min();
+        let stop = tokio::select! {
+            () = sleep_until(wake) => deadline.is_some_and(|d| Instant::now() >= d),
+            _ = sigint.recv() => true,
+            _ = sigterm.recv() => true,
+        };
+        if stop {
+            break;
+        }
+        let per_cpu = collector.rotate(&mut tracer).await?;
+        emit(args, &host, &tracer, &window, &per_cpu, online)?;
+        window = Window::start();
+    }
+    // Detach before the last read: nothing writes the maps any more, so the
+    // snapshot is consistent (buckets sum to count on every CPU).
+    tracer.detach()?;
+    let per_cpu = collector.read(&tracer)?;
+    emit(args, &host, &tracer, &window, &per_cpu, online)
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => future::pending().await,
+    }
+}
+
+fn announce(
+    args: &HistogramArgs,
+    tracer: &attach::Tracer,
+    skipped: &[(crate::backend::Backend, String)],
+) {
+    let backend = tracer.backend();
+    let how_long = match args.seconds {
+        Some(d) => format!("for {}", humantime::format_duration(d)),
+        None => "until Ctrl-C".to_owned(),
+    };
+    let fallback = if skipped.is_empty() {
+        String::new()
+    } else {
+        let why: Vec<String> = skipped.iter().map(|(b, w)| format!("{b}: {w}")).collect();
+        format!(" (skipped {})", why.join("; "))
+    };
+    eprintln!(
+        "netlat: tracing {} with {}{fallback} {how_long}",
+        args.function,
+        backend.detail(&args.function)
+    );
+}
+
+struct Window {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl Window {
+    fn start() -> Window {
+        Window {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.instant.elapsed()
+    }
+}
+
+fn emit(
+    args: &HistogramArgs,
+    host: &HostInfo,
+    tracer: &attach::Tracer,
+    window: &Window,
+    per_cpu: &[Histogram],
+    online: &[u32],
+) -> Result<()> {
+    let report = build_report(args, host, tracer, window, per_cpu, online);
+    let text = if args.json {
+        render::json::render(&report, args.interval.is_some())
+    } else {
+        let all = match args.cpu {
+            Some(cpu) => per_cpu.get(cpu as usize).cloned().unwrap_or_default(),
+            None => Histogram::merged(per_cpu),
+        };
+        let unit = Unit::choose(args.unit, &all);
+        let mut text = render::text::render(&report, unit);
+        if args.interval.is_some() {
+            text.push('\n');
+        }
+        text
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write the report")
+}
+
+fn build_report(
+    args: &HistogramArgs,
+    host: &HostInfo,
+    tracer: &attach::Tracer,
+    window: &Window,
+    per_cpu: &[Histogram],
+    online: &[u32],
+) -> HistogramReport {
+    let backend = tracer.backend();
+    let summary = match args.cpu {
+        Some(cpu) => Summary::from(&per_cpu.get(cpu as usize).cloned().unwrap_or_default()),
+        None => Summary::from(&Histogram::merged(per_cpu)),
+    };
+    let cpus = args.per_cpu.then(|| {
+        per_cpu
+            .iter()
+            .enumerate()
+            .filter(|(cpu, h)| online.contains(&(*cpu as u32)) || h.count > 0)
+            .map(|(cpu, h)| CpuSummary {
+                cpu: cpu as u32,
+                summary: Summary::from(h),
+            })
+            .collect()
+    });
+    HistogramReport {
+        schema: SCHEMA_VERSION,
+        function: args.function.clone(),
+        backend: backend.name().to_owned(),
+        backend_detail: backend.detail(&args.function),
+        host: host.hostname.clone(),
+        kernel: host.kernel.clone(),
+        cpus: host.cpus,
+        start: host::rfc3339(window.wall),
+        window_ns: window.elapsed().as_nanos() as u64,
+        cpu: args.cpu,
+        summary,
+        per_cpu: cpus,
+    }
+}
+
+fn cpu_list(cpus: &[u32]) -> String {
+    cpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

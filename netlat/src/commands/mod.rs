@@ -1,0 +1,3 @@
+//! One module per subcommand: checks, then the data path, then output.
+
+pub mod histogram;

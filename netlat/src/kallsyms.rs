@@ -1,0 +1,131 @@
+//! Kernel symbol lookup in /proc/kallsyms: does a function exist, and if
+//! not, which names did the user probably mean.
+
+use std::collections::HashMap;
+
+/// What /proc/kallsyms says about a name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A text (code) symbol.
+    Function,
+    /// A symbol that is not code (kallsyms type letter, e.g. 'D' for data).
+    NotAFunction(char),
+    /// No such symbol; the closest function names, best first.
+    Unknown { suggestions: Vec<String> },
+}
+
+pub struct Symbols {
+    /// name -> kallsyms type letter of the first occurrence.
+    types: HashMap<String, char>,
+}
+
+impl Symbols {
+    /// Parses `/proc/kallsyms` text: `ADDRESS TYPE NAME [\[MODULE\]]`.
+    pub fn parse(text: &str) -> Symbols {
+        let mut types = HashMap::new();
+        for line in text.lines() {
+            let mut fields = line.split_ascii_whitespace();
+            let (Some(_addr), Some(ty), Some(name)) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let Some(ty) = ty.chars().next() else {
+                continue;
+            };
+            // A name can appear as both a local and a global; code wins.
+            let entry = types.entry(name.to_owned()).or_insert(ty);
+            if is_text(ty) {
+                *entry = ty;
+            }
+        }
+        Symbols { types }
+    }
+
+    pub fn read() -> std::io::Result<Symbols> {
+        std::fs::read_to_string("/proc/kallsyms").map(|t| Symbols::parse(&t))
+    }
+
+    pub fn lookup(&self, name: &str) -> Lookup {
+        match self.types.get(name) {
+            Some(&ty) if is_text(ty) => Lookup::Function,
+            Some(&ty) => Lookup::NotAFunction(ty),
+            None => Lookup::Unknown {
+                suggestions: self.closest_functions(name, 3),
+            },
+        }
+    }
+
+    fn closest_functions(&self, name: &str, n: usize) -> Vec<String> {
+        let mut scored: Vec<(f64, &str)> = self
+            .types
+            .iter()
+            .filter(|(_, ty)| is_text(**ty))
+            .map(|(candidate, _)| {
+                // The compiler's clones (foo.isra.0, foo.constprop.0) are
+                // what to suggest when the plain name was inlined away.
+                let base = candidate.split('.').next().unwrap_or(candidate);
+                let score = if base == name {
+                    2.0
+                } else {
+                    strsim::jaro_winkler(name, candidate)
+                };
+                (score, candidate.as_str())
+            })
+            .filter(|(score, _)| *score >= 0.85)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        scored
+            .into_iter()
+            .take(n)
+            .map(|(_, s)| s.to_owned())
+            .collect()
+    }
+}
+
+fn is_text(ty: char) -> bool {
+    matches!(ty, 't' | 'T' | 'w' | 'W')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = "\
+ffffffff81a00000 T net_rx_action
+ffffffff81a00100 t tcp_collapse
+ffffffff81a00200 t tcp_prune_queue.isra.0
+ffffffff81a00300 T net_tx_action
+ffffffff82000000 D netdev_budget
+ffffffffc0000000 t nf_hook_slow\t[nf_tables]
+ffffffff81a00400 t tcp_collapse
+";
+
+    #[test]
+    fn finds_functions_and_rejects_data() {
+        let s = Symbols::parse(FIXTURE);
+        assert_eq!(s.lookup("net_rx_action"), Lookup::Function);
+        assert_eq!(s.lookup("tcp_collapse"), Lookup::Function);
+        assert_eq!(s.lookup("nf_hook_slow"), Lookup::Function);
+        assert_eq!(s.lookup("netdev_budget"), Lookup::NotAFunction('D'));
+    }
+
+    #[test]
+    fn suggests_close_names_and_compiler_clones() {
+        let s = Symbols::parse(FIXTURE);
+        let Lookup::Unknown { suggestions } = s.lookup("net_rx_actoin") else {
+            panic!("typo must be unknown");
+        };
+        assert_eq!(
+            suggestions.first().map(String::as_str),
+            Some("net_rx_action")
+        );
+        let Lookup::Unknown { suggestions } = s.lookup("tcp_prune_queue") else {
+            panic!("only the clone exists");
+        };
+        assert_eq!(suggestions, ["tcp_prune_queue.isra.0"]);
+        let Lookup::Unknown { suggestions } = s.lookup("zzzzzz") else {
+            panic!("unknown");
+        };
+        assert!(suggestions.is_empty());
+    }
+}

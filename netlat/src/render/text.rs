@@ -1,0 +1,254 @@
+//! The text report, in the layout `stap histogram-kernel.stp` users read:
+//! a min/avg/max/count line, then a log2 histogram with '@' bars, then
+//! percentiles and how the numbers were taken.
+
+use std::fmt::Write as _;
+
+use crate::{
+    report::{HistogramReport, Summary},
+    unit::Unit,
+};
+
+const BAR_WIDTH: usize = 50;
+
+pub fn render(report: &HistogramReport, unit: Unit) -> String {
+    let mut out = String::new();
+    match &report.per_cpu {
+        Some(cpus) => {
+            for c in cpus {
+                let _ = writeln!(out, "CPU {}:", c.cpu);
+                summary(&mut out, &c.summary, unit, &report.function);
+                out.push('\n');
+            }
+            let _ = writeln!(out, "All CPUs:");
+            summary(&mut out, &report.summary, unit, &report.function);
+        }
+        None => summary(&mut out, &report.summary, unit, &report.function),
+    }
+    footer(&mut out, report);
+    out
+}
+
+fn summary(out: &mut String, s: &Summary, unit: Unit, function: &str) {
+    let u = unit.suffix();
+    let (min, max) = (s.min_ns.unwrap_or(0), s.max_ns.unwrap_or(0));
+    let avg = s.mean_ns.unwrap_or(0.0) as u64;
+    let _ = writeln!(
+        out,
+        "Duration min:{}{u} avg:{}{u} max:{}{u} count:{}",
+        unit.whole(min),
+        unit.whole(avg),
+        unit.whole(max),
+        s.count
+    );
+    if s.count == 0 {
+        let _ = writeln!(out, "No calls of {function} were seen in this window.");
+        return;
+    }
+    let _ = writeln!(out, "Duration ({u}):");
+    histogram_rows(out, s, unit);
+    if let Some(p) = &s.percentiles_ns {
+        let values: Vec<String> = p
+            .labelled()
+            .iter()
+            .map(|(label, ns)| format!("{label}:{}", significant(unit.of(*ns))))
+            .collect();
+        let _ = writeln!(out, "Percentiles ({u}): {}", values.join(" "));
+    }
+}
+
+/// Row `k` of the table: row 0 is [0, 1) units, row k >= 1 is [2^(k-1), 2^k).
+fn row_of(value_in_units: f64) -> usize {
+    if value_in_units < 1.0 {
+        0
+    } else {
+        value_in_units.log2().floor() as usize + 1
+    }
+}
+
+fn row_label(row: usize) -> u64 {
+    if row == 0 { 0 } else { 1u64 << (row - 1) }
+}
+
+/// Folds the kernel's nanosecond buckets into log2 rows of `unit`. A bucket
+/// goes to the row of its midpoint: exact for ns, and for us/ms a bucket that
+/// straddles a row boundary (at most one per row, ~19% wide) lands whole in
+/// one neighbour. `--json` keeps the exact nanosecond buckets.
+fn fold_rows(s: &Summary, unit: Unit) -> Vec<u64> {
+    let mut rows = vec![0u64; 66];
+    for b in &s.buckets {
+        let mid = b.low_ns / 2 + b.high_ns / 2;
+        let row = row_of(unit.of(mid)).min(rows.len() - 1);
+        rows[row] += b.count;
+    }
+    rows
+}
+
+fn histogram_rows(out: &mut String, s: &Summary, unit: Unit) {
+    let rows = fold_rows(s, unit);
+    let first = rows.iter().position(|&c| c > 0).unwrap_or(0);
+    let last = rows.iter().rposition(|&c| c > 0).unwrap_or(0);
+    // Like stap: every row between the extremes, plus one empty row after.
+    let shown = first..=(last + 1).min(rows.len() - 1);
+    let peak = rows.iter().copied().max().unwrap_or(1).max(1);
+    let label_width = row_label(*shown.end()).to_string().len().max(5);
+    let count_width = peak.to_string().len();
+    let _ = writeln!(
+        out,
+        "{:>label_width$} |{} count",
+        "value",
+        "-".repeat(BAR_WIDTH)
+    );
+    for row in shown {
+        let count = rows[row];
+        // Round up so a non-empty row never looks empty.
+        let bar = (count as u128 * BAR_WIDTH as u128).div_ceil(peak as u128) as usize;
+        let _ = writeln!(
+            out,
+            "{:>label_width$} |{:<BAR_WIDTH$} {:>count_width$}",
+            row_label(row),
+            "@".repeat(bar),
+            count
+        );
+    }
+}
+
+fn footer(out: &mut String, r: &HistogramReport) {
+    let cpu = r.cpu.map(|c| format!(", CPU {c} only")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Backend: {}; window {:.2} s from {}{cpu}",
+        r.backend_detail,
+        r.window_ns as f64 / 1e9,
+        r.start
+    );
+    let s = &r.summary;
+    if s.unmatched_exits > 0 || s.dropped_entries > 0 {
+        let _ = writeln!(
+            out,
+            "Not timed: {} exits without a seen entry (calls in flight at attach, or entries the kernel skipped), {} entries dropped (nesting or thread table full)",
+            s.unmatched_exits, s.dropped_entries
+        );
+    }
+}
+
+/// Three significant digits, without a trailing ".00" on large values.
+fn significant(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{histogram::Histogram, report::SCHEMA_VERSION};
+    use netlat_common::buckets;
+
+    fn report(values: &[(u64, u64)]) -> HistogramReport {
+        let mut h = Histogram::default();
+        for &(ns, n) in values {
+            let mut one = Histogram {
+                count: n,
+                sum_ns: ns * n,
+                min_ns: ns,
+                max_ns: ns,
+                ..Histogram::default()
+            };
+            one.buckets[buckets::index(ns)] = n;
+            h.merge(&one);
+        }
+        HistogramReport {
+            schema: SCHEMA_VERSION,
+            function: "net_rx_action".into(),
+            backend: "tp_btf".into(),
+            backend_detail: "tp_btf irq:softirq_entry/exit (vec NET_RX)".into(),
+            host: "h".into(),
+            kernel: "6.18".into(),
+            cpus: 2,
+            start: "2026-11-22T22:00:00Z".into(),
+            window_ns: 30_000_000_000,
+            cpu: None,
+            summary: Summary::from(&h),
+            per_cpu: None,
+        }
+    }
+
+    #[test]
+    fn seed_003_histogram_in_milliseconds() {
+        // The shape of the seed's net_rx_action run: most calls under 1 ms.
+        let r = report(&[
+            (200_000, 3_685_011),
+            (1_500_000, 215),
+            (2_500_000, 30),
+            (5_000_000, 9),
+            (9_000_000, 5),
+            (23_000_000, 1),
+        ]);
+        let text = render(&r, Unit::Ms);
+        let expected = "\
+Duration min:0ms avg:0ms max:23ms count:3685271
+Duration (ms):
+value |-------------------------------------------------- count
+    0 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@ 3685011
+    1 |@                                                      215
+    2 |@                                                       30
+    4 |@                                                        9
+    8 |@                                                        5
+   16 |@                                                        1
+   32 |                                                         0
+";
+        assert!(text.starts_with(expected), "got:\n{text}");
+        assert!(
+            text.contains("Percentiles (ms): p50:0.20 p90:0.20 p99:0.20 p99.9:1.75 max:23.0"),
+            "got:\n{text}"
+        );
+        assert!(
+            text.contains("Backend: tp_btf irq:softirq_entry/exit (vec NET_RX); window 30.00 s")
+        );
+    }
+
+    #[test]
+    fn empty_rows_inside_the_range_are_shown() {
+        let r = report(&[(3, 10), (100, 1)]);
+        let text = render(&r, Unit::Ns);
+        // Rows sit after the two header lines and the column line.
+        let labels: Vec<&str> = text
+            .lines()
+            .skip(3)
+            .take_while(|l| l.contains('|'))
+            .map(|l| l.split('|').next().unwrap_or_default().trim())
+            .collect();
+        assert_eq!(labels, ["2", "4", "8", "16", "32", "64", "128"], "{text}");
+    }
+
+    #[test]
+    fn zero_calls_say_so() {
+        let r = report(&[]);
+        let text = render(&r, Unit::Us);
+        assert!(text.starts_with(
+            "Duration min:0us avg:0us max:0us count:0\nNo calls of net_rx_action were seen"
+        ));
+    }
+
+    #[test]
+    fn row_folding_is_exact_in_nanoseconds() {
+        let r = report(&[
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (7, 1),
+            (8, 1),
+            (1023, 1),
+            (1024, 1),
+        ]);
+        let rows = fold_rows(&r.summary, Unit::Ns);
+        assert_eq!(&rows[..12], &[0, 1, 2, 2, 1, 0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(rows.iter().sum::<u64>(), r.summary.count);
+    }
+}

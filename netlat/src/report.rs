@@ -1,0 +1,118 @@
+//! A run's result as plain data: what the renderers print and `--json`
+//! writes. Serializable both ways so recorded runs can be read back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::{Histogram, PERCENTILES};
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistogramReport {
+    pub schema: u32,
+    pub function: String,
+    /// Short backend name: kprobe, fentry, tp_btf, raw_tp or tracepoint.
+    pub backend: String,
+    /// What the backend attached to, for people.
+    pub backend_detail: String,
+    pub host: String,
+    pub kernel: String,
+    pub cpus: usize,
+    /// RFC 3339 UTC time the window started (probes attached or last interval).
+    pub start: String,
+    pub window_ns: u64,
+    /// Set when the user restricted the report to one CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+    #[serde(flatten)]
+    pub summary: Summary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_cpu: Option<Vec<CpuSummary>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuSummary {
+    pub cpu: u32,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// Statistics of one histogram; min/max/mean are absent when count is 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub count: u64,
+    pub sum_ns: u64,
+    pub min_ns: Option<u64>,
+    pub max_ns: Option<u64>,
+    pub mean_ns: Option<f64>,
+    pub percentiles_ns: Option<Percentiles>,
+    /// Calls already in flight when the probes attached, or whose entry the
+    /// kernel skipped: seen returning, never timed.
+    pub unmatched_exits: u64,
+    /// Entries not timed because the nesting stack or the thread map was full.
+    pub dropped_entries: u64,
+    /// Non-empty buckets, nanoseconds, bounds inclusive; they sum to `count`.
+    pub buckets: Vec<BucketCount>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    #[serde(rename = "p99.9")]
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCount {
+    pub low_ns: u64,
+    pub high_ns: u64,
+    pub count: u64,
+}
+
+impl From<&Histogram> for Summary {
+    fn from(h: &Histogram) -> Self {
+        let q = |i: usize| h.quantile_ns(PERCENTILES[i].1);
+        let percentiles_ns = (h.count > 0).then(|| Percentiles {
+            p50: q(0).unwrap_or_default(),
+            p90: q(1).unwrap_or_default(),
+            p99: q(2).unwrap_or_default(),
+            p99_9: q(3).unwrap_or_default(),
+            max: h.max_ns,
+        });
+        Summary {
+            count: h.count,
+            sum_ns: h.sum_ns,
+            min_ns: (h.count > 0).then_some(h.min_ns),
+            max_ns: (h.count > 0).then_some(h.max_ns),
+            mean_ns: h.mean_ns(),
+            percentiles_ns,
+            unmatched_exits: h.unmatched_exits,
+            dropped_entries: h.dropped_entries,
+            buckets: h
+                .nonempty_buckets()
+                .map(|b| BucketCount {
+                    low_ns: b.low_ns,
+                    high_ns: b.high_ns,
+                    count: b.count,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Percentiles {
+    /// (label, value) in print order.
+    pub fn labelled(&self) -> [(&'static str, u64); 5] {
+        [
+            (PERCENTILES[0].0, self.p50),
+            (PERCENTILES[1].0, self.p90),
+            (PERCENTILES[2].0, self.p99),
+            (PERCENTILES[3].0, self.p99_9),
+            ("max", self.max),
+        ]
+    }
+}
