@@ -236,7 +236,7 @@ fn load_error(backend: Backend, function: &str, e: ProgramError) -> AttachError 
         {
             AttachError::Unavailable(format!(
                 "fentry/fexit are refused by this kernel (BPF_PROG_LOAD: {})",
-                io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM))
+                errno_text(errno.unwrap_or(libc::EPERM))
             ))
         }
         (ProgramError::LoadError { .. }, Backend::Fentry) if errno == Some(libc::EINVAL) => {
@@ -283,18 +283,18 @@ fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachErro
         {
             AttachError::CannotProbe(format!(
                 "{function} exists but cannot be probed with kprobes ({}): it is blacklisted (see /sys/kernel/debug/kprobes/blacklist), notrace, or inlined",
-                io::Error::from_raw_os_error(errno.unwrap_or(libc::EINVAL))
+                errno_text(errno.unwrap_or(libc::EINVAL))
             ))
         }
         Backend::Fentry if matches!(errno, Some(libc::EPERM | libc::EOPNOTSUPP | ENOTSUPP)) => {
             AttachError::Unavailable(format!(
                 "fentry/fexit cannot attach on this kernel ({})",
-                io::Error::from_raw_os_error(errno.unwrap_or(libc::EPERM))
+                errno_text(errno.unwrap_or(libc::EPERM))
             ))
         }
         Backend::Fentry if errno.is_some() => AttachError::CannotProbe(format!(
             "{function} cannot be traced with fentry ({})",
-            io::Error::from_raw_os_error(errno.unwrap_or(libc::EINVAL))
+            errno_text(errno.unwrap_or(libc::EINVAL))
         )),
         Backend::Tracepoint if matches!(e, ProgramError::TracePointError(_)) => {
             AttachError::Unavailable(format!(
@@ -306,6 +306,15 @@ fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachErro
             "cannot attach the {backend} programs: {}",
             one_line(&e)
         )),
+    }
+}
+
+/// "Operation not permitted", without std's " (os error 1)" suffix.
+fn errno_text(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
     }
 }
 
