@@ -32,7 +32,7 @@ pub struct HistogramArgs {
     pub function: String,
     /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
     /// Without it, trace until Ctrl-C.
-    #[arg(value_parser = duration::parse)]
+    #[arg(value_parser = duration::parse, allow_negative_numbers = true)]
     pub seconds: Option<Duration>,
     /// How to time the function.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -97,12 +97,16 @@ fn clap_exit(e: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // clap's message is its first paragraph; the usage and tips follow.
     let rendered = e.render().to_string();
-    let first = rendered
+    let message: Vec<&str> = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
-    eprintln!("Error: {first} (see netlat --help)");
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    let message = message.trim_start_matches("error: ");
+    eprintln!("Error: {message} (see netlat --help)");
     ExitCode::from(2)
 }

