@@ -77,8 +77,54 @@ pub struct StartStack {
     pub start_ns: [u64; MAX_DEPTH],
 }
 
+/// Map of kernel stacks sampled by the flame graph program.
+pub const STACKS_MAP: &str = "STACKS";
+/// stack id -> samples kept.
+pub const STACK_COUNTS_MAP: &str = "STACK_COUNTS";
+/// Per-CPU [`SampleStats`].
+pub const SAMPLE_STATS_MAP: &str = "SAMPLE_STATS";
+/// Samples held per call for `--slower-than` until the call's exit decides.
+pub const MAX_PENDING: usize = 32;
+
+/// Which samples the flame graph keeps (the `SAMPLE_FILTER` global).
+pub mod sample_filter {
+    /// Every sample.
+    pub const ALL: u32 = 0;
+    /// Only while the current thread is inside the traced function.
+    pub const DURING_FUNCTION: u32 = 1;
+    /// Only while this CPU runs the NET_RX softirq.
+    pub const DURING_SOFTIRQ: u32 = 2;
+}
+
+/// What happened to the flame graph's samples, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SampleStats {
+    pub kept: u64,
+    /// Outside the traced function (`--during`).
+    pub outside: u64,
+    /// Held for a call that turned out faster than `--slower-than`.
+    pub fast: u64,
+    /// The kernel could not record the stack (stack map full or error).
+    pub lost_stack: u64,
+    /// A call had more samples pending than `MAX_PENDING`.
+    pub lost_pending: u64,
+    /// The count map was full.
+    pub lost_count: u64,
+}
+
+/// Samples waiting for their call to end (`--slower-than`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    pub len: u32,
+    pub stack_ids: [u32; MAX_PENDING],
+    pub _pad: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    unsafe impl aya::Pod for super::SampleStats {}
     // SAFETY: plain #[repr(C)] integers with no padding.
     unsafe impl aya::Pod for super::Stats {}
     unsafe impl aya::Pod for super::StartKey {}

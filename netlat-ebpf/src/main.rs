@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod sampling;
 mod stats;
 mod timing;
 

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use netlat_common::{MAX_DEPTH, StartKey, StartStack};
 
-use crate::stats;
+use crate::{sampling, stats};
 
 /// One stack per thread in the function at once; a full map drops entries
 /// (counted), it never mis-times.
@@ -27,7 +27,7 @@ static STARTS: HashMap<StartKey, StartStack> = HashMap::with_max_entries(16384, 
 static SOFTIRQ_START: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
-fn key() -> StartKey {
+pub fn key() -> StartKey {
     let tid = bpf_get_current_pid_tgid() as u32;
     let cpu = if tid == 0 {
         // SAFETY: helper without preconditions.
@@ -90,11 +90,26 @@ pub fn function_exit() {
     }
     let start = stack.start_ns[depth - 1];
     stack.depth -= 1;
+    let duration = ts.saturating_sub(start);
     if stack.depth == 0 {
         // Keep the map to threads that are inside the function right now.
         let _ = STARTS.remove(key);
+        sampling::call_ended(key, duration);
     }
-    stats::record(ts.saturating_sub(start));
+    stats::record(duration);
+}
+
+/// Whether the thread (or idle CPU) `key` is inside the traced function.
+#[inline(always)]
+pub fn in_function(key: StartKey) -> bool {
+    // SAFETY: read of a map value.
+    unsafe { STARTS.get(key) }.is_some_and(|s| s.depth > 0)
+}
+
+/// Whether this CPU is running the NET_RX softirq.
+#[inline(always)]
+pub fn in_softirq() -> bool {
+    SOFTIRQ_START.get(0).is_some_and(|start| *start != 0)
 }
 
 #[inline(always)]
@@ -118,6 +133,8 @@ pub fn softirq_exit() {
         stats::unmatched_exit();
         return;
     }
-    stats::record(ts.saturating_sub(*start));
+    let duration = ts.saturating_sub(*start);
     *start = 0;
+    sampling::call_ended(sampling::softirq_key(), duration);
+    stats::record(duration);
 }

@@ -1,0 +1,168 @@
+//! Kernel stack sampling for flame graphs, optionally only inside (slow)
+//! calls of the traced function.
+
+use aya_ebpf::{
+    helpers::bpf_get_smp_processor_id,
+    macros::{map, perf_event},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    programs::{PerfEventContext, tracing::StackIdContext as _},
+};
+use netlat_common::{MAX_PENDING, Pending, SampleStats, StartKey, sample_filter};
+
+use crate::timing;
+
+/// Set by userspace at load time (`EbpfLoader::override_global`).
+#[unsafe(no_mangle)]
+static SAMPLE_FILTER: u32 = sample_filter::ALL;
+#[unsafe(no_mangle)]
+static SLOWER_THAN_NS: u64 = 0;
+
+#[map(name = "STACKS")]
+static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+
+/// Per-CPU so counting needs no atomics; userspace sums the CPUs.
+#[map(name = "STACK_COUNTS")]
+static STACK_COUNTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[map(name = "SAMPLE_STATS")]
+static SAMPLE_STATS: PerCpuArray<SampleStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per calling context (same keys as the start-time stacks).
+#[map(name = "PENDING")]
+static PENDING: HashMap<StartKey, Pending> = HashMap::with_max_entries(4096, 0);
+
+#[inline(always)]
+fn read_global<T: Copy>(g: &T) -> T {
+    // SAFETY: volatile so the compiler cannot fold the load-time value away.
+    unsafe { core::ptr::read_volatile(g) }
+}
+
+#[inline(always)]
+pub fn slower_than_ns() -> u64 {
+    read_global(&SLOWER_THAN_NS)
+}
+
+#[inline(always)]
+fn stats() -> Option<&'static mut SampleStats> {
+    // SAFETY: this CPU's value, valid for the program's run.
+    SAMPLE_STATS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}
+
+/// Key for the NET_RX softirq context of this CPU (no thread owns it).
+#[inline(always)]
+pub fn softirq_key() -> StartKey {
+    StartKey {
+        tid: u32::MAX,
+        // SAFETY: helper without preconditions.
+        cpu: unsafe { bpf_get_smp_processor_id() },
+    }
+}
+
+#[perf_event]
+pub fn netlat_sample(ctx: PerfEventContext) -> u32 {
+    let filter = read_global(&SAMPLE_FILTER);
+    let context = match filter {
+        sample_filter::DURING_FUNCTION => {
+            let key = timing::key();
+            if !timing::in_function(key) {
+                count(|s| s.outside += 1);
+                return 0;
+            }
+            key
+        }
+        sample_filter::DURING_SOFTIRQ => {
+            if !timing::in_softirq() {
+                count(|s| s.outside += 1);
+                return 0;
+            }
+            softirq_key()
+        }
+        _ => softirq_key(),
+    };
+    // Flags 0: the kernel stack, deduplicated by the map.
+    let id = match ctx.get_stackid(&STACKS, 0) {
+        Ok(id) => id as u32,
+        Err(_) => {
+            count(|s| s.lost_stack += 1);
+            return 0;
+        }
+    };
+    if filter != sample_filter::ALL && slower_than_ns() > 0 {
+        hold(context, id);
+    } else {
+        keep(id, 1);
+    }
+    0
+}
+
+#[inline(always)]
+fn count(f: impl FnOnce(&mut SampleStats)) {
+    if let Some(s) = stats() {
+        f(s);
+    }
+}
+
+#[inline(always)]
+fn keep(id: u32, n: u64) {
+    match STACK_COUNTS.get_ptr_mut(id) {
+        // SAFETY: this CPU's value.
+        Some(c) => unsafe { *c += n },
+        None => {
+            if STACK_COUNTS.insert(id, n, 0).is_err() {
+                count(|s| s.lost_count += n);
+                return;
+            }
+        }
+    }
+    count(|s| s.kept += n);
+}
+
+#[inline(always)]
+fn hold(context: StartKey, id: u32) {
+    if let Some(p) = PENDING.get_ptr_mut(context) {
+        // SAFETY: map value of this context; only this CPU runs it now.
+        let p = unsafe { &mut *p };
+        let len = p.len as usize;
+        if len < MAX_PENDING {
+            p.stack_ids[len] = id;
+            p.len += 1;
+        } else {
+            count(|s| s.lost_pending += 1);
+        }
+        return;
+    }
+    let mut p = Pending {
+        len: 1,
+        stack_ids: [0; MAX_PENDING],
+        _pad: 0,
+    };
+    p.stack_ids[0] = id;
+    if PENDING.insert(context, p, 0).is_err() {
+        count(|s| s.lost_pending += 1);
+    }
+}
+
+/// The outermost call in `context` ended after `duration_ns`: keep its held
+/// samples if it was slow, drop them if not.
+#[inline(always)]
+pub fn call_ended(context: StartKey, duration_ns: u64) {
+    let threshold = slower_than_ns();
+    if threshold == 0 {
+        return;
+    }
+    let Some(p) = PENDING.get_ptr(context) else { return };
+    // SAFETY: as in hold().
+    let p = unsafe { &*p };
+    let len = (p.len as usize).min(MAX_PENDING);
+    if duration_ns > threshold {
+        for i in 0..MAX_PENDING {
+            if i >= len {
+                break;
+            }
+            keep(p.stack_ids[i], 1);
+        }
+    } else {
+        count(|s| s.fast += len as u64);
+    }
+    let _ = PENDING.remove(context);
+}
