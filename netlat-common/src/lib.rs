@@ -90,10 +90,10 @@ pub const MAX_PENDING: usize = 32;
 pub mod sample_filter {
     /// Every sample.
     pub const ALL: u32 = 0;
-    /// Only while the current thread is inside the traced function.
-    pub const DURING_FUNCTION: u32 = 1;
-    /// Only while this CPU runs the NET_RX softirq.
-    pub const DURING_SOFTIRQ: u32 = 2;
+    /// Only inside the traced function: the sampled thread (or idle CPU) is
+    /// in it, or, with the softirq backends, this CPU runs NET_RX. Only one
+    /// backend is attached, so the other test is always false.
+    pub const DURING: u32 = 1;
 }
 
 /// What happened to the flame graph's samples, per CPU.

@@ -61,23 +61,18 @@ pub fn softirq_key() -> StartKey {
 #[perf_event]
 pub fn netlat_sample(ctx: PerfEventContext) -> u32 {
     let filter = read_global(&SAMPLE_FILTER);
-    let context = match filter {
-        sample_filter::DURING_FUNCTION => {
-            let key = timing::key();
-            if !timing::in_function(key) {
-                count(|s| s.outside += 1);
-                return 0;
-            }
-            key
-        }
-        sample_filter::DURING_SOFTIRQ => {
-            if !timing::in_softirq() {
-                count(|s| s.outside += 1);
-                return 0;
-            }
+    let context = if filter == sample_filter::DURING {
+        let thread = timing::key();
+        if timing::in_softirq() {
             softirq_key()
+        } else if timing::in_function(thread) {
+            thread
+        } else {
+            count(|s| s.outside += 1);
+            return 0;
         }
-        _ => softirq_key(),
+    } else {
+        softirq_key()
     };
     // Flags 0: the kernel stack, deduplicated by the map.
     let id = match ctx.get_stackid(&STACKS, 0) {
@@ -150,7 +145,9 @@ pub fn call_ended(context: StartKey, duration_ns: u64) {
     if threshold == 0 {
         return;
     }
-    let Some(p) = PENDING.get_ptr(context) else { return };
+    let Some(p) = PENDING.get_ptr(context) else {
+        return;
+    };
     // SAFETY: as in hold().
     let p = unsafe { &*p };
     let len = (p.len as usize).min(MAX_PENDING);

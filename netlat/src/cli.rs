@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Time every call of a kernel function and print a latency histogram.
     Histogram(HistogramArgs),
+    /// Sample kernel stacks into an SVG flame graph, optionally only inside
+    /// (slow) calls of one function.
+    Flamegraph(FlamegraphArgs),
     /// Measure the network-latency checklist (softnet, drops, queues, IRQs).
     Doctor(doctor::DoctorArgs),
 }
@@ -54,6 +57,31 @@ pub struct HistogramArgs {
     pub json: bool,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct FlamegraphArgs {
+    /// How long to sample (30, 2.5, 500ms); without it, until Ctrl-C.
+    #[arg(long, value_parser = duration::parse, allow_negative_numbers = true)]
+    pub duration: Option<Duration>,
+    /// Samples per second on each CPU.
+    #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
+    /// Keep only samples taken while this kernel function runs.
+    #[arg(long, value_name = "FUNCTION")]
+    pub during: Option<String>,
+    /// Keep only samples from calls of --during that last longer than this (e.g. 1ms).
+    #[arg(long, value_parser = duration::parse, requires = "during", value_name = "DURATION")]
+    pub slower_than: Option<Duration>,
+    /// How to time --during (as for histogram).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Where to write the SVG.
+    #[arg(long, short, default_value = "flamegraph.svg")]
+    pub output: std::path::PathBuf,
+    /// Also write the collapsed stacks (FlameGraph/inferno folded format).
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<std::path::PathBuf>,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -62,6 +90,7 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Histogram(args) => commands::histogram::run(args),
+        Command::Flamegraph(args) => commands::flamegraph::run(args),
         Command::Doctor(args) => doctor::run(args),
     };
     match result {

@@ -17,28 +17,45 @@ pub enum Lookup {
 pub struct Symbols {
     /// name -> kallsyms type letter of the first occurrence.
     types: HashMap<String, char>,
+    /// Code symbols by start address, sorted, for symbolizing stacks.
+    addresses: Vec<(u64, String)>,
 }
 
 impl Symbols {
     /// Parses `/proc/kallsyms` text: `ADDRESS TYPE NAME [\[MODULE\]]`.
     pub fn parse(text: &str) -> Symbols {
         let mut types = HashMap::new();
+        let mut addresses = Vec::new();
         for line in text.lines() {
             let mut fields = line.split_ascii_whitespace();
-            let (Some(_addr), Some(ty), Some(name)) = (fields.next(), fields.next(), fields.next())
+            let (Some(addr), Some(ty), Some(name)) = (fields.next(), fields.next(), fields.next())
             else {
                 continue;
             };
             let Some(ty) = ty.chars().next() else {
                 continue;
             };
+            // Unprivileged readers see every address as 0: useless for stacks.
+            match u64::from_str_radix(addr, 16) {
+                Ok(a) if a != 0 && is_text(ty) => addresses.push((a, name.to_owned())),
+                _ => {}
+            }
             // A name can appear as both a local and a global; code wins.
             let entry = types.entry(name.to_owned()).or_insert(ty);
             if is_text(ty) {
                 *entry = ty;
             }
         }
-        Symbols { types }
+        addresses.sort_unstable();
+        Symbols { types, addresses }
+    }
+
+    /// The function containing `address`, or None if it is outside every
+    /// known symbol (then callers print the address in hex).
+    pub fn symbolize(&self, address: u64) -> Option<&str> {
+        let i = self.addresses.partition_point(|(a, _)| *a <= address);
+        let (_, name) = self.addresses.get(i.checked_sub(1)?)?;
+        Some(name)
     }
 
     pub fn read() -> std::io::Result<Symbols> {
@@ -107,6 +124,16 @@ ffffffff81a00400 t tcp_collapse
         assert_eq!(s.lookup("tcp_collapse"), Lookup::Function);
         assert_eq!(s.lookup("nf_hook_slow"), Lookup::Function);
         assert_eq!(s.lookup("netdev_budget"), Lookup::NotAFunction('D'));
+    }
+
+    #[test]
+    fn symbolizes_addresses_to_the_enclosing_function() {
+        let s = Symbols::parse(FIXTURE);
+        assert_eq!(s.symbolize(0xffffffff81a00000), Some("net_rx_action"));
+        assert_eq!(s.symbolize(0xffffffff81a000ff), Some("net_rx_action"));
+        assert_eq!(s.symbolize(0xffffffff81a00150), Some("tcp_collapse"));
+        assert_eq!(s.symbolize(0xffffffffc0000010), Some("nf_hook_slow"));
+        assert_eq!(s.symbolize(0x1000), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod commands;
 pub mod doctor;
 pub mod duration;
+pub mod flamegraph;
 pub mod histogram;
 pub mod host;
 pub mod kallsyms;

@@ -28,6 +28,27 @@ pub enum AttachError {
     Other(String),
 }
 
+/// Load-time settings of the eBPF object (its read-only globals).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Globals {
+    /// `netlat_common::sample_filter::*`.
+    pub sample_filter: u32,
+    /// Hold flame graph samples per call and keep only calls slower than this.
+    pub slower_than_ns: u64,
+}
+
+/// Loads netlat's eBPF object: maps created, no program loaded yet.
+pub fn load_object(globals: &Globals) -> Result<Ebpf, AttachError> {
+    raise_memlock_limit();
+    let vec_offset = softirq_vec_offset().unwrap_or(8);
+    EbpfLoader::new()
+        .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
+        .override_global("SAMPLE_FILTER", &globals.sample_filter, true)
+        .override_global("SLOWER_THAN_NS", &globals.slower_than_ns, true)
+        .load(OBJECT)
+        .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))
+}
+
 /// The loaded object with one backend's programs loaded (and, after
 /// [`Tracer::attach`], attached). Dropping it detaches everything.
 pub struct Tracer {
@@ -40,6 +61,14 @@ impl Tracer {
     /// Loads the backend's two programs through the verifier, without
     /// attaching them.
     pub fn load(function: &str, backend: Backend) -> Result<Tracer, AttachError> {
+        Tracer::load_with(function, backend, &Globals::default())
+    }
+
+    pub fn load_with(
+        function: &str,
+        backend: Backend,
+        globals: &Globals,
+    ) -> Result<Tracer, AttachError> {
         if let Some(reason) = choice::unavailable_reason(backend, function) {
             // fentry's load itself needs BTF; kprobes load fine without the
             // PMU, which lets the verifier be exercised anyway.
@@ -47,12 +76,7 @@ impl Tracer {
                 return Err(AttachError::Unavailable(reason));
             }
         }
-        raise_memlock_limit();
-        let vec_offset = softirq_vec_offset().unwrap_or(8);
-        let mut ebpf = EbpfLoader::new()
-            .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
-            .load(OBJECT)
-            .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))?;
+        let mut ebpf = load_object(globals)?;
         let btf = match backend {
             Backend::Fentry | Backend::TpBtf => Some(Btf::from_sys_fs().map_err(|e| {
                 AttachError::Unavailable(format!("cannot read kernel BTF for {backend}: {e}"))
@@ -134,6 +158,11 @@ impl Tracer {
         Ok(())
     }
 
+    /// The object, for programs that ride along (the flame graph sampler).
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -165,11 +194,13 @@ impl Tracer {
 pub fn attach_first(
     function: &str,
     candidates: &[Backend],
+    globals: &Globals,
 ) -> Result<(Tracer, Vec<(Backend, String)>), AttachError> {
     let mut skipped = Vec::new();
     let mut last = None;
     for &backend in candidates {
-        let attempt = Tracer::load(function, backend).and_then(|mut t| t.attach().map(|()| t));
+        let attempt =
+            Tracer::load_with(function, backend, globals).and_then(|mut t| t.attach().map(|()| t));
         match attempt {
             Ok(t) => return Ok((t, skipped)),
             Err(e) => {

@@ -1,14 +1,13 @@
 //! `netlat histogram FUNCTION [SECONDS]`: attach, wait, collect, render.
 
 use std::{
-    future,
     io::Write as _,
     time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result, bail};
-use tokio::signal::unix::{SignalKind, signal};
 
+use super::stop::{self, Stop, Woke};
 use crate::{
     backend::{attach, choice},
     cli::HistogramArgs,
@@ -36,14 +35,11 @@ pub fn run(args: &HistogramArgs) -> Result<()> {
     }
     let candidates =
         choice::candidates(args.backend, &args.function).map_err(anyhow::Error::msg)?;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(trace(args, &candidates, &online))
+    stop::runtime()?.block_on(trace(args, &candidates, &online))
 }
 
-fn check_function(function: &str) -> Result<()> {
+/// Fails with a one-line reason unless kallsyms knows `function` as code.
+pub(crate) fn check_function(function: &str) -> Result<()> {
     // Without kallsyms the kernel's own refusal at attach time decides.
     let Ok(symbols) = Symbols::read() else {
         return Ok(());
@@ -68,11 +64,10 @@ async fn trace(
     candidates: &[crate::backend::Backend],
     online: &[u32],
 ) -> Result<()> {
-    // Handlers first, so a signal right after attaching is not fatal.
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut stop = Stop::install()?;
 
-    let (mut tracer, skipped) = attach::attach_first(&args.function, candidates)?;
+    let (mut tracer, skipped) =
+        attach::attach_first(&args.function, candidates, &attach::Globals::default())?;
     let mut window = Window::start();
     let started = window.instant;
     announce(args, &tracer, &skipped);
@@ -83,12 +78,11 @@ async fn trace(
     loop {
         let tick = args.interval.map(|i| window.instant + i);
         let wake = [tick, deadline].into_iter().flatten().min();
-        let stop = tokio::select! {
-            () = sleep_until(wake) => deadline.is_some_and(|d| Instant::now() >= d),
-            _ = sigint.recv() => true,
-            _ = sigterm.recv() => true,
+        let ended = match stop.until(wake).await {
+            Woke::Signal => true,
+            Woke::Time => deadline.is_some_and(|d| Instant::now() >= d),
         };
-        if stop {
+        if ended {
             break;
         }
         let per_cpu = collector.rotate(&mut tracer).await?;
@@ -100,13 +94,6 @@ async fn trace(
     tracer.detach()?;
     let per_cpu = collector.read(&tracer)?;
     emit(args, &host, &tracer, &window, &per_cpu, online)
-}
-
-async fn sleep_until(wake: Option<Instant>) {
-    match wake {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => future::pending().await,
-    }
 }
 
 fn announce(

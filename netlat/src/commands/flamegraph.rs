@@ -1,0 +1,189 @@
+//! `netlat flamegraph`: attach the sampler (and the timing programs for
+//! `--during`), wait, then fold and draw what was kept.
+
+use std::{fs::File, io::Write as _, path::Path, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+use aya::Ebpf;
+use netlat_common::sample_filter;
+
+use super::{
+    histogram::check_function,
+    stop::{self, Stop},
+};
+use crate::{
+    backend::{
+        attach::{self, Globals, Tracer},
+        choice,
+    },
+    cli::FlamegraphArgs,
+    collect::Collector,
+    flamegraph::{fold, sampler, svg},
+    histogram::Histogram,
+    host::HostInfo,
+    kallsyms::Symbols,
+    privileges,
+};
+
+/// The object the sampler lives in: alone, or beside the timing programs.
+enum Probes {
+    Plain(Ebpf),
+    During(Tracer),
+}
+
+impl Probes {
+    fn ebpf(&mut self) -> &mut Ebpf {
+        match self {
+            Probes::Plain(e) => e,
+            Probes::During(t) => t.ebpf_mut(),
+        }
+    }
+}
+
+pub fn run(args: &FlamegraphArgs) -> Result<()> {
+    privileges::check().map_err(anyhow::Error::msg)?;
+    if let Some(function) = &args.during {
+        check_function(function)?;
+    }
+    // Fail on an unwritable path now, not after the whole window.
+    let svg_file = create(&args.output)?;
+    let folded_file = args.folded.as_deref().map(create).transpose()?;
+    let cpus =
+        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    stop::runtime()?.block_on(async {
+        let mut stop = Stop::install()?;
+        let mut probes = attach_probes(args)?;
+        sampler::attach(probes.ebpf(), args.frequency, &cpus)?;
+        let started = Instant::now();
+        announce(args, &probes);
+        stop.until(args.duration.map(|d| started + d)).await;
+        let window = started.elapsed();
+
+        // Detach everything before reading: the maps are then final.
+        sampler::detach(probes.ebpf())?;
+        let calls = match &mut probes {
+            Probes::During(t) => {
+                t.detach()?;
+                Some(Histogram::merged(&Collector::new().read(t)?))
+            }
+            Probes::Plain(_) => None,
+        };
+        let (stacks, tally) = sampler::read(probes.ebpf())?;
+
+        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
+        let folded = fold::fold(&stacks, &symbols);
+        let host = HostInfo::read();
+        let title = match (&args.during, args.slower_than) {
+            (Some(f), Some(t)) => format!("Kernel stacks in {f} calls slower than {}", humantime::format_duration(t)),
+            (Some(f), None) => format!("Kernel stacks during {f}"),
+            _ => "Kernel stacks, all CPUs".to_owned(),
+        };
+        let subtitle = format!(
+            "{:.1} s at {} Hz on {} (Linux {}), {} samples",
+            window.as_secs_f64(),
+            args.frequency,
+            host.hostname,
+            host.kernel,
+            tally.kept
+        );
+        if folded.is_empty() {
+            bail!(
+                "no samples were kept in {:.1} s ({} outside{}, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
+                window.as_secs_f64(),
+                tally.outside,
+                args.during.as_deref().map(|f| format!(" {f}")).unwrap_or_default(),
+                tally.lost_stack
+            );
+        }
+        let image = svg::render(&folded, &title, &subtitle).context("cannot render the flame graph")?;
+        write(svg_file, &args.output, &image)?;
+        if let (Some(file), Some(path)) = (folded_file, &args.folded) {
+            write(file, path, fold::to_text(&folded).as_bytes())?;
+        }
+        report(args, &tally, calls.as_ref());
+        Ok(())
+    })
+}
+
+fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
+    let Some(function) = &args.during else {
+        return Ok(Probes::Plain(attach::load_object(&Globals::default())?));
+    };
+    let globals = Globals {
+        sample_filter: sample_filter::DURING,
+        slower_than_ns: args.slower_than.map_or(0, |d| d.as_nanos() as u64),
+    };
+    let candidates = choice::candidates(args.backend, function).map_err(anyhow::Error::msg)?;
+    let (tracer, _skipped) = attach::attach_first(function, &candidates, &globals)?;
+    Ok(Probes::During(tracer))
+}
+
+fn announce(args: &FlamegraphArgs, probes: &Probes) {
+    let what = match (probes, &args.during) {
+        (Probes::During(t), Some(f)) => format!(
+            "kernel stacks during {f} (timed with {})",
+            t.backend().detail(f)
+        ),
+        _ => "kernel stacks on all CPUs".to_owned(),
+    };
+    let how_long = match args.duration {
+        Some(d) => format!("for {}", humantime::format_duration(d)),
+        None => "until Ctrl-C".to_owned(),
+    };
+    eprintln!(
+        "netlat: sampling {what} at {} Hz {how_long}",
+        args.frequency
+    );
+}
+
+fn report(args: &FlamegraphArgs, t: &sampler::Tally, calls: Option<&Histogram>) {
+    let mut dropped = Vec::new();
+    if let Some(f) = &args.during {
+        dropped.push(format!("{} outside {f}", t.outside));
+    }
+    if let Some(limit) = args.slower_than {
+        dropped.push(format!(
+            "{} in calls faster than {}",
+            t.fast,
+            humantime::format_duration(limit)
+        ));
+    }
+    let lost = t.lost_stack + t.lost_pending + t.lost_count;
+    let mut line = format!(
+        "netlat: wrote {}: {} samples kept",
+        args.output.display(),
+        t.kept
+    );
+    if !dropped.is_empty() {
+        line.push_str(&format!(", dropped {}", dropped.join(", ")));
+    }
+    if lost > 0 {
+        line.push_str(&format!(
+            ", lost {lost} (no kernel stack or stack map full {}, pending per call {}, count map {})",
+            t.lost_stack, t.lost_pending, t.lost_count
+        ));
+    }
+    if let (Some(h), Some(f)) = (calls, &args.during) {
+        line.push_str(&format!(
+            "; {f}: {} calls, max {} us",
+            h.count,
+            h.max_ns / 1000
+        ));
+    }
+    if let Some(path) = &args.folded {
+        line.push_str(&format!("; folded stacks in {}", path.display()));
+    }
+    eprintln!("{line}");
+}
+
+fn create(path: &Path) -> Result<File> {
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory", path.display());
+    }
+    File::create(path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write(mut file: File, path: &Path, bytes: &[u8]) -> Result<()> {
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,53 @@
+//! Waiting for the end of a window: a deadline, Ctrl-C or SIGTERM.
+
+use std::{future, time::Instant};
+
+use anyhow::{Context as _, Result};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+pub struct Stop {
+    sigint: Signal,
+    sigterm: Signal,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// The wake-up time passed.
+    Time,
+    /// SIGINT or SIGTERM: print what was collected and exit 0.
+    Signal,
+}
+
+impl Stop {
+    /// Install before attaching, so a signal right after attaching is handled
+    /// rather than fatal.
+    pub fn install() -> Result<Stop> {
+        Ok(Stop {
+            sigint: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            sigterm: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// Sleeps until `wake` (forever if None) or a signal.
+    pub async fn until(&mut self, wake: Option<Instant>) -> Woke {
+        let sleep = async {
+            match wake {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => Woke::Time,
+            _ = self.sigint.recv() => Woke::Signal,
+            _ = self.sigterm.recv() => Woke::Signal,
+        }
+    }
+}
+
+/// A current-thread runtime: netlat does no parallel async work.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
