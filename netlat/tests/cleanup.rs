@@ -26,7 +26,10 @@ fn assert_all_gone(how: &str) {
             println!("{how}: no netlat program left");
             return;
         }
-        assert!(Instant::now() < deadline, "{how}: programs left attached: {left:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{how}: programs left attached: {left:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -41,12 +44,21 @@ fn nothing_stays_loaded_after_sigkill_sigint_or_a_fixed_window() {
         let netlat = Netlat::start(&["histogram", "net_rx_action"]);
         let loaded = netlat_programs();
         println!("while attached: {loaded:?}");
-        assert_eq!(loaded.len(), 2, "entry and exit programs while attached: {loaded:?}");
+        assert_eq!(
+            loaded.len(),
+            2,
+            "entry and exit programs while attached: {loaded:?}"
+        );
         let out = match signal {
             libc::SIGKILL => netlat.kill(),
             _ => netlat.interrupt(),
         };
-        assert_eq!(out.success, signal != libc::SIGKILL, "{how}: {}", out.stderr);
+        assert_eq!(
+            out.success,
+            signal != libc::SIGKILL,
+            "{how}: {}",
+            out.stderr
+        );
         assert_all_gone(how);
     }
     let out = common::run(&["histogram", "net_rx_action", "0.3"]);

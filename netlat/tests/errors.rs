@@ -8,9 +8,18 @@ use common::{Output, is_root, run, skip};
 fn assert_one_line_error(out: &Output, expected: &str) {
     println!("exit {:?}: {}", out.code, out.stderr.trim_end());
     assert!(!out.success, "must fail: {}", out.stdout);
-    assert_eq!(out.stderr.lines().count(), 1, "one line only:\n{}", out.stderr);
+    assert_eq!(
+        out.stderr.lines().count(),
+        1,
+        "one line only:\n{}",
+        out.stderr
+    );
     assert!(out.stderr.starts_with("Error: "), "{}", out.stderr);
-    assert!(out.stderr.contains(expected), "expected '{expected}' in: {}", out.stderr);
+    assert!(
+        out.stderr.contains(expected),
+        "expected '{expected}' in: {}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "no report on error: {}", out.stdout);
 }
@@ -69,9 +78,16 @@ fn unknown_function_suggests_the_closest_names() {
     }
     let out = run(&["histogram", "net_rx_actoin", "1"]);
     assert_one_line_error(&out, "unknown kernel function net_rx_actoin");
-    assert!(out.stderr.contains("did you mean net_rx_action"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean net_rx_action"),
+        "{}",
+        out.stderr
+    );
     let out = run(&["histogram", "no_such_function_anywhere_xyzzy", "1"]);
-    assert_one_line_error(&out, "unknown kernel function no_such_function_anywhere_xyzzy (not in /proc/kallsyms)");
+    assert_one_line_error(
+        &out,
+        "unknown kernel function no_such_function_anywhere_xyzzy (not in /proc/kallsyms)",
+    );
 }
 
 #[test]
@@ -118,7 +134,11 @@ fn missing_kprobes_and_fentry_are_explained() {
     // No tracepoint equivalent: auto must say why each backend failed.
     let out = run(&["histogram", "tcp_collapse", "1"]);
     assert_one_line_error(&out, "cannot trace tcp_collapse on this kernel:");
-    assert!(out.stderr.contains("kprobe: kprobes are not available"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("kprobe: kprobes are not available"),
+        "{}",
+        out.stderr
+    );
     let out = run(&["histogram", "--backend", "fentry", "net_rx_action", "1"]);
     if out.success {
         return skip("fentry works on this kernel");

@@ -5,7 +5,10 @@
 mod common;
 
 use common::{is_root, skip};
-use netlat::backend::{Backend, attach::{AttachError, Tracer}};
+use netlat::backend::{
+    Backend,
+    attach::{AttachError, Tracer},
+};
 
 #[test]
 fn kprobe_programs_pass_the_verifier() {
@@ -29,7 +32,10 @@ fn fentry_programs_load_or_fail_with_the_one_line_reason() {
         Ok(_) => println!("fentry pair: verifier accepted"),
         Err(AttachError::Unavailable(why)) => {
             println!("fentry refused: {why}");
-            assert!(why.starts_with("fentry/fexit are refused by this kernel (BPF_PROG_LOAD: "), "{why}");
+            assert!(
+                why.starts_with("fentry/fexit are refused by this kernel (BPF_PROG_LOAD: "),
+                "{why}"
+            );
             assert!(!why.contains('\n'));
         }
         Err(e) => panic!("fentry failed for another reason: {e}"),
@@ -42,7 +48,8 @@ fn every_tracepoint_flavour_loads_and_attaches() {
         return skip("needs root to load eBPF programs");
     }
     for backend in [Backend::TpBtf, Backend::RawTp] {
-        let mut t = Tracer::load("net_rx_action", backend).unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let mut t =
+            Tracer::load("net_rx_action", backend).unwrap_or_else(|e| panic!("{backend}: {e}"));
         t.attach().unwrap_or_else(|e| panic!("{backend}: {e}"));
         t.detach().unwrap_or_else(|e| panic!("{backend}: {e}"));
     }

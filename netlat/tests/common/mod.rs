@@ -58,7 +58,9 @@ impl Netlat {
             .expect("spawn netlat");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let mut first_line = String::new();
-        stderr.read_line(&mut first_line).expect("read netlat's stderr");
+        stderr
+            .read_line(&mut first_line)
+            .expect("read netlat's stderr");
         assert!(
             first_line.starts_with("netlat: tracing "),
             "netlat did not attach: {first_line}"
@@ -82,7 +84,10 @@ impl Netlat {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 break status;
             }
-            assert!(Instant::now() < deadline, "netlat did not exit after signal {sig}");
+            assert!(
+                Instant::now() < deadline,
+                "netlat did not exit after signal {sig}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut stdout = String::new();

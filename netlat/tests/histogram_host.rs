@@ -1,0 +1,242 @@
+//! `netlat histogram` against this host's real kernel: real programs, real
+//! loopback traffic, compared with the kernel's own count of NET_RX
+//! softirqs in /proc/softirqs (one per net_rx_action call).
+//!
+//! These need root; without it each test says why and returns. Run them one
+//! at a time (`--test-threads=1`): they compare machine-wide counters.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Netlat, is_root, skip};
+use netlat_testkit::{loopback, softirqs};
+use serde_json::Value;
+
+/// Checks `count` against the NET_RX delta: at least the calls made while
+/// netlat was certainly attached, at most those over its whole lifetime.
+fn assert_bracketed(what: &str, count: u64, inside: u64, outside: u64) {
+    println!(
+        "{what}: netlat {count}, /proc/softirqs delta {inside} inside the window, {outside} over netlat's lifetime"
+    );
+    assert!(
+        inside <= count && count <= outside,
+        "{what}: netlat counted {count}, /proc/softirqs says between {inside} and {outside}"
+    );
+}
+
+fn bucket_total(summary: &Value) -> u64 {
+    summary["buckets"]
+        .as_array()
+        .expect("buckets array")
+        .iter()
+        .map(|b| b["count"].as_u64().expect("bucket count"))
+        .sum()
+}
+
+#[test]
+fn net_rx_action_count_matches_proc_softirqs_per_cpu() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let before_start = softirqs::net_rx_per_cpu();
+    let netlat = Netlat::start(&["histogram", "net_rx_action", "--json", "--per-cpu"]);
+    let inside_start = softirqs::net_rx_per_cpu();
+    let round_trips = loopback::run_for(Duration::from_secs(2));
+    let inside_end = softirqs::net_rx_per_cpu();
+    let out = netlat.interrupt();
+    let after_end = softirqs::net_rx_per_cpu();
+    println!("loopback round trips: {round_trips}");
+
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON report");
+    assert_eq!(report["function"], "net_rx_action");
+    assert_eq!(
+        report["backend"], "tp_btf",
+        "auto must pick tp_btf on this host"
+    );
+    let count = report["count"].as_u64().expect("count");
+    let delta =
+        |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(x, y)| y - x).collect() };
+    let inside = delta(&inside_start, &inside_end);
+    let outside = delta(&before_start, &after_end);
+    assert_bracketed("all CPUs", count, inside.iter().sum(), outside.iter().sum());
+    assert!(
+        count >= 1000,
+        "loopback traffic should make >= 1000 NET_RX calls, got {count}"
+    );
+    assert_eq!(bucket_total(&report), count, "buckets must sum to count");
+    let (min, max) = (
+        report["min_ns"].as_u64().unwrap(),
+        report["max_ns"].as_u64().unwrap(),
+    );
+    let window = report["window_ns"].as_u64().unwrap();
+    assert!(
+        0 < min && min <= max && max < window,
+        "min {min} max {max} window {window}"
+    );
+
+    let cpus = report["per_cpu"].as_array().expect("per_cpu");
+    assert!(!cpus.is_empty());
+    for c in cpus {
+        let cpu = c["cpu"].as_u64().unwrap() as usize;
+        let n = c["count"].as_u64().unwrap();
+        assert_bracketed(&format!("CPU {cpu}"), n, inside[cpu], outside[cpu]);
+        assert_eq!(
+            bucket_total(c),
+            n,
+            "CPU {cpu} buckets must sum to its count"
+        );
+    }
+    let per_cpu_total: u64 = cpus.iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    assert_eq!(per_cpu_total, count);
+}
+
+#[test]
+fn fixed_window_text_report_has_the_stap_layout() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(3)));
+    let out = Netlat::run(&["histogram", "net_rx_action", "1.5", "--unit", "us"]);
+    traffic.join().expect("traffic thread");
+    assert!(out.success, "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    println!("{}", out.stdout);
+    let first = lines[0];
+    assert!(
+        first.starts_with("Duration min:")
+            && first.contains("us avg:")
+            && first.contains("us max:")
+            && first.contains("us count:"),
+        "first line: {first}"
+    );
+    let count: u64 = first.rsplit("count:").next().unwrap().parse().unwrap();
+    assert!(count > 0);
+    assert_eq!(lines[1], "Duration (us):");
+    assert!(lines[2].starts_with("value |----"));
+    let rows: Vec<(u64, u64)> = lines[3..]
+        .iter()
+        .take_while(|l| l.contains(" |"))
+        .map(|l| {
+            let (label, rest) = l.split_once(" |").unwrap();
+            let n = rest.split_whitespace().last().unwrap().parse().unwrap();
+            (label.trim().parse().unwrap(), n)
+        })
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r.1).sum::<u64>(),
+        count,
+        "rows must sum to count"
+    );
+    for pair in rows.windows(2) {
+        let expected = if pair[0].0 == 0 { 1 } else { pair[0].0 * 2 };
+        assert_eq!(
+            pair[1].0, expected,
+            "rows must be consecutive powers of two: {rows:?}"
+        );
+    }
+    assert!(out.stdout.contains("Percentiles (us): p50:"));
+    assert!(
+        out.stdout
+            .contains("Backend: tp_btf irq:softirq_entry/exit")
+    );
+    assert!(
+        out.stderr
+            .starts_with("netlat: tracing net_rx_action with tp_btf"),
+        "{}",
+        out.stderr
+    );
+    let window: f64 = out
+        .stdout
+        .split("window ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1.4..3.0).contains(&window), "window {window}");
+}
+
+#[test]
+fn interval_reports_partition_the_calls() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let before_start = softirqs::net_rx_total();
+    let netlat = Netlat::start(&["histogram", "net_rx_action", "--interval", "1", "--json"]);
+    let inside_start = softirqs::net_rx_total();
+    loopback::run_for(Duration::from_millis(3300));
+    let inside_end = softirqs::net_rx_total();
+    let out = netlat.interrupt();
+    let after_end = softirqs::net_rx_total();
+    assert!(out.success, "stderr: {}", out.stderr);
+    let reports: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    let counts: Vec<u64> = reports
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .collect();
+    println!("interval counts: {counts:?}");
+    // Three full intervals, then what was left when SIGINT came.
+    assert!(reports.len() >= 4, "{}", out.stdout);
+    for r in &reports[..3] {
+        let w = r["window_ns"].as_u64().unwrap() as f64 / 1e9;
+        assert!((0.95..1.5).contains(&w), "interval window {w}");
+        assert!(
+            r["count"].as_u64().unwrap() > 0,
+            "traffic ran in every interval"
+        );
+    }
+    for r in &reports {
+        assert_eq!(
+            bucket_total(r),
+            r["count"].as_u64().unwrap(),
+            "buckets sum to count in {r}"
+        );
+    }
+    // Rotating intervals must neither lose nor double-count calls.
+    assert_bracketed(
+        "sum of intervals",
+        counts.iter().sum(),
+        inside_end - inside_start,
+        after_end - before_start,
+    );
+}
+
+#[test]
+fn one_cpu_only() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let before = softirqs::net_rx_per_cpu();
+    let netlat = Netlat::start(&["histogram", "net_rx_action", "--json", "--cpu", "0"]);
+    loopback::run_for(Duration::from_secs(1));
+    let out = netlat.interrupt();
+    let after = softirqs::net_rx_per_cpu();
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(report["cpu"], 0);
+    let count = report["count"].as_u64().unwrap();
+    assert!(
+        count <= after[0] - before[0],
+        "cpu 0: {count} > {}",
+        after[0] - before[0]
+    );
+    assert_eq!(bucket_total(&report), count);
+}
+
+#[test]
+fn sigterm_prints_what_was_collected_and_exits_0() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let netlat = Netlat::start(&["histogram", "net_rx_action"]);
+    loopback::run_for(Duration::from_millis(500));
+    let out = netlat.terminate();
+    assert!(out.success, "exit after SIGTERM: {}", out.stderr);
+    assert!(out.stdout.starts_with("Duration min:"), "{}", out.stdout);
+}
