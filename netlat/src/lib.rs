@@ -16,6 +16,7 @@ pub mod flamegraph;
 pub mod histogram;
 pub mod host;
 pub mod kallsyms;
+pub mod oneline;
 pub mod privileges;
 pub mod procfs;
 pub mod render;

@@ -13,6 +13,7 @@ use aya::{
 };
 
 use super::{Backend, choice};
+use crate::oneline::{errno_text, one_line};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netlat-ebpf"));
 
@@ -338,27 +339,6 @@ fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachErro
             one_line(&e)
         )),
     }
-}
-
-/// "Operation not permitted", without std's " (os error 1)" suffix.
-fn errno_text(errno: i32) -> String {
-    let text = io::Error::from_raw_os_error(errno).to_string();
-    match text.find(" (os error") {
-        Some(end) => text[..end].to_owned(),
-        None => text,
-    }
-}
-
-/// An error and its sources on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s.replace('\n', " ")
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones to the

@@ -1,7 +1,7 @@
 //! `netlat flamegraph`: attach the sampler (and the timing programs for
 //! `--during`), wait, then fold and draw what was kept.
 
-use std::{fs::File, io::Write as _, path::Path, time::Instant};
+use std::{path::Path, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
@@ -46,8 +46,10 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         check_function(function)?;
     }
     // Fail on an unwritable path now, not after the whole window.
-    let svg_file = create(&args.output)?;
-    let folded_file = args.folded.as_deref().map(create).transpose()?;
+    check_writable(&args.output)?;
+    if let Some(path) = &args.folded {
+        check_writable(path)?;
+    }
     let cpus =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
     stop::runtime()?.block_on(async {
@@ -71,7 +73,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let (stacks, tally) = sampler::read(probes.ebpf())?;
 
         let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
-        let folded = fold::fold(&stacks, &symbols);
+        let folded = fold::fold(&stacks, &symbols, args.during.as_deref());
         let host = HostInfo::read();
         let title = match (&args.during, args.slower_than) {
             (Some(f), Some(t)) => format!("Kernel stacks in {f} calls slower than {}", humantime::format_duration(t)),
@@ -86,7 +88,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             host.kernel,
             tally.kept
         );
-        if folded.is_empty() {
+        if folded.stacks.is_empty() {
             bail!(
                 "no samples were kept in {:.1} s ({} outside{}, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
                 window.as_secs_f64(),
@@ -95,12 +97,12 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
                 tally.lost_stack
             );
         }
-        let image = svg::render(&folded, &title, &subtitle).context("cannot render the flame graph")?;
-        write(svg_file, &args.output, &image)?;
-        if let (Some(file), Some(path)) = (folded_file, &args.folded) {
-            write(file, path, fold::to_text(&folded).as_bytes())?;
+        let image = svg::render(&folded.stacks, &title, &subtitle).context("cannot render the flame graph")?;
+        write(&args.output, &image)?;
+        if let Some(path) = &args.folded {
+            write(path, fold::to_text(&folded.stacks).as_bytes())?;
         }
-        report(args, &tally, calls.as_ref());
+        report(args, &tally, folded.incomplete, calls.as_ref());
         Ok(())
     })
 }
@@ -136,7 +138,7 @@ fn announce(args: &FlamegraphArgs, probes: &Probes) {
     );
 }
 
-fn report(args: &FlamegraphArgs, t: &sampler::Tally, calls: Option<&Histogram>) {
+fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Option<&Histogram>) {
     let mut dropped = Vec::new();
     if let Some(f) = &args.during {
         dropped.push(format!("{} outside {f}", t.outside));
@@ -163,6 +165,12 @@ fn report(args: &FlamegraphArgs, t: &sampler::Tally, calls: Option<&Histogram>) 
             t.lost_stack, t.lost_pending, t.lost_count
         ));
     }
+    if incomplete > 0 {
+        line.push_str(&format!(
+            " ({incomplete} under {} where unwinding stopped early)",
+            fold::INCOMPLETE
+        ));
+    }
     if let (Some(h), Some(f)) = (calls, &args.during) {
         line.push_str(&format!(
             "; {f}: {} calls, max {} us",
@@ -176,14 +184,33 @@ fn report(args: &FlamegraphArgs, t: &sampler::Tally, calls: Option<&Histogram>) 
     eprintln!("{line}");
 }
 
-fn create(path: &Path) -> Result<File> {
+/// Checks that `path` can be written without creating it, so a run that
+/// fails later leaves no empty file behind.
+fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         bail!("cannot write {}: it is a directory", path.display());
     }
-    File::create(path).with_context(|| format!("cannot write {}", path.display()))
+    let target = if path.exists() {
+        path
+    } else {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    };
+    let c_path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("cannot write {}: bad path", path.display()))?;
+    // SAFETY: access() reads a NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } != 0 {
+        bail!(
+            "cannot write {}: {}",
+            path.display(),
+            crate::oneline::io_text(&std::io::Error::last_os_error())
+        );
+    }
+    Ok(())
 }
 
-fn write(mut file: File, path: &Path, bytes: &[u8]) -> Result<()> {
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }

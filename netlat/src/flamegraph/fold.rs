@@ -12,11 +12,28 @@ pub struct Stack {
     pub count: u64,
 }
 
+/// Frame under which `--during` puts stacks the kernel could not unwind
+/// down to the traced function.
+pub const INCOMPLETE: &str = "[incomplete stack]";
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// "root;...;leaf" -> samples, sorted so output is stable.
+    pub stacks: BTreeMap<String, u64>,
+    /// Samples re-rooted under `anchor;[incomplete stack]`.
+    pub incomplete: u64,
+}
+
 /// Symbolizes and merges stacks; identical symbol paths from different
-/// addresses (two offsets inside one function) add up. Sorted, so output is
-/// stable.
-pub fn fold(stacks: &[Stack], symbols: &Symbols) -> BTreeMap<String, u64> {
-    let mut folded = BTreeMap::new();
+/// addresses (two offsets inside one function) add up.
+///
+/// With `anchor` (the `--during` function) every sample was taken inside
+/// that function, but the unwinder sometimes stops early (e.g. in a
+/// retpoline thunk or at an interrupt boundary). Those stacks are placed
+/// under `anchor;[incomplete stack]` so the graph stays rooted at the
+/// function and the gap is visible instead of silently dropped.
+pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<&str>) -> Folded {
+    let mut folded = Folded::default();
     for stack in stacks {
         let path: Vec<String> = stack
             .frames
@@ -30,7 +47,14 @@ pub fn fold(stacks: &[Stack], symbols: &Symbols) -> BTreeMap<String, u64> {
         if path.is_empty() {
             continue;
         }
-        *folded.entry(path.join(";")).or_insert(0) += stack.count;
+        let mut line = path.join(";");
+        if let Some(anchor) = anchor
+            && !path.iter().any(|f| f == anchor)
+        {
+            line = format!("{anchor};{INCOMPLETE};{line}");
+            folded.incomplete += stack.count;
+        }
+        *folded.stacks.entry(line).or_insert(0) += stack.count;
     }
     folded
 }
@@ -71,10 +95,18 @@ ffffffff81000400 T tcp_v4_rcv
                 count: 1,
             },
         ];
-        let folded = fold(&stacks, &symbols);
+        let folded = fold(&stacks, &symbols, None);
         assert_eq!(
-            to_text(&folded),
+            to_text(&folded.stacks),
             "0x10;tcp_v4_rcv 1\n__do_softirq;net_rx_action;tcp_collapse 5\n"
         );
+        assert_eq!(folded.incomplete, 0);
+
+        let during = fold(&stacks, &symbols, Some("net_rx_action"));
+        assert_eq!(
+            to_text(&during.stacks),
+            "__do_softirq;net_rx_action;tcp_collapse 5\nnet_rx_action;[incomplete stack];0x10;tcp_v4_rcv 1\n"
+        );
+        assert_eq!(during.incomplete, 1);
     }
 }

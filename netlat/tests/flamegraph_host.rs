@@ -1,0 +1,171 @@
+//! `netlat flamegraph` on this host's real kernel: real samples, real
+//! traffic, the SVG parsed back as XML.
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{is_root, run, skip};
+use netlat_testkit::loopback;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netlat-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}
+
+fn kept(stderr: &str) -> u64 {
+    stderr
+        .split("samples kept")
+        .next()
+        .and_then(|s| s.rsplit(' ').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no kept count in: {stderr}"))
+}
+
+fn assert_svg(path: &PathBuf) -> String {
+    let svg = std::fs::read_to_string(path).expect("SVG written");
+    // inferno's SVG carries the standard SVG 1.1 DOCTYPE.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&svg, options)
+        .unwrap_or_else(|e| panic!("SVG is not XML: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    svg
+}
+
+#[test]
+fn during_net_rx_action_every_stack_contains_it() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let (svg, folded) = (scratch("rx.svg"), scratch("rx.folded"));
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(4)));
+    let out = run(&[
+        "flamegraph",
+        "--during",
+        "net_rx_action",
+        "--duration",
+        "3",
+        "--frequency",
+        "2000",
+        "-o",
+        svg.to_str().unwrap(),
+        "--folded",
+        folded.to_str().unwrap(),
+    ]);
+    traffic.join().expect("traffic");
+    println!("{}", out.stderr);
+    assert!(out.success, "{}", out.stderr);
+    assert!(kept(&out.stderr) > 0, "{}", out.stderr);
+    let svg_text = assert_svg(&svg);
+    assert!(svg_text.contains("Kernel stacks during net_rx_action"));
+    let folded = std::fs::read_to_string(&folded).expect("folded written");
+    assert!(!folded.is_empty());
+    let mut total = 0;
+    for line in folded.lines() {
+        let (stack, n) = line.rsplit_once(' ').expect("stack count");
+        assert!(
+            stack.split(';').any(|f| f == "net_rx_action"),
+            "stack without net_rx_action: {line}"
+        );
+        total += n.parse::<u64>().expect("count");
+    }
+    assert_eq!(
+        total,
+        kept(&out.stderr),
+        "folded counts add up to the kept samples"
+    );
+}
+
+#[test]
+fn all_cpus_shows_the_tests_own_busy_loop() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let (svg, folded) = (scratch("all.svg"), scratch("all.folded"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let stop = Arc::clone(&stop);
+        // statx() walks a path in the kernel: samples land in vfs_statx.
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::metadata("/proc/self/status");
+            }
+        })
+    };
+    let out = run(&[
+        "flamegraph",
+        "--duration",
+        "2",
+        "--frequency",
+        "499",
+        "-o",
+        svg.to_str().unwrap(),
+        "--folded",
+        folded.to_str().unwrap(),
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    busy.join().expect("busy loop");
+    println!("{}", out.stderr);
+    assert!(out.success, "{}", out.stderr);
+    assert_svg(&svg);
+    let folded = std::fs::read_to_string(&folded).expect("folded written");
+    let statx: u64 = folded
+        .lines()
+        .filter(|l| l.contains("statx"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    println!("samples in statx: {statx}");
+    assert!(
+        statx > 10,
+        "the busy loop's statx stacks should appear:\n{folded}"
+    );
+}
+
+#[test]
+fn flamegraph_errors_are_one_line() {
+    for (args, expected) in [
+        (
+            vec!["flamegraph", "--slower-than", "1ms"],
+            "--during <FUNCTION>",
+        ),
+        (
+            vec!["flamegraph", "--frequency", "0"],
+            "0 is not in 1..=10000",
+        ),
+        (
+            vec!["flamegraph", "--frequency", "20000"],
+            "20000 is not in 1..=10000",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.success);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+    }
+    if !is_root() {
+        return skip("the rest needs root");
+    }
+    let out = run(&[
+        "flamegraph",
+        "--duration",
+        "1",
+        "-o",
+        "/nonexistent/dir/x.svg",
+    ]);
+    assert!(!out.success);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "Error: cannot write /nonexistent/dir/x.svg: No such file or directory"
+    );
+}
