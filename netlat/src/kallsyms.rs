@@ -1,7 +1,7 @@
 //! Kernel symbol lookup in /proc/kallsyms: does a function exist, and if
 //! not, which names did the user probably mean.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, io::BufRead};
 
 /// What /proc/kallsyms says about a name.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,6 +12,35 @@ pub enum Lookup {
     NotAFunction(char),
     /// No such symbol; the closest function names, best first.
     Unknown { suggestions: Vec<String> },
+}
+
+/// Looks `name` up in /proc/kallsyms, streaming: one pass, one line in
+/// memory at a time; the full table (for suggestions) is built only on a miss.
+pub fn lookup(mut reader: impl BufRead, name: &str) -> Lookup {
+    let mut found = None;
+    let mut text = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+        let mut fields = line.split_ascii_whitespace();
+        if let (Some(_), Some(ty), Some(sym)) = (fields.next(), fields.next(), fields.next())
+            && sym == name
+        {
+            let ty = ty.chars().next().unwrap_or('?');
+            if is_text(ty) {
+                return Lookup::Function;
+            }
+            found.get_or_insert(ty);
+        }
+        if found.is_none() {
+            // Kept only while the name is still missing: the miss needs it all.
+            text.push_str(&line);
+        }
+        line.clear();
+    }
+    match found {
+        Some(ty) => Lookup::NotAFunction(ty),
+        None => Symbols::parse(&text).lookup(name),
+    }
 }
 
 pub struct Symbols {
@@ -124,6 +153,24 @@ ffffffff81a00400 t tcp_collapse
         assert_eq!(s.lookup("tcp_collapse"), Lookup::Function);
         assert_eq!(s.lookup("nf_hook_slow"), Lookup::Function);
         assert_eq!(s.lookup("netdev_budget"), Lookup::NotAFunction('D'));
+    }
+
+    #[test]
+    fn streaming_lookup_agrees_with_the_table() {
+        let table = Symbols::parse(FIXTURE);
+        for name in [
+            "net_rx_action",
+            "tcp_collapse",
+            "netdev_budget",
+            "net_rx_actoin",
+            "nf_hook_slow",
+        ] {
+            assert_eq!(
+                lookup(FIXTURE.as_bytes(), name),
+                table.lookup(name),
+                "{name}"
+            );
+        }
     }
 
     #[test]

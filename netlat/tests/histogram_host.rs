@@ -51,8 +51,8 @@ fn net_rx_action_count_matches_proc_softirqs_per_cpu() {
     let report: Value = serde_json::from_str(&out.stdout).expect("JSON report");
     assert_eq!(report["function"], "net_rx_action");
     assert_eq!(
-        report["backend"], "tp_btf",
-        "auto must pick tp_btf on this host"
+        report["backend"], "raw_tp",
+        "auto must pick raw_tp on this host"
     );
     let count = report["count"].as_u64().expect("count");
     let delta =
@@ -138,11 +138,11 @@ fn fixed_window_text_report_has_the_stap_layout() {
     assert!(out.stdout.contains("Percentiles (us): p50:"));
     assert!(
         out.stdout
-            .contains("Backend: tp_btf irq:softirq_entry/exit")
+            .contains("Backend: raw_tp irq:softirq_entry/exit")
     );
     assert!(
         out.stderr
-            .starts_with("netlat: tracing net_rx_action with tp_btf"),
+            .starts_with("netlat: tracing net_rx_action with raw_tp"),
         "{}",
         out.stderr
     );

@@ -3,6 +3,7 @@
 //! Every command installs what it needs first, into user-level locations, so
 //! a fresh clone needs nothing but rustup and cargo.
 
+mod bench;
 mod cmd;
 mod setup;
 mod vm;
@@ -37,6 +38,9 @@ enum Command {
         #[arg(long)]
         no_vm: bool,
     },
+    /// Set up, build, and measure netlat's per-call BPF cost, launch time
+    /// and memory beside bpftrace's (needs root).
+    Bench,
     /// Boot Debian kernels under QEMU and run the kprobe/fentry tests there.
     VmTest(vm::VmArgs),
 }
@@ -51,6 +55,10 @@ fn main() -> Result<()> {
             cmd::run_as_root(&bin, &args)
         }
         Command::Test { no_vm } => test(no_vm),
+        Command::Bench => {
+            let bin = build_release()?;
+            bench::run(&bin)
+        }
         Command::VmTest(args) => {
             setup::all()?;
             vm::run(&args)

@@ -39,10 +39,15 @@ pub struct Globals {
 }
 
 /// Loads netlat's eBPF object: maps created, no program loaded yet.
-pub fn load_object(globals: &Globals) -> Result<Ebpf, AttachError> {
+///
+/// `kernel_btf` is passed in rather than read by the loader: parsing
+/// vmlinux BTF costs ~100 ms and ~10 MB, so it is done once, and only for
+/// backends that need it (the object itself has no CO-RE relocations).
+pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, AttachError> {
     raise_memlock_limit();
     let vec_offset = softirq_vec_offset().unwrap_or(8);
     EbpfLoader::new()
+        .btf(kernel_btf)
         .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
         .override_global("SAMPLE_FILTER", &globals.sample_filter, true)
         .override_global("SLOWER_THAN_NS", &globals.slower_than_ns, true)
@@ -77,12 +82,16 @@ impl Tracer {
                 return Err(AttachError::Unavailable(reason));
             }
         }
-        let mut ebpf = load_object(globals)?;
         let btf = match backend {
             Backend::Fentry | Backend::TpBtf => Some(Btf::from_sys_fs().map_err(|e| {
                 AttachError::Unavailable(format!("cannot read kernel BTF for {backend}: {e}"))
             })?),
             _ => None,
+        };
+        let mut ebpf = load_object(globals, btf.as_ref())?;
+        let kernel_btf = || {
+            btf.as_ref()
+                .ok_or_else(|| AttachError::Other(format!("{backend} needs kernel BTF")))
         };
         let (entry, exit) = backend.programs();
         for name in [entry, exit] {
@@ -92,18 +101,16 @@ impl Tracer {
             let loaded = match backend {
                 Backend::Kprobe => program_as::<KProbe>(program)?.load(),
                 Backend::Fentry if name == entry => {
-                    program_as::<FEntry>(program)?.load(function, btf.as_ref().expect("btf"))
+                    program_as::<FEntry>(program)?.load(function, kernel_btf()?)
                 }
-                Backend::Fentry => {
-                    program_as::<FExit>(program)?.load(function, btf.as_ref().expect("btf"))
-                }
+                Backend::Fentry => program_as::<FExit>(program)?.load(function, kernel_btf()?),
                 Backend::TpBtf => {
                     let tp = if name == entry {
                         "softirq_entry"
                     } else {
                         "softirq_exit"
                     };
-                    program_as::<BtfTracePoint>(program)?.load(tp, btf.as_ref().expect("btf"))
+                    program_as::<BtfTracePoint>(program)?.load(tp, kernel_btf()?)
                 }
                 Backend::RawTp => program_as::<RawTracePoint>(program)?.load(),
                 Backend::Tracepoint => program_as::<TracePoint>(program)?.load(),

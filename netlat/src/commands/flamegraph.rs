@@ -7,15 +7,9 @@ use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
 use netlat_common::sample_filter;
 
-use super::{
-    histogram::check_function,
-    stop::{self, Stop},
-};
+use super::stop::{self, Stop};
 use crate::{
-    backend::{
-        attach::{self, Globals, Tracer},
-        choice,
-    },
+    backend::attach::{self, Globals, Tracer},
     cli::FlamegraphArgs,
     collect::Collector,
     flamegraph::{fold, sampler, svg},
@@ -42,9 +36,6 @@ impl Probes {
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
-    if let Some(function) = &args.during {
-        check_function(function)?;
-    }
     // Fail on an unwritable path now, not after the whole window.
     check_writable(&args.output)?;
     if let Some(path) = &args.folded {
@@ -109,14 +100,16 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
 
 fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
     let Some(function) = &args.during else {
-        return Ok(Probes::Plain(attach::load_object(&Globals::default())?));
+        return Ok(Probes::Plain(attach::load_object(
+            &Globals::default(),
+            None,
+        )?));
     };
     let globals = Globals {
         sample_filter: sample_filter::DURING,
         slower_than_ns: args.slower_than.map_or(0, |d| d.as_nanos() as u64),
     };
-    let candidates = choice::candidates(args.backend, function).map_err(anyhow::Error::msg)?;
-    let (tracer, _skipped) = attach::attach_first(function, &candidates, &globals)?;
+    let (tracer, _skipped) = super::attach_traced(function, args.backend, &globals)?;
     Ok(Probes::During(tracer))
 }
 

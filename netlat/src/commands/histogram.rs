@@ -9,12 +9,11 @@ use anyhow::{Context as _, Result, bail};
 
 use super::stop::{self, Stop, Woke};
 use crate::{
-    backend::{attach, choice},
+    backend::attach,
     cli::HistogramArgs,
     collect::Collector,
     histogram::Histogram,
     host::{self, HostInfo},
-    kallsyms::{Lookup, Symbols},
     privileges, render,
     report::{CpuSummary, HistogramReport, SCHEMA_VERSION, Summary},
     unit::Unit,
@@ -22,7 +21,6 @@ use crate::{
 
 pub fn run(args: &HistogramArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
-    check_function(&args.function)?;
     let online =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
     if let Some(cpu) = args.cpu
@@ -33,41 +31,14 @@ pub fn run(args: &HistogramArgs) -> Result<()> {
             cpu_list(&online)
         );
     }
-    let candidates =
-        choice::candidates(args.backend, &args.function).map_err(anyhow::Error::msg)?;
-    stop::runtime()?.block_on(trace(args, &candidates, &online))
+    stop::runtime()?.block_on(trace(args, &online))
 }
 
-/// Fails with a one-line reason unless kallsyms knows `function` as code.
-pub(crate) fn check_function(function: &str) -> Result<()> {
-    // Without kallsyms the kernel's own refusal at attach time decides.
-    let Ok(symbols) = Symbols::read() else {
-        return Ok(());
-    };
-    match symbols.lookup(function) {
-        Lookup::Function => Ok(()),
-        Lookup::NotAFunction(ty) => {
-            bail!("{function} is a kernel symbol of type '{ty}' in /proc/kallsyms, not a function")
-        }
-        Lookup::Unknown { suggestions } if suggestions.is_empty() => {
-            bail!("unknown kernel function {function} (not in /proc/kallsyms)")
-        }
-        Lookup::Unknown { suggestions } => bail!(
-            "unknown kernel function {function} (not in /proc/kallsyms); did you mean {}?",
-            suggestions.join(", ")
-        ),
-    }
-}
-
-async fn trace(
-    args: &HistogramArgs,
-    candidates: &[crate::backend::Backend],
-    online: &[u32],
-) -> Result<()> {
+async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
     let mut stop = Stop::install()?;
 
     let (mut tracer, skipped) =
-        attach::attach_first(&args.function, candidates, &attach::Globals::default())?;
+        super::attach_traced(&args.function, args.backend, &attach::Globals::default())?;
     let mut window = Window::start();
     let started = window.instant;
     announce(args, &tracer, &skipped);

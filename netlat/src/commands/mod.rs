@@ -3,3 +3,54 @@
 pub mod flamegraph;
 pub mod histogram;
 pub mod stop;
+
+use anyhow::{Result, bail};
+
+use crate::{
+    backend::{
+        Backend,
+        attach::{self, Globals, Tracer},
+        choice::{self, BackendChoice},
+    },
+    kallsyms::{self, Lookup},
+};
+
+/// Attaches the best backend the user allows for `function`. kallsyms is
+/// consulted only when that fails: it turns "the kernel refused" into
+/// "no such function, did you mean ..." and keeps it (a 10 MB read) off the
+/// start-up path of every successful run.
+pub(crate) fn attach_traced(
+    function: &str,
+    choice: BackendChoice,
+    globals: &Globals,
+) -> Result<(Tracer, Vec<(Backend, String)>)> {
+    let candidates = choice::candidates(choice, function).map_err(anyhow::Error::msg)?;
+    match attach::attach_first(function, &candidates, globals) {
+        Ok(attached) => Ok(attached),
+        Err(e) => {
+            check_function(function)?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Fails with a one-line reason unless kallsyms knows `function` as code.
+fn check_function(function: &str) -> Result<()> {
+    // Without kallsyms the kernel's own refusal decides.
+    let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
+        return Ok(());
+    };
+    match kallsyms::lookup(std::io::BufReader::new(file), function) {
+        Lookup::Function => Ok(()),
+        Lookup::NotAFunction(ty) => {
+            bail!("{function} is a kernel symbol of type '{ty}' in /proc/kallsyms, not a function")
+        }
+        Lookup::Unknown { suggestions } if suggestions.is_empty() => {
+            bail!("unknown kernel function {function} (not in /proc/kallsyms)")
+        }
+        Lookup::Unknown { suggestions } => bail!(
+            "unknown kernel function {function} (not in /proc/kallsyms); did you mean {}?",
+            suggestions.join(", ")
+        ),
+    }
+}
