@@ -110,8 +110,11 @@ fn measure(tool: &mut Command, marker: Marker) -> Result<Sample> {
     // Drain the other stream so the tool never blocks on a full pipe.
     thread::spawn(move || BufReader::new(other).lines().for_each(drop));
     wait_for_line(watched, text)?;
-    // bpftrace prints "Attaching N probes" just before attaching.
+    // netlat prints its line once attached; bpftrace prints "Attaching N
+    // probes" just before, so its figure is a slight underestimate.
     let attach_ms = launched.elapsed().as_secs_f64() * 1e3;
+    // Let bpftrace finish attaching before the window starts.
+    thread::sleep(Duration::from_millis(300));
     let before = prog_stats(child.id())?;
     netlat_testkit::loopback::run_for(WINDOW);
     let after = prog_stats(child.id())?;
@@ -145,8 +148,6 @@ fn wait_for_line(stream: Box<dyn std::io::Read + Send>, marker: &str) -> Result<
     }
     // Keep draining so the tool never blocks on a full pipe.
     thread::spawn(move || lines.for_each(drop));
-    // Give bpftrace's attach (which follows its message) time to finish.
-    thread::sleep(Duration::from_millis(300));
     Ok(())
 }
 
