@@ -1,6 +1,9 @@
 //! Test support shared by the host integration tests and the VM guest runner:
-//! real traffic generators and independent readers of the kernel's own
-//! counters (ground truth; deliberately not netlat's parsers).
+//! real traffic generators, independent readers of the kernel's own counters
+//! (ground truth; deliberately not netlat's parsers), and running netlat.
 
+pub mod collapse;
 pub mod loopback;
+pub mod netlat;
+pub mod netstat;
 pub mod softirqs;

@@ -5,7 +5,11 @@
 pub fn parse_net_rx(text: &str) -> Vec<u64> {
     text.lines()
         .find_map(|l| l.trim_start().strip_prefix("NET_RX:"))
-        .map(|row| row.split_whitespace().map(|n| n.parse().expect("NET_RX count")).collect())
+        .map(|row| {
+            row.split_whitespace()
+                .map(|n| n.parse().expect("NET_RX count"))
+                .collect()
+        })
         .expect("/proc/softirqs has a NET_RX row")
 }
 

@@ -34,19 +34,34 @@ struct Sample {
 
 pub fn run(netlat: &Path) -> Result<()> {
     if !cmd::is_root() {
-        bail!("the benchmark loads eBPF programs and sets kernel.bpf_stats_enabled: run it as root");
+        bail!(
+            "the benchmark loads eBPF programs and sets kernel.bpf_stats_enabled: run it as root"
+        );
     }
     let bpftrace = ensure_bpftrace();
     let _stats = BpfStats::enable()?;
-    println!("bench: {RUNS} runs of {}s each under loopback TCP ping-pong, median shown", WINDOW.as_secs());
+    println!(
+        "bench: {RUNS} runs of {}s each under loopback TCP ping-pong, median shown",
+        WINDOW.as_secs()
+    );
     let mut rows = vec![(
         "netlat histogram net_rx_action".to_owned(),
-        median(RUNS, || measure(Command::new(netlat).args(["histogram", "net_rx_action"]), Marker::Stderr("netlat: tracing")))?,
+        median(RUNS, || {
+            measure(
+                Command::new(netlat).args(["histogram", "net_rx_action"]),
+                Marker::Stderr("netlat: tracing"),
+            )
+        })?,
     )];
     match bpftrace {
         Some(bt) => rows.push((
             "bpftrace hist one-liner".to_owned(),
-            median(RUNS, || measure(Command::new(&bt).args(["-e", BPFTRACE_SCRIPT]), Marker::Stdout("Attaching")))?,
+            median(RUNS, || {
+                measure(
+                    Command::new(&bt).args(["-e", BPFTRACE_SCRIPT]),
+                    Marker::Stdout("Attaching"),
+                )
+            })?,
         )),
         None => println!("bench: bpftrace is not available; netlat's figures only"),
     }
@@ -69,7 +84,9 @@ pub fn run(netlat: &Path) -> Result<()> {
             100.0 * netlat.ns_per_call / bt.ns_per_call
         );
     }
-    println!("(entry + exit programs per net_rx_action call; the floor for two empty programs measured here is ~95 ns)");
+    println!(
+        "(entry + exit programs per net_rx_action call; the floor for two empty programs measured here is ~95 ns)"
+    );
     Ok(())
 }
 
@@ -95,7 +112,11 @@ fn measure(tool: &mut Command, marker: Marker) -> Result<Sample> {
         .stdin(Stdio::null())
         .spawn()
         .with_context(|| format!("failed to run {tool:?}"))?;
-    let (watched, other, text): (Box<dyn std::io::Read + Send>, Box<dyn std::io::Read + Send>, _) = match marker {
+    let (watched, other, text): (
+        Box<dyn std::io::Read + Send>,
+        Box<dyn std::io::Read + Send>,
+        _,
+    ) = match marker {
         Marker::Stdout(t) => (
             Box::new(child.stdout.take().context("no stdout")?),
             Box::new(child.stderr.take().context("no stderr")?),
@@ -161,7 +182,10 @@ fn prog_stats(pid: u32) -> Result<(u64, u64)> {
         if target.to_string_lossy() != "anon_inode:bpf-prog" {
             continue;
         }
-        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))?;
+        let info = fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))?;
         let field = |name: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -187,12 +211,17 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
 /// tracefs, which its tracepoint probes need.
 fn ensure_bpftrace() -> Option<String> {
     if !Path::new("/sys/kernel/tracing/events").exists() {
-        let _ = cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]));
+        let _ =
+            cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]));
     }
     if cmd::output(Command::new("bpftrace").arg("--version")).is_none() {
         println!("bench: installing bpftrace (Debian package) for the comparison");
         let _ = cmd::run(Command::new("apt-get").arg("update").stdout(Stdio::null()));
-        let _ = cmd::run(Command::new("apt-get").args(["install", "-y", "bpftrace"]).stdout(Stdio::null()));
+        let _ = cmd::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "bpftrace"])
+                .stdout(Stdio::null()),
+        );
     }
     cmd::output(Command::new("bpftrace").arg("--version")).map(|_| "bpftrace".to_owned())
 }
@@ -207,9 +236,12 @@ const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
     fn enable() -> Result<BpfStats> {
-        let old = fs::read_to_string(BPF_STATS).with_context(|| format!("failed to read {BPF_STATS}"))?;
+        let old =
+            fs::read_to_string(BPF_STATS).with_context(|| format!("failed to read {BPF_STATS}"))?;
         fs::write(BPF_STATS, "1").with_context(|| format!("failed to write {BPF_STATS}"))?;
-        Ok(BpfStats { old: old.trim().to_owned() })
+        Ok(BpfStats {
+            old: old.trim().to_owned(),
+        })
     }
 }
 

@@ -1,0 +1,280 @@
+//! Runs inside the QEMU guest (as the initramfs's test driver): netlat's
+//! kprobe/fentry tests against a kernel that has them. Each test prints one
+//! line `netlat-vm: test NAME ok|FAIL FIGURES`; xtask's VM runner turns
+//! those into the host's pass or fail.
+
+use std::{
+    panic,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use netlat_testkit::{
+    collapse, loopback,
+    netlat::{Netlat, bucket_total, run, wait_until_unloaded},
+    netstat::tcp_ext,
+    softirqs,
+};
+use serde_json::Value;
+
+const NETLAT: &str = "/bin/netlat";
+
+type Test = fn() -> Result<String, String>;
+
+fn main() {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("netlat-vm: kernel {}", kernel.trim());
+    let tests: [(&str, Test); 6] = [
+        (
+            "kprobe_net_rx_action_matches_softirqs",
+            kprobe_net_rx_action,
+        ),
+        ("fentry_net_rx_action_or_fallback", fentry_net_rx_action),
+        ("tcp_collapse_counted_under_pruning", tcp_collapse),
+        ("tcp_sendmsg_durations_plausible", tcp_sendmsg),
+        ("sigkill_leaves_nothing_attached", sigkill_cleanup),
+        ("flamegraph_during_tcp_collapse", flamegraph_tcp_collapse),
+    ];
+    let mut failed = 0;
+    for (name, test) in tests {
+        let started = Instant::now();
+        let result = panic::catch_unwind(test).unwrap_or_else(|p| {
+            Err(p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into()))
+        });
+        let took = started.elapsed().as_secs_f64();
+        match result {
+            Ok(figures) => println!("netlat-vm: test {name} ok ({took:.1}s) {figures}"),
+            Err(why) => {
+                failed += 1;
+                println!(
+                    "netlat-vm: test {name} FAIL ({took:.1}s) {}",
+                    why.replace('\n', " | ")
+                );
+            }
+        }
+    }
+    println!("netlat-vm: done");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+fn json(out: &str) -> Result<Value, String> {
+    serde_json::from_str(out).map_err(|e| format!("bad JSON ({e}): {out}"))
+}
+
+fn check(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(why()) }
+}
+
+/// netlat's count of NET_RX calls against /proc/softirqs, bracketed by the
+/// delta inside the attach window and the delta over netlat's lifetime.
+fn net_rx_bracket(backend: &str) -> Result<String, String> {
+    let before = softirqs::net_rx_total();
+    let netlat = Netlat::start(
+        NETLAT,
+        &["histogram", "--backend", backend, "net_rx_action", "--json"],
+    );
+    let inside_start = softirqs::net_rx_total();
+    let trips = loopback::run_for(Duration::from_secs(2));
+    let inside_end = softirqs::net_rx_total();
+    let out = netlat.interrupt();
+    let after = softirqs::net_rx_total();
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let r = json(&out.stdout)?;
+    let count = r["count"].as_u64().unwrap_or(0);
+    let (inside, lifetime) = (inside_end - inside_start, after - before);
+    check(r["backend"] == backend, || {
+        format!("backend {} not {backend}", r["backend"])
+    })?;
+    check(inside <= count && count <= lifetime, || {
+        format!("count {count} outside [{inside}, {lifetime}] from /proc/softirqs")
+    })?;
+    check(count > 100, || {
+        format!("only {count} calls under {trips} round trips")
+    })?;
+    check(bucket_total(&r) == count, || {
+        "buckets do not sum to count".into()
+    })?;
+    Ok(format!(
+        "count={count} softirqs_inside={inside} softirqs_lifetime={lifetime} round_trips={trips} max_ns={}",
+        r["max_ns"]
+    ))
+}
+
+fn kprobe_net_rx_action() -> Result<String, String> {
+    net_rx_bracket("kprobe")
+}
+
+fn fentry_net_rx_action() -> Result<String, String> {
+    let probe = run(
+        Path::new(NETLAT),
+        &["histogram", "--backend", "fentry", "net_rx_action", "0.2"],
+    );
+    if probe.success {
+        return net_rx_bracket("fentry").map(|f| format!("fentry works: {f}"));
+    }
+    // Refused here: the error must be one line, and auto must fall back.
+    check(
+        probe.stderr.lines().count() == 1 && probe.stderr.contains("fentry"),
+        || format!("fentry error not one line about fentry: {}", probe.stderr),
+    )?;
+    let auto = run(
+        Path::new(NETLAT),
+        &["histogram", "--json", "tcp_sendmsg", "0.2"],
+    );
+    check(auto.success, || {
+        format!("auto did not fall back: {}", auto.stderr)
+    })?;
+    let r = json(&auto.stdout)?;
+    check(r["backend"] == "kprobe", || {
+        format!("auto picked {}", r["backend"])
+    })?;
+    Ok(format!(
+        "fentry refused ({}); auto fell back to kprobe",
+        probe.stderr.trim()
+    ))
+}
+
+fn tcp_collapse() -> Result<String, String> {
+    // Quiet run first: no generator, no calls.
+    let quiet = run(
+        Path::new(NETLAT),
+        &["histogram", "--json", "tcp_collapse", "1"],
+    );
+    check(quiet.success, || format!("netlat failed: {}", quiet.stderr))?;
+    let q = json(&quiet.stdout)?;
+    let quiet_count = q["count"].as_u64().unwrap_or(u64::MAX);
+    check(quiet_count == 0, || {
+        format!("{quiet_count} tcp_collapse calls without the generator")
+    })?;
+
+    let prune0 = tcp_ext("PruneCalled");
+    let netlat = Netlat::start(NETLAT, &["histogram", "--json", "tcp_collapse"]);
+    let backend = netlat.first_line.clone();
+    collapse::run_for(Duration::from_secs(4));
+    let out = netlat.interrupt();
+    let pruned = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let r = json(&out.stdout)?;
+    let count = r["count"].as_u64().unwrap_or(0);
+    check(
+        ["fentry", "kprobe"].contains(&r["backend"].as_str().unwrap_or("")),
+        || format!("auto picked {}", backend.trim()),
+    )?;
+    check(pruned > 0, || {
+        "the generator caused no PruneCalled: cannot judge".into()
+    })?;
+    check(count > 0, || {
+        format!("0 tcp_collapse calls while PruneCalled rose by {pruned}")
+    })?;
+    check(bucket_total(&r) == count, || {
+        "buckets do not sum to count".into()
+    })?;
+    Ok(format!(
+        "backend={} count={count} PruneCalled+={pruned} max_ns={} quiet_count={quiet_count}",
+        r["backend"], r["max_ns"]
+    ))
+}
+
+fn tcp_sendmsg() -> Result<String, String> {
+    let netlat = Netlat::start(
+        NETLAT,
+        &["histogram", "--backend", "kprobe", "--json", "tcp_sendmsg"],
+    );
+    let started = Instant::now();
+    loopback::run_for(Duration::from_secs(2));
+    let out = netlat.interrupt();
+    let lifetime = started.elapsed().as_nanos() as u64;
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let r = json(&out.stdout)?;
+    let count = r["count"].as_u64().unwrap_or(0);
+    let max = r["max_ns"].as_u64().unwrap_or(u64::MAX);
+    let window = r["window_ns"].as_u64().unwrap_or(0);
+    check(count > 100, || format!("only {count} tcp_sendmsg calls"))?;
+    check(max <= window && window <= lifetime + 1_000_000_000, || {
+        format!("max {max} ns vs window {window} ns")
+    })?;
+    check(bucket_total(&r) == count, || {
+        "buckets do not sum to count".into()
+    })?;
+    Ok(format!(
+        "count={count} max_ns={max} window_ns={window} unmatched_exits={}",
+        r["unmatched_exits"]
+    ))
+}
+
+/// Active kprobes, from debugfs: every kprobe, including the perf-event
+/// ones netlat makes, which never show in tracefs kprobe_events.
+fn active_kprobes() -> String {
+    std::fs::read_to_string("/sys/kernel/debug/kprobes/list").unwrap_or_default()
+}
+
+fn sigkill_cleanup() -> Result<String, String> {
+    let netlat = Netlat::start(
+        NETLAT,
+        &["histogram", "--backend", "kprobe", "net_rx_action"],
+    );
+    let during = active_kprobes();
+    check(during.contains("net_rx_action"), || {
+        format!("no kprobe listed while attached: {during:?}")
+    })?;
+    let programs = netlat_testkit::netlat::loaded_programs();
+    check(programs.len() == 2, || {
+        format!("programs while attached: {programs:?}")
+    })?;
+    netlat.kill();
+    let left = wait_until_unloaded(Duration::from_secs(5));
+    check(left.is_empty(), || {
+        format!("programs left after SIGKILL: {left:?}")
+    })?;
+    let after = active_kprobes();
+    check(!after.contains("net_rx_action"), || {
+        format!("kprobes left after SIGKILL: {after}")
+    })?;
+    let events = std::fs::read_to_string("/sys/kernel/tracing/kprobe_events").unwrap_or_default();
+    check(events.trim().is_empty(), || {
+        format!("kprobe_events left: {events}")
+    })?;
+    Ok(format!(
+        "kprobes while attached: {}",
+        during.lines().count()
+    ))
+}
+
+fn flamegraph_tcp_collapse() -> Result<String, String> {
+    let folded = "/tmp/collapse.folded";
+    let generator = std::thread::spawn(|| collapse::run_for(Duration::from_secs(5)));
+    let out = run(
+        Path::new(NETLAT),
+        &[
+            "flamegraph",
+            "--during",
+            "tcp_collapse",
+            "--duration",
+            "5",
+            "--frequency",
+            "999",
+            "-o",
+            "/tmp/collapse.svg",
+            "--folded",
+            folded,
+        ],
+    );
+    generator
+        .join()
+        .map_err(|_| "generator panicked".to_string())?;
+    check(out.success, || format!("flamegraph failed: {}", out.stderr))?;
+    let text = std::fs::read_to_string(folded).map_err(|e| e.to_string())?;
+    let stacks = text.lines().count();
+    check(stacks > 0, || "no stacks".into())?;
+    check(text.lines().all(|l| l.contains("tcp_collapse")), || {
+        format!("a stack without tcp_collapse: {text}")
+    })?;
+    Ok(format!(
+        "{stacks} distinct stacks; {}",
+        out.stderr.lines().last().unwrap_or("").trim()
+    ))
+}
