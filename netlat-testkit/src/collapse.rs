@@ -44,9 +44,38 @@ fn tiny_segments(fd: i32) {
     setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
 }
 
+/// Knobs of the recipe; `Default` is the one from the platform notes.
+#[derive(Clone, Copy, Debug)]
+pub struct Recipe {
+    pub first_stall: Duration,
+    pub second_stall: Duration,
+    pub shrunk_rcvbuf: libc::c_int,
+    pub pace: Duration,
+    /// After the stalls, read at most this much per read, napping 1 ms
+    /// between reads: a slow drain keeps the queue over its budget while the
+    /// window reopens, so arriving segments keep triggering prunes.
+    pub read_size: usize,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            first_stall: Duration::from_millis(1000),
+            second_stall: Duration::from_millis(1500),
+            shrunk_rcvbuf: SHRUNK_RCVBUF,
+            pace: Duration::from_micros(2),
+            read_size: 4096,
+        }
+    }
+}
+
 /// Runs the generator for about `duration` (at least ~3.5 s: the receiver
 /// stalls 2.5 s first). Returns the bytes the receiver drained.
 pub fn run_for(duration: Duration) -> u64 {
+    run_recipe(duration, Recipe::default())
+}
+
+pub fn run_recipe(duration: Duration, recipe: Recipe) -> u64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     tiny_segments(listener.as_raw_fd());
     let addr = listener.local_addr().expect("addr");
@@ -65,12 +94,17 @@ pub fn run_for(duration: Duration) -> u64 {
             );
             thread::sleep(Duration::from_millis(1500));
             conn.set_nonblocking(true).expect("nonblocking");
-            let mut buf = [0u8; 4096];
+            let mut buf = vec![0u8; recipe.read_size.max(1)];
             let mut drained = 0u64;
             while !done.load(Ordering::Relaxed) {
                 match conn.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => drained += n as u64,
+                    Ok(n) => {
+                        drained += n as u64;
+                        if n < 4096 {
+                            thread::sleep(Duration::from_millis(1));
+                        }
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         thread::sleep(Duration::from_millis(1))
                     }
@@ -83,7 +117,8 @@ pub fn run_for(duration: Duration) -> u64 {
     let mut sender = TcpStream::connect(addr).expect("connect");
     tiny_segments(sender.as_raw_fd());
     sender.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + duration.max(Duration::from_millis(3500));
+    let deadline = Instant::now()
+        + duration.max(recipe.first_stall + recipe.second_stall + Duration::from_secs(1));
     let chunk = [b'x'; 10];
     while Instant::now() < deadline {
         match sender.write(&chunk) {
@@ -94,7 +129,7 @@ pub fn run_for(duration: Duration) -> u64 {
             Err(_) => break,
         }
         // Paced writes, or autocorking merges them into full segments.
-        let next = Instant::now() + Duration::from_micros(2);
+        let next = Instant::now() + recipe.pace;
         while Instant::now() < next {
             std::hint::spin_loop();
         }

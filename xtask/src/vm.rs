@@ -40,6 +40,10 @@ pub struct VmArgs {
     /// (or pattern), or a path to a vmlinuz. Repeatable.
     #[arg(long)]
     kernel: Vec<String>,
+    /// Extra kernel command line (e.g. netlat_experiment for the guest's
+    /// generator experiments instead of the tests).
+    #[arg(long, default_value = "")]
+    append: String,
 }
 
 pub fn run(args: &VmArgs) -> Result<()> {
@@ -55,7 +59,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
     for spec in &specs {
         let vmlinuz = kernel_image(spec)?;
         println!("vm: booting {} ({spec})", vmlinuz.display());
-        if let Err(e) = boot(&vmlinuz, &initramfs) {
+        if let Err(e) = boot(&vmlinuz, &initramfs, &args.append) {
             println!("vm: FAILED on {}: {e:#}", vmlinuz.display());
             failures.push(format!("{}: {e:#}", vmlinuz.display()));
         }
@@ -240,7 +244,7 @@ fn resolve_package(pattern: &str) -> Result<String> {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_owned)
         .collect();
-    names.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+    names.sort_by_key(|n| natural_key(n));
     names
         .pop()
         .with_context(|| format!("no apt package matches {pattern}"))
@@ -264,7 +268,7 @@ fn natural_key(s: &str) -> Vec<(u64, String)> {
     key
 }
 
-fn boot(vmlinuz: &Path, initramfs: &Path) -> Result<()> {
+fn boot(vmlinuz: &Path, initramfs: &Path, append: &str) -> Result<()> {
     let started = Instant::now();
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args([
@@ -281,12 +285,9 @@ fn boot(vmlinuz: &Path, initramfs: &Path) -> Result<()> {
     .arg(vmlinuz)
     .arg("-initrd")
     .arg(initramfs)
-    .args([
-        "-append",
-        "console=ttyS0 quiet panic=-1",
-        "-nographic",
-        "-no-reboot",
-    ])
+    .arg("-append")
+    .arg(format!("console=ttyS0 quiet panic=-1 {append}"))
+    .args(["-nographic", "-no-reboot"])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
@@ -315,7 +316,14 @@ fn boot(vmlinuz: &Path, initramfs: &Path) -> Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                let line = line.trim_end_matches('\r').to_owned();
+                // The firmware's terminal escapes can precede the guest's
+                // first line on the same console line.
+                let line = line.trim_end_matches('\r');
+                let line = ["netlat-vm:", "init:"]
+                    .iter()
+                    .find_map(|m| line.find(m).map(|i| &line[i..]))
+                    .unwrap_or(line)
+                    .to_owned();
                 if line.starts_with("netlat-vm:") || line.starts_with("init:") {
                     println!("  {line}");
                 }
@@ -353,7 +361,16 @@ fn boot(vmlinuz: &Path, initramfs: &Path) -> Result<()> {
         .iter()
         .filter(|l| l.starts_with("netlat-vm: test "))
         .collect();
-    let failed: Vec<&&String> = tests.iter().filter(|l| !l.contains(" ok (")).collect();
+    let failed: Vec<&&String> = tests
+        .iter()
+        .filter(|l| !l.contains(" ok (") && !l.contains(" skip ("))
+        .collect();
+    let skipped = tests.iter().filter(|l| l.contains(" skip (")).count();
+    if skipped > 0 {
+        println!(
+            "vm: {skipped} test(s) could not be judged on this kernel (see 'skip' lines above)"
+        );
+    }
     if tests.len() != EXPECTED_TESTS {
         for l in console.iter().rev().take(30).rev() {
             println!("  | {l}");

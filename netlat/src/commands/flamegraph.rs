@@ -80,11 +80,18 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             tally.kept
         );
         if folded.stacks.is_empty() {
+            let ran = match (&calls, &args.during) {
+                (Some(h), Some(f)) => format!(
+                    "{f} ran {} times, {:.2} ms in all; ",
+                    h.count,
+                    h.sum_ns as f64 / 1e6
+                ),
+                _ => String::new(),
+            };
             bail!(
-                "no samples were kept in {:.1} s ({} outside{}, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
+                "no samples were kept in {:.1} s ({ran}{} samples outside it, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
                 window.as_secs_f64(),
                 tally.outside,
-                args.during.as_deref().map(|f| format!(" {f}")).unwrap_or_default(),
                 tally.lost_stack
             );
         }
