@@ -3,35 +3,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Netlat, is_root, skip};
-
-/// Names of the loaded BPF programs that are netlat's (the kernel keeps the
-/// first 15 bytes of a program's name).
-fn netlat_programs() -> Vec<String> {
-    aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .filter_map(|p| p.name_as_str().map(str::to_owned))
-        .filter(|name| name.starts_with("netlat_"))
-        .collect()
-}
+use netlat_testkit::netlat::{loaded_programs, wait_until_unloaded};
 
 fn assert_all_gone(how: &str) {
-    // Programs are freed after an RCU grace period, not at close().
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = netlat_programs();
-        if left.is_empty() {
-            println!("{how}: no netlat program left");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{how}: programs left attached: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let left = wait_until_unloaded(Duration::from_secs(5));
+    assert!(left.is_empty(), "{how}: programs left attached: {left:?}");
+    println!("{how}: no netlat program left");
 }
 
 #[test]
@@ -42,7 +22,7 @@ fn nothing_stays_loaded_after_sigkill_sigint_or_a_fixed_window() {
     assert_all_gone("before");
     for (how, signal) in [("SIGKILL", libc::SIGKILL), ("SIGINT", libc::SIGINT)] {
         let netlat = Netlat::start(&["histogram", "net_rx_action"]);
-        let loaded = netlat_programs();
+        let loaded = loaded_programs();
         println!("while attached: {loaded:?}");
         assert_eq!(
             loaded.len(),

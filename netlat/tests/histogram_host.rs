@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Netlat, is_root, skip};
+use common::{Netlat, bucket_total, is_root, skip};
 use netlat_testkit::{loopback, softirqs};
 use serde_json::Value;
 
@@ -23,15 +23,6 @@ fn assert_bracketed(what: &str, count: u64, inside: u64, outside: u64) {
         inside <= count && count <= outside,
         "{what}: netlat counted {count}, /proc/softirqs says between {inside} and {outside}"
     );
-}
-
-fn bucket_total(summary: &Value) -> u64 {
-    summary["buckets"]
-        .as_array()
-        .expect("buckets array")
-        .iter()
-        .map(|b| b["count"].as_u64().expect("bucket count"))
-        .sum()
 }
 
 #[test]
