@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, PerCpuArray, PerCpuValues};
-use netlat_common::{EPOCH_MAP, EPOCHS, STATS_MAP, Stats};
+use aya::maps::{Array, HashMap, PerCpuArray, PerCpuValues};
+use netlat_common::{EPOCH_MAP, EPOCHS, STATS_MAP, StartKey, StartStack, Stats};
 
 use crate::{backend::attach::Tracer, histogram::Histogram};
 
@@ -66,6 +66,31 @@ impl Default for Collector {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Entries still waiting for their exit: calls in progress when the probes
+/// came off, and calls whose exit the kernel never reported (a kretprobe
+/// missed for lack of instances, or an exit program the kernel skipped).
+/// Read after detaching, when nothing moves.
+pub fn unfinished_calls(tracer: &Tracer) -> Result<u64> {
+    let starts: HashMap<_, StartKey, StartStack> =
+        HashMap::try_from(tracer.ebpf.map("STARTS").context("STARTS map missing")?)?;
+    let mut total = 0;
+    for entry in starts.iter() {
+        let (_, stack) = entry.context("cannot read the start-time map")?;
+        total += stack.depth;
+    }
+    let softirq: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        tracer
+            .ebpf
+            .map("SOFTIRQ_START")
+            .context("SOFTIRQ_START map missing")?,
+    )?;
+    let pending = softirq
+        .get(&0, 0)
+        .context("cannot read the softirq start map")?;
+    total += pending.iter().filter(|&&start| start != 0).count() as u64;
+    Ok(total)
 }
 
 fn read_slot(tracer: &Tracer, epoch: u32) -> Result<Vec<Histogram>> {

@@ -27,6 +27,11 @@ pub struct HistogramReport {
     pub cpu: Option<u32>,
     #[serde(flatten)]
     pub summary: Summary,
+    /// Entries with no exit seen when the probes came off: calls still in
+    /// progress, or exits the kernel never reported (missed kretprobes).
+    /// Only in the final report of a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished_calls: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_cpu: Option<Vec<CpuSummary>>,
 }

@@ -11,7 +11,7 @@ use super::stop::{self, Stop, Woke};
 use crate::{
     backend::attach,
     cli::HistogramArgs,
-    collect::Collector,
+    collect::{self, Collector},
     histogram::Histogram,
     host::{self, HostInfo},
     privileges, render,
@@ -56,15 +56,21 @@ async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
         if ended {
             break;
         }
-        let per_cpu = collector.rotate(&mut tracer).await?;
-        emit(args, &host, &tracer, &window, &per_cpu, online)?;
+        let snapshot = Snapshot {
+            per_cpu: collector.rotate(&mut tracer).await?,
+            unfinished_calls: None,
+        };
+        emit(args, &host, &tracer, &window, &snapshot, online)?;
         window = Window::start();
     }
     // Detach before the last read: nothing writes the maps any more, so the
     // snapshot is consistent (buckets sum to count on every CPU).
     tracer.detach()?;
-    let per_cpu = collector.read(&tracer)?;
-    emit(args, &host, &tracer, &window, &per_cpu, online)
+    let snapshot = Snapshot {
+        per_cpu: collector.read(&tracer)?,
+        unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
+    };
+    emit(args, &host, &tracer, &window, &snapshot, online)
 }
 
 fn announce(
@@ -108,15 +114,23 @@ impl Window {
     }
 }
 
+/// What one window's read of the maps gave.
+struct Snapshot {
+    per_cpu: Vec<Histogram>,
+    /// Only known for the final window, after detaching.
+    unfinished_calls: Option<u64>,
+}
+
 fn emit(
     args: &HistogramArgs,
     host: &HostInfo,
     tracer: &attach::Tracer,
     window: &Window,
-    per_cpu: &[Histogram],
+    snapshot: &Snapshot,
     online: &[u32],
 ) -> Result<()> {
-    let report = build_report(args, host, tracer, window, per_cpu, online);
+    let report = build_report(args, host, tracer, window, snapshot, online);
+    let per_cpu = &snapshot.per_cpu;
     let text = if args.json {
         render::json::render(&report, args.interval.is_some())
     } else {
@@ -142,9 +156,10 @@ fn build_report(
     host: &HostInfo,
     tracer: &attach::Tracer,
     window: &Window,
-    per_cpu: &[Histogram],
+    snapshot: &Snapshot,
     online: &[u32],
 ) -> HistogramReport {
+    let per_cpu = &snapshot.per_cpu;
     let backend = tracer.backend();
     let summary = match args.cpu {
         Some(cpu) => Summary::from(&per_cpu.get(cpu as usize).cloned().unwrap_or_default()),
@@ -173,6 +188,7 @@ fn build_report(
         window_ns: window.elapsed().as_nanos() as u64,
         cpu: args.cpu,
         summary,
+        unfinished_calls: snapshot.unfinished_calls,
         per_cpu: cpus,
     }
 }

@@ -130,6 +130,12 @@ fn footer(out: &mut String, r: &HistogramReport) {
             s.unmatched_exits, s.dropped_entries
         );
     }
+    if let Some(n) = r.unfinished_calls.filter(|&n| n > 0) {
+        let _ = writeln!(
+            out,
+            "Unfinished: {n} calls had no exit when the probes came off (still running, or exits the kernel did not report, e.g. missed kretprobes)"
+        );
+    }
 }
 
 /// Three significant digits, without a trailing ".00" on large values.
@@ -174,6 +180,7 @@ mod tests {
             window_ns: 30_000_000_000,
             cpu: None,
             summary: Summary::from(&h),
+            unfinished_calls: None,
             per_cpu: None,
         }
     }

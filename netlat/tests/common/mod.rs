@@ -1,6 +1,10 @@
 //! Running this build's netlat binary from integration tests; the process
 //! helpers themselves live in netlat-testkit, shared with the VM guest.
-#![allow(dead_code, unused_imports, reason = "each test binary uses a different part")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different part"
+)]
 
 use std::path::Path;
 
