@@ -169,3 +169,66 @@ fn flamegraph_errors_are_one_line() {
         "Error: cannot write /nonexistent/dir/x.svg: No such file or directory"
     );
 }
+
+#[test]
+fn slower_than_keeps_only_samples_of_slow_calls() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    // Every call is slower than 1 ns: all samples inside calls are kept.
+    let (svg, folded) = (scratch("slow.svg"), scratch("slow.folded"));
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(5)));
+    let out = run(&[
+        "flamegraph",
+        "--during",
+        "net_rx_action",
+        "--slower-than",
+        "1ns",
+        "--duration",
+        "2",
+        "--frequency",
+        "2000",
+        "-o",
+        svg.to_str().unwrap(),
+        "--folded",
+        folded.to_str().unwrap(),
+    ]);
+    println!("{}", out.stderr);
+    assert!(out.success, "{}", out.stderr);
+    assert!(kept(&out.stderr) > 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("dropped") && out.stderr.contains(" 0 in calls faster than 1ns"),
+        "{}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(&folded).expect("folded");
+    assert!(text.lines().all(|l| l.contains("net_rx_action")));
+
+    // No call lasts an hour: every held sample is dropped at its call's exit.
+    let out = run(&[
+        "flamegraph",
+        "--during",
+        "net_rx_action",
+        "--slower-than",
+        "1h",
+        "--duration",
+        "2",
+        "--frequency",
+        "2000",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    traffic.join().expect("traffic");
+    println!("{}", out.stderr);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("no samples were kept"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.lines().last().unwrap().starts_with("Error: "),
+        "{}",
+        out.stderr
+    );
+}

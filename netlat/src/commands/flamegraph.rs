@@ -88,8 +88,16 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
                 ),
                 _ => String::new(),
             };
+            let fast = match args.slower_than {
+                Some(limit) => format!(
+                    "{} in calls faster than {}, ",
+                    tally.fast,
+                    humantime::format_duration(limit)
+                ),
+                None => String::new(),
+            };
             bail!(
-                "no samples were kept in {:.1} s ({ran}{} samples outside it, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
+                "no samples were kept in {:.1} s ({ran}{fast}{} samples outside it, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
                 window.as_secs_f64(),
                 tally.outside,
                 tally.lost_stack
