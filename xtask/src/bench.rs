@@ -50,6 +50,7 @@ pub fn run(netlat: &Path) -> Result<()> {
             measure(
                 Command::new(netlat).args(["histogram", "net_rx_action"]),
                 Marker::Stderr("netlat: tracing"),
+                2,
             )
         })?,
     )];
@@ -60,6 +61,7 @@ pub fn run(netlat: &Path) -> Result<()> {
                 measure(
                     Command::new(&bt).args(["-e", BPFTRACE_SCRIPT]),
                     Marker::Stdout("Attaching"),
+                    2,
                 )
             })?,
         )),
@@ -104,7 +106,7 @@ enum Marker {
 
 /// Starts the tool, waits for its "attached" line, runs the load, reads its
 /// programs' stats and peak RSS, and stops it.
-fn measure(tool: &mut Command, marker: Marker) -> Result<Sample> {
+fn measure(tool: &mut Command, marker: Marker, programs_per_event: u64) -> Result<Sample> {
     let launched = Instant::now();
     let mut child = tool
         .stdout(Stdio::piped())
@@ -147,9 +149,9 @@ fn measure(tool: &mut Command, marker: Marker) -> Result<Sample> {
     if cnt == 0 {
         bail!("no program runs were counted: is kernel.bpf_stats_enabled on?");
     }
-    // Each call runs one entry and one exit program; run_cnt counts both,
+    // A timed call runs one entry and one exit program; run_cnt counts both,
     // including the softirqs of other vectors the programs filter out.
-    let calls = cnt / 2;
+    let calls = cnt / programs_per_event;
     Ok(Sample {
         ns_per_call: time as f64 / calls as f64,
         calls,
