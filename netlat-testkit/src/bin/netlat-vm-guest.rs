@@ -93,7 +93,7 @@ fn main() {
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("netlat-vm: kernel {}", kernel.trim());
-    let tests: [(&str, Test); 6] = [
+    let tests: [(&str, Test); 7] = [
         (
             "kprobe_net_rx_action_matches_softirqs",
             kprobe_net_rx_action,
@@ -103,6 +103,7 @@ fn main() {
         ("tcp_sendmsg_durations_plausible", tcp_sendmsg),
         ("sigkill_leaves_nothing_attached", sigkill_cleanup),
         ("flamegraph_during_tcp_collapse", flamegraph_tcp_collapse),
+        ("blacklisted_function_one_line_error", blacklisted_function),
     ];
     let mut failed = 0;
     for (name, test) in tests {
@@ -371,4 +372,41 @@ fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
         "{stacks} distinct stacks, PruneCalled+={pruned}; {}",
         out.stderr.lines().last().unwrap_or("").trim()
     )))
+}
+
+/// A function that exists but that kprobes refuse: the kernel's own
+/// blacklist names them (debugfs), kallsyms confirms they are code.
+fn blacklisted_function() -> Result<Outcome, String> {
+    let blacklist = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist")
+        .map_err(|e| format!("cannot read the kprobe blacklist: {e}"))?;
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").map_err(|e| e.to_string())?;
+    let function = blacklist
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .find(|name| {
+            !name.contains('.')
+                && kallsyms.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() == 3 && f[2] == *name && matches!(f[1], "t" | "T")
+                })
+        })
+        .ok_or("no blacklisted function found in kallsyms")?
+        .to_owned();
+    let out = run(
+        Path::new(NETLAT),
+        &["histogram", "--backend", "kprobe", &function, "0.2"],
+    );
+    check(!out.success, || {
+        format!("kprobe on blacklisted {function} attached: {}", out.stdout)
+    })?;
+    check(out.stderr.lines().count() == 1, || {
+        format!("not one line: {}", out.stderr)
+    })?;
+    check(
+        out.stderr.contains(&format!(
+            "{function} exists but cannot be probed with kprobes"
+        )),
+        || format!("unexpected error: {}", out.stderr),
+    )?;
+    Ok(Outcome::Pass(format!("{function}: {}", out.stderr.trim())))
 }
