@@ -25,6 +25,9 @@ pub enum Command {
     /// Sample kernel stacks into an SVG flame graph, optionally only inside
     /// (slow) calls of one function.
     Flamegraph(FlamegraphArgs),
+    /// Put recorded runs (histogram --output) side by side, with the sysctls
+    /// that differ and each run's kernel counters.
+    Compare(CompareArgs),
     /// Measure the network-latency checklist (softnet, drops, queues, IRQs).
     Doctor(doctor::DoctorArgs),
 }
@@ -55,6 +58,10 @@ pub struct HistogramArgs {
     /// Print the result as JSON (one document per interval with --interval).
     #[arg(long)]
     pub json: bool,
+    /// Also write the final result, with the sysctls and kernel counters
+    /// around the run, as JSON to FILE (for `netlat compare`).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -82,6 +89,19 @@ pub struct FlamegraphArgs {
     pub folded: Option<std::path::PathBuf>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Result files written by `netlat histogram --output`; the first is the baseline.
+    #[arg(required = true, num_args = 2.., value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Compare runs of different functions.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -91,6 +111,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Histogram(args) => commands::histogram::run(args),
         Command::Flamegraph(args) => commands::flamegraph::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Doctor(args) => doctor::run(args),
     };
     match result {

@@ -10,6 +10,8 @@ pub mod backend;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod compare;
+pub mod conditions;
 pub mod doctor;
 pub mod duration;
 pub mod flamegraph;

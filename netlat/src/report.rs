@@ -1,9 +1,14 @@
 //! A run's result as plain data: what the renderers print and `--json`
 //! writes. Serializable both ways so recorded runs can be read back.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{Histogram, PERCENTILES};
+use crate::{
+    histogram::{Histogram, PERCENTILES},
+    procfs::softnet::SoftnetRow,
+};
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -34,6 +39,22 @@ pub struct HistogramReport {
     pub unfinished_calls: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_cpu: Option<Vec<CpuSummary>>,
+    /// The settings and kernel counters around the run (final report only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
+}
+
+/// What explains a run's numbers: the tunables in force and how the kernel's
+/// own drop/prune/squeeze counters moved while netlat watched.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conditions {
+    /// sysctl name -> value as `sysctl -n` prints it; null if absent here.
+    pub sysctls_start: BTreeMap<String, Option<String>>,
+    pub sysctls_end: BTreeMap<String, Option<String>>,
+    /// Growth of TcpExt counters (/proc/net/netstat) over the run.
+    pub netstat_delta: BTreeMap<String, u64>,
+    /// Growth of /proc/net/softnet_stat per CPU over the run.
+    pub softnet_delta: Vec<SoftnetRow>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -44,11 +44,16 @@ impl Unit {
             UnitChoice::Ns => Unit::Ns,
             UnitChoice::Us => Unit::Us,
             UnitChoice::Ms => Unit::Ms,
-            UnitChoice::Auto => match h.quantile_ns(0.5).unwrap_or(0) {
-                0..1_000 => Unit::Ns,
-                1_000..1_000_000 => Unit::Us,
-                _ => Unit::Ms,
-            },
+            UnitChoice::Auto => Unit::for_ns(h.quantile_ns(0.5).unwrap_or(0)),
+        }
+    }
+
+    /// The unit in which `ns` is at least 1 (and below 1000).
+    pub fn for_ns(ns: u64) -> Unit {
+        match ns {
+            0..1_000 => Unit::Ns,
+            1_000..1_000_000 => Unit::Us,
+            _ => Unit::Ms,
         }
     }
 

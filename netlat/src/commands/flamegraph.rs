@@ -37,9 +37,9 @@ impl Probes {
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
     // Fail on an unwritable path now, not after the whole window.
-    check_writable(&args.output)?;
+    super::check_writable(&args.output)?;
     if let Some(path) = &args.folded {
-        check_writable(path)?;
+        super::check_writable(path)?;
     }
     let cpus =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
@@ -190,33 +190,6 @@ fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Opt
         line.push_str(&format!("; folded stacks in {}", path.display()));
     }
     eprintln!("{line}");
-}
-
-/// Checks that `path` can be written without creating it, so a run that
-/// fails later leaves no empty file behind.
-fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    let target = if path.exists() {
-        path
-    } else {
-        match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        }
-    };
-    let c_path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .with_context(|| format!("cannot write {}: bad path", path.display()))?;
-    // SAFETY: access() reads a NUL-terminated path.
-    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } != 0 {
-        bail!(
-            "cannot write {}: {}",
-            path.display(),
-            crate::oneline::io_text(&std::io::Error::last_os_error())
-        );
-    }
-    Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -31,6 +31,9 @@ pub fn run(args: &HistogramArgs) -> Result<()> {
             cpu_list(&online)
         );
     }
+    if let Some(path) = &args.output {
+        super::check_writable(path)?;
+    }
     stop::runtime()?.block_on(trace(args, &online))
 }
 
@@ -39,6 +42,7 @@ async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
 
     let (mut tracer, skipped) =
         super::attach_traced(&args.function, args.backend, &attach::Globals::default())?;
+    let conditions = crate::conditions::start();
     let mut window = Window::start();
     let started = window.instant;
     announce(args, &tracer, &skipped);
@@ -59,6 +63,7 @@ async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
         let snapshot = Snapshot {
             per_cpu: collector.rotate(&mut tracer).await?,
             unfinished_calls: None,
+            conditions: None,
         };
         emit(args, &host, &tracer, &window, &snapshot, online)?;
         window = Window::start();
@@ -69,8 +74,14 @@ async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
     let snapshot = Snapshot {
         per_cpu: collector.read(&tracer)?,
         unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
+        conditions: Some(conditions.finish()),
     };
-    emit(args, &host, &tracer, &window, &snapshot, online)
+    let report = emit(args, &host, &tracer, &window, &snapshot, online)?;
+    if let Some(path) = &args.output {
+        std::fs::write(path, render::json::render(&report, false))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn announce(
@@ -119,6 +130,8 @@ struct Snapshot {
     per_cpu: Vec<Histogram>,
     /// Only known for the final window, after detaching.
     unfinished_calls: Option<u64>,
+    /// Only for the final window: the whole run's conditions.
+    conditions: Option<crate::report::Conditions>,
 }
 
 fn emit(
@@ -128,7 +141,7 @@ fn emit(
     window: &Window,
     snapshot: &Snapshot,
     online: &[u32],
-) -> Result<()> {
+) -> Result<HistogramReport> {
     let report = build_report(args, host, tracer, window, snapshot, online);
     let per_cpu = &snapshot.per_cpu;
     let text = if args.json {
@@ -148,7 +161,8 @@ fn emit(
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .context("cannot write the report")
+        .context("cannot write the report")?;
+    Ok(report)
 }
 
 fn build_report(
@@ -189,6 +203,7 @@ fn build_report(
         cpu: args.cpu,
         summary,
         unfinished_calls: snapshot.unfinished_calls,
+        conditions: snapshot.conditions.clone(),
         per_cpu: cpus,
     }
 }

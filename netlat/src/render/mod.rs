@@ -1,4 +1,5 @@
 //! Output formats: pure functions from a report to text.
 
+pub mod compare;
 pub mod json;
 pub mod text;

@@ -130,6 +130,9 @@ fn footer(out: &mut String, r: &HistogramReport) {
             s.unmatched_exits, s.dropped_entries
         );
     }
+    if let Some(c) = &r.conditions {
+        conditions(out, c);
+    }
     if let Some(n) = r.unfinished_calls.filter(|&n| n > 0) {
         let _ = writeln!(
             out,
@@ -138,8 +141,42 @@ fn footer(out: &mut String, r: &HistogramReport) {
     }
 }
 
+fn conditions(out: &mut String, c: &crate::report::Conditions) {
+    let sysctls: Vec<String> = c
+        .sysctls_start
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("(absent)")))
+        .collect();
+    let _ = writeln!(out, "Sysctls: {}", sysctls.join("; "));
+    let changed: Vec<&String> = c
+        .sysctls_start
+        .iter()
+        .filter(|(k, v)| c.sysctls_end.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    if !changed.is_empty() {
+        let names: Vec<&str> = changed.iter().map(|k| k.as_str()).collect();
+        let _ = writeln!(out, "Changed during the run: {}", names.join(", "));
+    }
+    let mut counters: Vec<String> = c
+        .netstat_delta
+        .iter()
+        .map(|(k, v)| format!("{k} +{v}"))
+        .collect();
+    let sum = |f: fn(&crate::procfs::softnet::SoftnetRow) -> u64| -> u64 {
+        c.softnet_delta.iter().map(f).sum()
+    };
+    counters.push(format!(
+        "softnet processed +{} dropped +{} time_squeeze +{}",
+        sum(|r| r.processed),
+        sum(|r| r.dropped),
+        sum(|r| r.time_squeeze)
+    ));
+    let _ = writeln!(out, "Kernel counters over the run: {}", counters.join(", "));
+}
+
 /// Three significant digits, without a trailing ".00" on large values.
-fn significant(v: f64) -> String {
+pub(crate) fn significant(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -181,6 +218,7 @@ mod tests {
             cpu: None,
             summary: Summary::from(&h),
             unfinished_calls: None,
+            conditions: None,
             per_cpu: None,
         }
     }

@@ -1,0 +1,358 @@
+//! `netlat compare`: recorded runs side by side, as seed 001's tables put
+//! set-ups side by side, with the settings that differ and the kernel
+//! counters of each run. Pure data in, plain data out; rendering is apart.
+
+use std::{collections::BTreeSet, path::Path};
+
+use serde::Serialize;
+
+use crate::report::{HistogramReport, SCHEMA_VERSION};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompareError {
+    #[error("cannot read {path}: {why}")]
+    Unreadable { path: String, why: String },
+    #[error("{path} is not a netlat result: {why}")]
+    NotAResult { path: String, why: String },
+    #[error("{path} has schema {found}, but this netlat reads schema {SCHEMA_VERSION}")]
+    Schema { path: String, found: u64 },
+    #[error("{first} times {f1} but {other} times {f2}: use --force to compare them anyway")]
+    Functions {
+        first: String,
+        f1: String,
+        other: String,
+        f2: String,
+    },
+}
+
+/// A run as named on the command line (the file stem).
+pub struct Named {
+    pub name: String,
+    pub report: HistogramReport,
+}
+
+pub fn load(path: &Path) -> Result<Named, CompareError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| CompareError::Unreadable {
+        path: shown.clone(),
+        why: crate::oneline::io_text(&e),
+    })?;
+    parse(&shown, &text).map(|report| Named {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or(shown),
+        report,
+    })
+}
+
+/// Checks the schema before the shape, so a newer file gets the right error.
+pub fn parse(path: &str, text: &str) -> Result<HistogramReport, CompareError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| CompareError::NotAResult {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+    match value.get("schema").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(found) => {
+            return Err(CompareError::Schema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        None => {
+            return Err(CompareError::NotAResult {
+                path: path.to_owned(),
+                why: "no schema field".into(),
+            });
+        }
+    }
+    serde_json::from_value(value).map_err(|e| CompareError::NotAResult {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+pub fn check_functions(runs: &[Named], force: bool) -> Result<(), CompareError> {
+    let Some(first) = runs.first() else {
+        return Ok(());
+    };
+    match runs
+        .iter()
+        .find(|r| r.report.function != first.report.function)
+    {
+        Some(other) if !force => Err(CompareError::Functions {
+            first: first.name.clone(),
+            f1: first.report.function.clone(),
+            other: other.name.clone(),
+            f2: other.report.function.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Comparison {
+    pub runs: Vec<String>,
+    pub functions: Vec<String>,
+    /// (label, value per run); latency values in nanoseconds.
+    pub rows: Vec<Row>,
+    /// Sysctls (at each run's start) whose values are not all equal.
+    pub sysctls_differing: Vec<Differing>,
+    /// Kernel counter growth per run (absent when a run did not record it).
+    pub counters: Vec<Counter>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Row {
+    pub label: &'static str,
+    /// Whether the value is a duration in nanoseconds.
+    pub duration: bool,
+    pub values: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Differing {
+    pub sysctl: String,
+    pub values: Vec<Option<String>>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Counter {
+    pub counter: String,
+    pub values: Vec<Option<u64>>,
+}
+
+pub fn compare(runs: &[Named]) -> Comparison {
+    let reports: Vec<&HistogramReport> = runs.iter().map(|r| &r.report).collect();
+    let row = |label, duration, f: &dyn Fn(&HistogramReport) -> Option<f64>| Row {
+        label,
+        duration,
+        values: reports.iter().map(|r| f(r)).collect(),
+    };
+    let pct = |r: &HistogramReport, pick: fn(&crate::report::Percentiles) -> u64| {
+        r.summary.percentiles_ns.as_ref().map(|p| pick(p) as f64)
+    };
+    let rows = vec![
+        row("count", false, &|r| Some(r.summary.count as f64)),
+        row("calls/s", false, &|r| {
+            (r.window_ns > 0).then(|| r.summary.count as f64 / (r.window_ns as f64 / 1e9))
+        }),
+        row("min", true, &|r| r.summary.min_ns.map(|v| v as f64)),
+        row("mean", true, &|r| r.summary.mean_ns),
+        row("p50", true, &|r| pct(r, |p| p.p50)),
+        row("p90", true, &|r| pct(r, |p| p.p90)),
+        row("p99", true, &|r| pct(r, |p| p.p99)),
+        row("p99.9", true, &|r| pct(r, |p| p.p99_9)),
+        row("max", true, &|r| r.summary.max_ns.map(|v| v as f64)),
+    ];
+    let sysctl_names: BTreeSet<&String> = reports
+        .iter()
+        .filter_map(|r| r.conditions.as_ref())
+        .flat_map(|c| c.sysctls_start.keys())
+        .collect();
+    let sysctls_differing = sysctl_names
+        .into_iter()
+        .filter_map(|name| {
+            let values: Vec<Option<String>> = reports
+                .iter()
+                .map(|r| {
+                    r.conditions
+                        .as_ref()
+                        .and_then(|c| c.sysctls_start.get(name).cloned().flatten())
+                })
+                .collect();
+            values.iter().any(|v| v != &values[0]).then(|| Differing {
+                sysctl: name.clone(),
+                values,
+            })
+        })
+        .collect();
+    let counter_names: BTreeSet<&String> = reports
+        .iter()
+        .filter_map(|r| r.conditions.as_ref())
+        .flat_map(|c| c.netstat_delta.keys())
+        .collect();
+    let mut counters: Vec<Counter> = counter_names
+        .into_iter()
+        .map(|name| Counter {
+            counter: name.clone(),
+            values: reports
+                .iter()
+                .map(|r| {
+                    r.conditions
+                        .as_ref()
+                        .and_then(|c| c.netstat_delta.get(name).copied())
+                })
+                .collect(),
+        })
+        .collect();
+    for (label, pick) in [
+        (
+            "softnet processed",
+            (|s: &crate::procfs::softnet::SoftnetRow| s.processed) as fn(&_) -> u64,
+        ),
+        ("softnet dropped", |s| s.dropped),
+        ("softnet time_squeeze", |s| s.time_squeeze),
+    ] {
+        counters.push(Counter {
+            counter: label.to_owned(),
+            values: reports
+                .iter()
+                .map(|r| {
+                    r.conditions
+                        .as_ref()
+                        .map(|c| c.softnet_delta.iter().map(pick).sum())
+                })
+                .collect(),
+        });
+    }
+    Comparison {
+        runs: runs.iter().map(|r| r.name.clone()).collect(),
+        functions: reports.iter().map(|r| r.function.clone()).collect(),
+        rows,
+        sysctls_differing,
+        counters,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        histogram::Histogram,
+        report::{Conditions, Summary},
+    };
+    use netlat_common::buckets;
+
+    fn report(function: &str, ns: u64, n: u64, tcp_rmem: &str, pruned: u64) -> HistogramReport {
+        let mut h = Histogram {
+            count: n,
+            sum_ns: ns * n,
+            min_ns: ns,
+            max_ns: ns,
+            ..Histogram::default()
+        };
+        h.buckets[buckets::index(ns)] = n;
+        let mut sysctls = std::collections::BTreeMap::new();
+        sysctls.insert("net.ipv4.tcp_rmem".to_owned(), Some(tcp_rmem.to_owned()));
+        sysctls.insert("net.core.netdev_budget".to_owned(), Some("300".to_owned()));
+        sysctls.insert("net.core.netdev_budget_usecs".to_owned(), None);
+        let mut netstat = std::collections::BTreeMap::new();
+        netstat.insert("PruneCalled".to_owned(), pruned);
+        HistogramReport {
+            schema: SCHEMA_VERSION,
+            function: function.into(),
+            backend: "kprobe".into(),
+            backend_detail: "kprobe/kretprobe on tcp_collapse".into(),
+            host: "h".into(),
+            kernel: "6.1".into(),
+            cpus: 2,
+            start: "2026-11-22T22:00:00Z".into(),
+            window_ns: 300_000_000_000,
+            cpu: None,
+            summary: Summary::from(&h),
+            unfinished_calls: Some(0),
+            per_cpu: None,
+            conditions: Some(Conditions {
+                sysctls_start: sysctls.clone(),
+                sysctls_end: sysctls,
+                netstat_delta: netstat,
+                softnet_delta: vec![],
+            }),
+        }
+    }
+
+    fn named(name: &str, r: HistogramReport) -> Named {
+        Named {
+            name: name.into(),
+            report: r,
+        }
+    }
+
+    #[test]
+    fn seed_003_before_and_after_tuning_tcp_rmem() {
+        // tcp_collapse: avg 3 ms with 32 MiB tcp_rmem, under 1 ms with 2 MiB.
+        let runs = [
+            named(
+                "before",
+                report("tcp_collapse", 3_000_000, 1552, "4096 5242880 33554432", 30),
+            ),
+            named(
+                "after",
+                report("tcp_collapse", 700_000, 592, "4096 1048576 2097152", 2),
+            ),
+        ];
+        check_functions(&runs, false).unwrap();
+        let c = compare(&runs);
+        assert_eq!(c.runs, ["before", "after"]);
+        assert_eq!(c.sysctls_differing.len(), 1, "only tcp_rmem differs");
+        assert_eq!(c.sysctls_differing[0].sysctl, "net.ipv4.tcp_rmem");
+        let text = crate::render::compare::render(&c);
+        println!("{text}");
+        assert!(text.contains("count         1552   592 (x0.38)"), "{text}");
+        assert!(text.contains("max (ms)      3.00  0.70 (x0.23)"), "{text}");
+        assert!(
+            text.contains("net.ipv4.tcp_rmem  4096 5242880 33554432  4096 1048576 2097152"),
+            "{text}"
+        );
+        assert!(text.contains("PruneCalled           30  2"), "{text}");
+        let max = c.rows.iter().find(|r| r.label == "max").unwrap();
+        assert_eq!(max.values, [Some(3_000_000.0), Some(700_000.0)]);
+        // Machine output carries the same facts.
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json["sysctls_differing"][0]["values"][1],
+            "4096 1048576 2097152"
+        );
+    }
+
+    #[test]
+    fn refuses_other_schemas_other_functions_and_non_results() {
+        let mut v = serde_json::to_value(report("net_rx_action", 1000, 1, "1 2 3", 0)).unwrap();
+        v["schema"] = serde_json::json!(SCHEMA_VERSION + 1);
+        let err = parse("new.json", &v.to_string()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "new.json has schema {}, but this netlat reads schema {SCHEMA_VERSION}",
+                SCHEMA_VERSION + 1
+            )
+        );
+        assert!(matches!(
+            parse("x.json", "{\"a\": 1}"),
+            Err(CompareError::NotAResult { .. })
+        ));
+        assert!(matches!(
+            parse("x.json", "not json"),
+            Err(CompareError::NotAResult { .. })
+        ));
+
+        let runs = [
+            named("a", report("net_rx_action", 1000, 1, "1 2 3", 0)),
+            named("b", report("tcp_collapse", 1000, 1, "1 2 3", 0)),
+        ];
+        let err = check_functions(&runs, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "a times net_rx_action but b times tcp_collapse: use --force to compare them anyway"
+        );
+        assert!(check_functions(&runs, true).is_ok());
+        let missing = load(Path::new("/nonexistent/run.json"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            missing,
+            "cannot read /nonexistent/run.json: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn report_round_trips_through_json() {
+        let r = report("tcp_collapse", 123_456, 7, "4096 131072 6291456", 3);
+        let text = crate::render::json::render(&r, false);
+        assert_eq!(parse("r.json", &text).unwrap(), r);
+    }
+}
