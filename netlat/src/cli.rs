@@ -28,6 +28,9 @@ pub enum Command {
     /// Put recorded runs (histogram --output) side by side, with the sysctls
     /// that differ and each run's kernel counters.
     Compare(CompareArgs),
+    /// Time a function before and after changing one sysctl, then put the
+    /// sysctl back and compare the two runs.
+    Experiment(ExperimentArgs),
     /// Measure the network-latency checklist (softnet, drops, queues, IRQs).
     Doctor(doctor::DoctorArgs),
 }
@@ -102,6 +105,27 @@ pub struct CompareArgs {
     pub json: bool,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct ExperimentArgs {
+    /// Kernel function to time, e.g. tcp_collapse.
+    pub function: String,
+    /// The setting to try, e.g. net.ipv4.tcp_rmem="4096 1048576 2097152".
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: String,
+    /// Length of each of the two runs.
+    #[arg(long, value_parser = duration::parse, default_value = "10")]
+    pub duration: Duration,
+    /// How to time the function (as for histogram).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Write before.json and after.json here (for netlat compare).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<std::path::PathBuf>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -112,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Histogram(args) => commands::histogram::run(args),
         Command::Flamegraph(args) => commands::flamegraph::run(args),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Experiment(args) => commands::experiment::run(args),
         Command::Doctor(args) => doctor::run(args),
     };
     match result {

@@ -129,3 +129,107 @@ fn output_path_is_checked_before_tracing() {
         "Error: cannot write /nonexistent/dir/run.json: No such file or directory"
     );
 }
+
+/// `experiment` on a harmless sysctl: both runs recorded, the original value
+/// back afterwards, also when SIGTERM arrives during the second run.
+#[test]
+fn experiment_restores_the_sysctl_even_when_interrupted() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    if !is_root() {
+        return skip("needs root to load eBPF programs and set sysctls");
+    }
+    const KEY: &str = "/proc/sys/net/core/netdev_budget";
+    let read = || {
+        std::fs::read_to_string(KEY)
+            .expect("netdev_budget")
+            .trim()
+            .to_owned()
+    };
+    let original = read();
+    let changed = if original == "600" { "601" } else { "600" };
+    let dir = scratch("experiment");
+
+    let out = run(&[
+        "experiment",
+        "net_rx_action",
+        "--sysctl",
+        &format!("net.core.netdev_budget={changed}"),
+        "--duration",
+        "0.5",
+        "--output-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(read(), original, "restored after a normal run");
+    assert!(
+        out.stdout
+            .contains(&format!("net.core.netdev_budget  {original}  {changed}")),
+        "{}",
+        out.stdout
+    );
+    for name in ["before.json", "after.json"] {
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(name)).expect(name))
+            .expect("JSON");
+        let expected: &str = if name == "before.json" {
+            &original
+        } else {
+            changed
+        };
+        assert_eq!(
+            r["conditions"]["sysctls_start"]["net.core.netdev_budget"], expected,
+            "{name}"
+        );
+    }
+
+    let mut child = Command::new(common::BIN)
+        .args([
+            "experiment",
+            "net_rx_action",
+            "--sysctl",
+            &format!("net.core.netdev_budget={changed}"),
+            "--duration",
+            "3",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // Wait until the second run is attached.
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).expect("stderr") > 0,
+            "netlat ended early: {seen}"
+        );
+        seen.push_str(&line);
+        if line.starts_with("netlat: tracing") && seen.contains("run 2 of 2") {
+            break;
+        }
+    }
+    assert_eq!(read(), changed, "the new value is in force during run 2");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("stderr");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .expect("stdout");
+    println!("{seen}{rest}{stdout}");
+    assert!(status.success(), "SIGTERM is a normal end: {rest}");
+    assert_eq!(read(), original, "restored after SIGTERM");
+    assert!(
+        rest.contains(&format!("restored net.core.netdev_budget = {original}")),
+        "{rest}"
+    );
+    assert!(
+        stdout.contains("before") && stdout.contains("after"),
+        "{stdout}"
+    );
+}

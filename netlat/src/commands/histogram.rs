@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::stop::{self, Stop, Woke};
+pub(crate) use super::stop::{self, Stop, Woke};
 use crate::{
     backend::attach,
     cli::HistogramArgs,
@@ -34,12 +34,27 @@ pub fn run(args: &HistogramArgs) -> Result<()> {
     if let Some(path) = &args.output {
         super::check_writable(path)?;
     }
-    stop::runtime()?.block_on(trace(args, &online))
+    stop::runtime()?.block_on(async {
+        let mut stop = Stop::install()?;
+        trace(args, &online, &mut stop, true).await.map(drop)
+    })
 }
 
-async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
-    let mut stop = Stop::install()?;
+/// How a traced run ended.
+pub(crate) struct Traced {
+    pub report: HistogramReport,
+    /// SIGINT or SIGTERM came before the window's end.
+    pub interrupted: bool,
+}
 
+/// Attaches, waits out the window (printing each `--interval`), detaches,
+/// and returns the final report; prints it too when `print`.
+pub(crate) async fn trace(
+    args: &HistogramArgs,
+    online: &[u32],
+    stop: &mut Stop,
+    print: bool,
+) -> Result<Traced> {
     let (mut tracer, skipped) =
         super::attach_traced(&args.function, args.backend, &attach::Globals::default())?;
     let conditions = crate::conditions::start();
@@ -50,11 +65,15 @@ async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
     let host = HostInfo::read();
     let mut collector = Collector::new();
     let deadline = args.seconds.map(|d| started + d);
+    let mut interrupted = false;
     loop {
         let tick = args.interval.map(|i| window.instant + i);
         let wake = [tick, deadline].into_iter().flatten().min();
         let ended = match stop.until(wake).await {
-            Woke::Signal => true,
+            Woke::Signal => {
+                interrupted = true;
+                true
+            }
             Woke::Time => deadline.is_some_and(|d| Instant::now() >= d),
         };
         if ended {
@@ -76,12 +95,19 @@ async fn trace(args: &HistogramArgs, online: &[u32]) -> Result<()> {
         unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
         conditions: Some(conditions.finish()),
     };
-    let report = emit(args, &host, &tracer, &window, &snapshot, online)?;
+    let report = if print {
+        emit(args, &host, &tracer, &window, &snapshot, online)?
+    } else {
+        build_report(args, &host, &tracer, &window, &snapshot, online)
+    };
     if let Some(path) = &args.output {
         std::fs::write(path, render::json::render(&report, false))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(())
+    Ok(Traced {
+        report,
+        interrupted,
+    })
 }
 
 fn announce(

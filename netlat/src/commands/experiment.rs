@@ -1,0 +1,162 @@
+//! `netlat experiment FUNCTION --sysctl KEY=VALUE`: the seed-003 workflow
+//! in one command. Record a run with the current setting, apply the new
+//! value, record a second run, put the original back (also on Ctrl-C,
+//! SIGTERM or an error), and compare.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+
+use super::histogram::{Stop, stop, trace};
+use crate::{
+    cli::{ExperimentArgs, HistogramArgs},
+    compare::{self, Named},
+    privileges,
+    procfs::sysctl,
+    render,
+    unit::UnitChoice,
+};
+
+pub fn run(args: &ExperimentArgs) -> Result<()> {
+    privileges::check().map_err(anyhow::Error::msg)?;
+    let (key, value) = parse_assignment(&args.sysctl)?;
+    let original = sysctl::read(&key)
+        .with_context(|| format!("unknown sysctl {key} (no {})", sysctl::path(&key)))?;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        super::check_writable(&dir.join("before.json"))?;
+    }
+    let online =
+        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    let run_args = |name: &str| HistogramArgs {
+        function: args.function.clone(),
+        seconds: Some(args.duration),
+        backend: args.backend,
+        unit: UnitChoice::Auto,
+        interval: None,
+        per_cpu: false,
+        cpu: None,
+        json: false,
+        output: args
+            .output_dir
+            .as_ref()
+            .map(|d| d.join(format!("{name}.json"))),
+    };
+    stop::runtime()?.block_on(async {
+        let mut stop = Stop::install()?;
+        eprintln!("netlat: run 1 of 2, with {key} = {original}");
+        let before = trace(&run_args("before"), &online, &mut stop, false).await?;
+        if before.interrupted {
+            eprintln!("netlat: interrupted before {key} was changed");
+            return print(&[named("before", before.report)], args.json);
+        }
+        let applied = Applied::apply(&key, &value, &original)?;
+        eprintln!(
+            "netlat: run 2 of 2, with {key} = {}",
+            sysctl::read(&key).unwrap_or_default()
+        );
+        let after = trace(&run_args("after"), &online, &mut stop, false).await;
+        applied.restore()?;
+        let after = after?;
+        if after.interrupted {
+            eprintln!("netlat: interrupted during run 2; comparing what was collected");
+        }
+        print(
+            &[named("before", before.report), named("after", after.report)],
+            args.json,
+        )
+    })
+}
+
+fn named(name: &str, report: crate::report::HistogramReport) -> Named {
+    Named {
+        name: name.to_owned(),
+        report,
+    }
+}
+
+fn print(runs: &[Named], json: bool) -> Result<()> {
+    let comparison = compare::compare(runs);
+    let text = if json {
+        serde_json::to_string_pretty(&comparison).context("cannot serialize the comparison")? + "\n"
+    } else {
+        render::compare::render(&comparison)
+    };
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write the comparison")
+}
+
+/// `net.ipv4.tcp_rmem=4096 1048576 2097152` -> (key, value).
+pub fn parse_assignment(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_owned(), sysctl::normalize(v)))
+        }
+        _ => bail!(
+            "invalid --sysctl '{s}': expected KEY=VALUE, e.g. net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
+        ),
+    }
+}
+
+/// A sysctl set to a new value; dropping it puts the original back, so an
+/// error or a panic between apply and restore cannot leave the host tuned.
+struct Applied {
+    key: String,
+    original: String,
+    restored: bool,
+}
+
+impl Applied {
+    fn apply(key: &str, value: &str, original: &str) -> Result<Applied> {
+        write(key, value)?;
+        Ok(Applied {
+            key: key.to_owned(),
+            original: original.to_owned(),
+            restored: false,
+        })
+    }
+
+    fn restore(mut self) -> Result<()> {
+        self.restored = true;
+        write(&self.key, &self.original)?;
+        eprintln!("netlat: restored {} = {}", self.key, self.original);
+        Ok(())
+    }
+}
+
+impl Drop for Applied {
+    fn drop(&mut self) {
+        if !self.restored {
+            let _ = write(&self.key, &self.original);
+        }
+    }
+}
+
+fn write(key: &str, value: &str) -> Result<()> {
+    let path = sysctl::path(key);
+    std::fs::write(Path::new(&path), value)
+        .with_context(|| format!("cannot set {key} = {value} ({path})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments() {
+        assert_eq!(
+            parse_assignment("net.ipv4.tcp_rmem=4096 1048576  2097152").unwrap(),
+            (
+                "net.ipv4.tcp_rmem".to_owned(),
+                "4096 1048576 2097152".to_owned()
+            )
+        );
+        for bad in ["net.core.netdev_budget", "=3", "net.core.netdev_budget="] {
+            let err = parse_assignment(bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid --sysctl"), "{err}");
+        }
+    }
+}
