@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{ProcError, Root, read_text};
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SoftnetRow {
     pub cpu: u32,
@@ -34,10 +36,51 @@ pub fn parse(text: &str) -> Vec<SoftnetRow> {
         .collect()
 }
 
+/// Like [`parse`], but a line that is not hex columns, or has fewer than
+/// three, is an error instead of being skipped.
+pub fn try_parse(text: &str) -> Result<Vec<SoftnetRow>, ProcError> {
+    let mut rows = Vec::new();
+    for (n, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let cols = l
+            .split_whitespace()
+            .map(|c| u64::from_str_radix(c, 16))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|e| ProcError::parse("softnet_stat", n + 1, format!("not hex: {e}")))?;
+        let [processed, dropped, time_squeeze, ..] = cols[..] else {
+            return Err(ProcError::parse(
+                "softnet_stat",
+                n + 1,
+                format!("{} columns, expected at least 3", cols.len()),
+            ));
+        };
+        rows.push(SoftnetRow {
+            cpu: cols.get(12).map_or(n, |&c| c as usize) as u32,
+            processed,
+            dropped,
+            time_squeeze,
+        });
+    }
+    Ok(rows)
+}
+
+/// `/proc/net/softnet_stat` under `root`.
+pub fn try_read(root: &Root) -> Result<Vec<SoftnetRow>, ProcError> {
+    try_parse(&read_text(&root.proc_net.join("softnet_stat"))?)
+}
+
 pub fn read() -> Vec<SoftnetRow> {
     std::fs::read_to_string("/proc/net/softnet_stat")
         .map(|t| parse(&t))
         .unwrap_or_default()
+}
+
+/// The kernel prints these counters as 32-bit values (`%08x` of unsigned
+/// int), so growth is taken modulo 2^32: a busy CPU's `processed` wraps.
+fn growth(before: u64, after: u64) -> u64 {
+    after.wrapping_sub(before) & 0xffff_ffff
 }
 
 /// Per-CPU growth from `before` to `after` (CPUs matched by id).
@@ -52,9 +95,9 @@ pub fn delta(before: &[SoftnetRow], after: &[SoftnetRow]) -> Vec<SoftnetRow> {
                 .unwrap_or_default();
             SoftnetRow {
                 cpu: a.cpu,
-                processed: a.processed.wrapping_sub(b.processed),
-                dropped: a.dropped.wrapping_sub(b.dropped),
-                time_squeeze: a.time_squeeze.wrapping_sub(b.time_squeeze),
+                processed: growth(b.processed, a.processed),
+                dropped: growth(b.dropped, a.dropped),
+                time_squeeze: growth(b.time_squeeze, a.time_squeeze),
             }
         })
         .collect()
@@ -124,5 +167,47 @@ mod tests {
         let d = delta(&before, &after);
         assert_eq!(d[0].processed, 5);
         assert_eq!((d[1].processed, d[1].dropped, d[1].time_squeeze), (5, 0, 2));
+    }
+
+    #[test]
+    fn processed_wraps_at_32_bits() {
+        let row = |processed| SoftnetRow {
+            cpu: 0,
+            processed,
+            ..SoftnetRow::default()
+        };
+        assert_eq!(delta(&[row(0xffff_fff0)], &[row(0x10)])[0].processed, 0x20);
+    }
+
+    #[test]
+    fn strict_parse_of_real_and_newer_layouts() {
+        // This host (6.18): 15 columns, CPU id in column 12.
+        let host = try_parse(include_str!(
+            "../../tests/fixtures/proc/linux-6.18-vm/net/softnet_stat"
+        ))
+        .unwrap();
+        assert_eq!(host.len(), 2);
+        assert_eq!(host[1].cpu, 1);
+        // Columns a future kernel may append are ignored.
+        let newer = try_parse(include_str!(
+            "../../tests/fixtures/proc/softnet_stat-extra-columns"
+        ))
+        .unwrap();
+        assert_eq!(newer.len(), 4);
+        assert_eq!(
+            newer[2],
+            SoftnetRow {
+                cpu: 3,
+                processed: 0x0123_4567,
+                dropped: 0x2a,
+                time_squeeze: 0x1f4
+            }
+        );
+        assert_eq!(
+            try_parse("0001 zz 0003\n").unwrap_err().to_string(),
+            "softnet_stat: line 1: not hex: invalid digit found in string"
+        );
+        assert!(try_parse("0001 0002\n").is_err());
+        assert!(try_parse("").unwrap().is_empty());
     }
 }

@@ -1,6 +1,8 @@
 //! Reading sysctls from /proc/sys, the way `sysctl -n` prints them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
+
+use super::{ProcError, Root, read_text};
 
 /// The sysctls behind seed 003's story (receive buffers and tcp_collapse)
 /// and seed 000's softnet checklist, recorded beside every result.
@@ -34,6 +36,27 @@ pub fn read(key: &str) -> Option<String> {
         .map(|v| normalize(&v))
 }
 
+/// `key` under `root`'s /proc/sys: `Ok(None)` when this kernel has no such
+/// key, an error when it exists but cannot be read (permissions).
+pub fn read_at(root: &Root, key: &str) -> Result<Option<String>, ProcError> {
+    let path: PathBuf = root.proc_sys.join(key.replace('.', "/"));
+    match read_text(&path) {
+        Ok(v) => Ok(Some(normalize(&v))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A sysctl that holds one integer (netdev_budget): None when absent.
+pub fn read_u64_at(root: &Root, key: &str) -> Result<Option<u64>, ProcError> {
+    read_at(root, key)?
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ProcError::parse("sysctl", 1, format!("{key} = {v:?} is no integer")))
+        })
+        .transpose()
+}
+
 pub fn snapshot() -> BTreeMap<String, Option<String>> {
     RECORDED.iter().map(|k| (k.to_string(), read(k))).collect()
 }
@@ -46,5 +69,24 @@ mod tests {
     fn dotted_keys_map_to_proc_sys_and_values_normalize() {
         assert_eq!(path("net.ipv4.tcp_rmem"), "/proc/sys/net/ipv4/tcp_rmem");
         assert_eq!(normalize("4096\t131072\t6291456\n"), "4096 131072 6291456");
+    }
+
+    #[test]
+    fn absent_keys_are_none_and_present_ones_read() {
+        let dir = std::env::temp_dir().join(format!("netlat-sysctl-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("proc/sys/net/core")).unwrap();
+        std::fs::write(dir.join("proc/sys/net/core/netdev_budget"), "300\n").unwrap();
+        std::fs::write(dir.join("proc/sys/net/core/rmem_max"), "lots\n").unwrap();
+        let root = Root::under(&dir);
+        assert_eq!(
+            read_u64_at(&root, "net.core.netdev_budget").unwrap(),
+            Some(300)
+        );
+        assert_eq!(
+            read_at(&root, "net.core.netdev_budget_usecs").unwrap(),
+            None
+        );
+        assert!(read_u64_at(&root, "net.core.rmem_max").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
