@@ -1,8 +1,90 @@
-//! `netlat doctor` (issue 6): placeholder until the checklist lands.
+//! `netlat doctor` (issue 6): seed 000's network-latency checklist,
+//! measured instead of read. Two readings of /proc and /sys a window apart
+//! (`sample`), verdicts with their evidence (`checks`), then text or JSON
+//! (`text`, `json`). Needs no eBPF, so it works on every kernel.
+
+pub mod checks;
+pub mod json;
+pub mod sample;
+pub mod text;
+
+use std::{
+    io::{IsTerminal as _, Write as _},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::Context as _;
+
+use crate::{duration, procfs::Root};
+pub use checks::{Check, Report, Value, Verdict, evaluate};
 
 #[derive(clap::Args, Debug)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Time between the two readings: seconds (5, 2.5) or with a unit (500ms).
+    #[arg(long, value_parser = duration::parse, default_value = "5", value_name = "SECONDS")]
+    pub window: Duration,
+    /// Repeat every SECONDS, printing what changed in each interval, until Ctrl-C.
+    #[arg(long, value_parser = duration::parse, value_name = "SECONDS", conflicts_with = "window")]
+    pub watch: Option<Duration>,
+    /// Print the report as JSON (with --watch: one JSON object per line).
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: &DoctorArgs) -> anyhow::Result<()> {
-    anyhow::bail!("netlat doctor is not implemented yet")
+/// Reads everything under `root`, waits `window`, reads again and judges.
+pub fn measure(root: &Root, window: Duration) -> Report {
+    let start = Instant::now();
+    let before = sample::take(root);
+    std::thread::sleep(window);
+    let end = Instant::now();
+    let after = sample::take(root);
+    evaluate(&before, &after, end - start)
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
+    let root = Root::host();
+    let mut out = std::io::stdout().lock();
+    let Some(every) = args.watch else {
+        if !args.json && std::io::stderr().is_terminal() {
+            eprintln!(
+                "netlat: doctor measuring for {:.1} s...",
+                args.window.as_secs_f64()
+            );
+        }
+        let mut report = measure(&root, args.window);
+        report.at = Some(now_rfc3339());
+        let text = if args.json {
+            json::render(&report).context("cannot encode the report as JSON")? + "\n"
+        } else {
+            text::render(&report)
+        };
+        out.write_all(text.as_bytes())
+            .context("cannot write the report")?;
+        return Ok(());
+    };
+    // Like seed 000's `while true; do ...; sleep 5; done`: each interval
+    // judged on its own deltas. Ctrl-C ends it the usual way.
+    let mut before = sample::take(&root);
+    let mut start = Instant::now();
+    loop {
+        std::thread::sleep(every);
+        let end = Instant::now();
+        let after = sample::take(&root);
+        let mut report = evaluate(&before, &after, end - start);
+        let stamp = now_rfc3339();
+        let text = if args.json {
+            report.at = Some(stamp);
+            json::render_line(&report).context("cannot encode the report as JSON")? + "\n"
+        } else {
+            text::render_watch(&report, &stamp)
+        };
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .context("cannot write the report")?;
+        (before, start) = (after, end);
+    }
 }
