@@ -410,7 +410,7 @@ impl Ctx<'_> {
         if prunes > 0 || collapsed > 0 {
             verdict = Verdict::Warn;
             words.push(format!(
-                "receive queues over budget: {prunes} prunes ({:.1}/s) collapsed {collapsed} buffers ({:.1}/s)",
+                "receive queues over budget: {prunes} prunes ({:.1}/s), {collapsed} buffers collapsed ({:.1}/s)",
                 prunes as f64 / self.secs,
                 collapsed as f64 / self.secs
             ));
@@ -625,6 +625,8 @@ impl Ctx<'_> {
         }
         let top = |m: &BTreeMap<u16, u64>| {
             let mut v: Vec<(u16, u64)> = m.iter().map(|(p, n)| (*p, *n)).collect();
+            // One TIME_WAIT socket on a port says nothing about that port.
+            v.retain(|(_, n)| *n > 1);
             v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             v.truncate(3);
             v

@@ -67,16 +67,18 @@ fn value_text(v: &Value) -> String {
 pub fn render(report: &Report) -> String {
     let mut out = heading(report);
     out.push('\n');
+    // One column of values for the whole report reads like a table.
+    let width = report
+        .checks
+        .iter()
+        .flat_map(|c| &c.evidence)
+        .map(|e| e.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for check in &report.checks {
         out.push('\n');
         out.push_str(&summary_line(check));
         out.push('\n');
-        let width = check
-            .evidence
-            .iter()
-            .map(|e| e.name.chars().count())
-            .max()
-            .unwrap_or(0);
         for e in &check.evidence {
             // A String never fails to take a write.
             let _ = writeln!(out, "    {:<width$}  {}", e.name, value_text(&e.value));
