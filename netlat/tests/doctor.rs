@@ -506,6 +506,7 @@ fn tcp_collapse_generator_is_flagged_as_receive_buffer_pressure() {
         last.unwrap()
     });
     let check = r.check("receive_buffers").unwrap();
+    println!("{}", text::summary_line(check));
     let prunes = rate(&r, "receive_buffers", "PruneCalled").unwrap();
     let collapsed = rate(&r, "receive_buffers", "TCPRcvCollapsed").unwrap();
     assert!(prunes > 0 || collapsed > 0, "{check:#?}");
