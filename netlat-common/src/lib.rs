@@ -113,6 +113,18 @@ pub struct SampleStats {
     pub lost_count: u64,
 }
 
+impl SampleStats {
+    /// Sums another CPU's counts into these.
+    pub fn add(&mut self, o: &SampleStats) {
+        self.kept += o.kept;
+        self.outside += o.outside;
+        self.fast += o.fast;
+        self.lost_stack += o.lost_stack;
+        self.lost_pending += o.lost_pending;
+        self.lost_count += o.lost_count;
+    }
+}
+
 /// Samples waiting for their call to end (`--slower-than`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

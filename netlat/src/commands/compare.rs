@@ -17,8 +17,13 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         .map(|p| compare::load(p))
         .collect::<Result<Vec<Named>, _>>()?;
     compare::check_functions(&runs, args.force)?;
-    let comparison = compare::compare(&runs);
-    let text = if args.json {
+    print(&runs, args.json)
+}
+
+/// Prints the comparison of `runs` as a table, or as JSON.
+pub(crate) fn print(runs: &[Named], json: bool) -> Result<()> {
+    let comparison = compare::compare(runs);
+    let text = if json {
         serde_json::to_string_pretty(&comparison).context("cannot serialize the comparison")? + "\n"
     } else {
         render::compare::render(&comparison)

@@ -7,13 +7,15 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::histogram::{Stop, stop, trace};
+use super::{
+    compare::print,
+    histogram::{Stop, stop, trace},
+};
 use crate::{
     cli::{ExperimentArgs, HistogramArgs},
-    compare::{self, Named},
+    compare::Named,
     privileges,
     procfs::sysctl,
-    render,
     unit::UnitChoice,
 };
 
@@ -73,20 +75,6 @@ fn named(name: &str, report: crate::report::HistogramReport) -> Named {
         name: name.to_owned(),
         report,
     }
-}
-
-fn print(runs: &[Named], json: bool) -> Result<()> {
-    let comparison = compare::compare(runs);
-    let text = if json {
-        serde_json::to_string_pretty(&comparison).context("cannot serialize the comparison")? + "\n"
-    } else {
-        render::compare::render(&comparison)
-    };
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("cannot write the comparison")
 }
 
 /// `net.ipv4.tcp_rmem=4096 1048576 2097152` -> (key, value).

@@ -160,6 +160,14 @@ struct Snapshot {
     conditions: Option<crate::report::Conditions>,
 }
 
+/// The histogram the report is about: one CPU's with --cpu, else all CPUs'.
+fn reported(args: &HistogramArgs, per_cpu: &[Histogram]) -> Histogram {
+    match args.cpu {
+        Some(cpu) => per_cpu.get(cpu as usize).cloned().unwrap_or_default(),
+        None => Histogram::merged(per_cpu),
+    }
+}
+
 fn emit(
     args: &HistogramArgs,
     host: &HostInfo,
@@ -169,15 +177,10 @@ fn emit(
     online: &[u32],
 ) -> Result<HistogramReport> {
     let report = build_report(args, host, tracer, window, snapshot, online);
-    let per_cpu = &snapshot.per_cpu;
     let text = if args.json {
         render::json::render(&report, args.interval.is_some())
     } else {
-        let all = match args.cpu {
-            Some(cpu) => per_cpu.get(cpu as usize).cloned().unwrap_or_default(),
-            None => Histogram::merged(per_cpu),
-        };
-        let unit = Unit::choose(args.unit, &all);
+        let unit = Unit::choose(args.unit, &reported(args, &snapshot.per_cpu));
         let mut text = render::text::render(&report, unit);
         if args.interval.is_some() {
             text.push('\n');
@@ -201,10 +204,7 @@ fn build_report(
 ) -> HistogramReport {
     let per_cpu = &snapshot.per_cpu;
     let backend = tracer.backend();
-    let summary = match args.cpu {
-        Some(cpu) => Summary::from(&per_cpu.get(cpu as usize).cloned().unwrap_or_default()),
-        None => Summary::from(&Histogram::merged(per_cpu)),
-    };
+    let summary = Summary::from(&reported(args, per_cpu));
     let cpus = args.per_cpu.then(|| {
         per_cpu
             .iter()

@@ -46,16 +46,9 @@ pub fn detach(ebpf: &mut Ebpf) -> Result<()> {
     Ok(())
 }
 
-/// What happened to the samples, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub kept: u64,
-    pub outside: u64,
-    pub fast: u64,
-    pub lost_stack: u64,
-    pub lost_pending: u64,
-    pub lost_count: u64,
-}
+/// What happened to the samples, summed over CPUs (the kernel's per-CPU
+/// counters, same fields).
+pub type Tally = SampleStats;
 
 pub fn read(ebpf: &Ebpf) -> Result<(Vec<Stack>, Tally)> {
     let counts: PerCpuHashMap<_, u32, u64> = PerCpuHashMap::try_from(
