@@ -148,7 +148,11 @@ fn build_static() -> Result<(PathBuf, PathBuf)> {
             )
             .current_dir(workspace_root()),
     )?;
-    let dir = workspace_root().join("target").join(TARGET).join("release");
+    // Where cargo put them: CARGO_TARGET_DIR when set, else ./target.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let dir = target.join(TARGET).join("release");
     Ok((dir.join("netlat"), dir.join("netlat-vm-guest")))
 }
 
