@@ -291,10 +291,9 @@ impl Ctx<'_> {
             }
         }
         let summary = if words.is_empty() {
-            format!(
-                "no backlog drops; {squeezed} budget squeezes ({squeeze_rate:.1}/s) over {} packets",
-                processed
-            )
+            // `processed` counts only packets through the per-CPU backlog
+            // (RPS, loopback), not NAPI drivers' own, so it is no total.
+            format!("no backlog drops; {squeezed} budget squeezes ({squeeze_rate:.1}/s)")
         } else {
             words.join("; ")
         };
@@ -557,7 +556,11 @@ impl Ctx<'_> {
             let Some(&(top_cpu, top)) = growth.iter().max_by_key(|(_, n)| *n) else {
                 continue;
             };
-            if total == 0 {
+            if total < IRQ_MIN_COUNT {
+                words.push(format!(
+                    "{}: {total} interrupts, too few to judge",
+                    iface.name
+                ));
                 continue;
             }
             let share = top as f64 / total as f64;
@@ -567,7 +570,7 @@ impl Ctx<'_> {
                     value: share * 100.0,
                 },
             });
-            if after.cpus.len() > 1 && total >= IRQ_MIN_COUNT && share >= IRQ_ONE_CPU_SHARE {
+            if after.cpus.len() > 1 && share >= IRQ_ONE_CPU_SHARE {
                 verdict = Verdict::Warn;
                 words.push(format!(
                     "{:.0}% of {}'s interrupts land on CPU{top_cpu}",
@@ -580,17 +583,18 @@ impl Ctx<'_> {
                     irqs.join(", "),
                     iface.name
                 ));
+            } else {
+                words.push(format!(
+                    "{}: spread, the busiest CPU takes {:.0}%",
+                    iface.name,
+                    share * 100.0
+                ));
             }
         }
         let summary = if devices == 0 {
             "no interface here has interrupts of its own (virtual interfaces only)".into()
         } else if after.cpus.len() < 2 {
             "one CPU online: nothing to spread".into()
-        } else if words.is_empty() {
-            format!(
-                "interrupts of {devices} network device{} spread over CPUs, or too few to judge",
-                plural_s(devices)
-            )
         } else {
             words.join("; ")
         };
