@@ -80,12 +80,7 @@ pub fn read(ebpf: &Ebpf) -> Result<(Vec<Stack>, Tally)> {
         .context("cannot read the sample stats")?
         .iter()
     {
-        tally.kept += s.kept;
-        tally.outside += s.outside;
-        tally.fast += s.fast;
-        tally.lost_stack += s.lost_stack;
-        tally.lost_pending += s.lost_pending;
-        tally.lost_count += s.lost_count;
+        tally.add(s);
     }
     tally.kept -= lost_traces.min(tally.kept);
     tally.lost_stack += lost_traces;
