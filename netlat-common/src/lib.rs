@@ -20,6 +20,26 @@ pub const STATS_MAP: &str = "STATS";
 pub const EPOCH_MAP: &str = "EPOCH";
 pub const EPOCHS: u32 = 2;
 
+/// Histogram groups of `--by`. STATS holds `GROUPS * EPOCHS` slots, index
+/// `group * EPOCHS + epoch`; without `--by` every call is in group 0 and
+/// userspace shrinks the map to `EPOCHS` slots.
+pub const GROUPS: u32 = 32;
+
+/// The `RCVBUF_OFFSET` global when not grouping by receive buffer.
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// `--by rcvbuf` group of a socket's `sk_rcvbuf`: its bit length, so group
+/// g (1..=31) holds buffers in `[2^(g-1), 2^g)`. Group 0: unreadable or
+/// not positive.
+#[inline(always)]
+pub fn rcvbuf_group(sk_rcvbuf: i32) -> u32 {
+    if sk_rcvbuf <= 0 {
+        0
+    } else {
+        32 - (sk_rcvbuf as u32).leading_zeros()
+    }
+}
+
 /// Depth of the per-context stack of entry timestamps. Deeper nesting than
 /// this is counted in [`Stats::dropped_entries`] rather than mis-timed.
 pub const MAX_DEPTH: usize = 8;
@@ -75,6 +95,8 @@ pub struct StartKey {
 pub struct StartStack {
     pub depth: u64,
     pub start_ns: [u64; MAX_DEPTH],
+    /// The `--by` group of each call, decided at its entry.
+    pub group: [u8; MAX_DEPTH],
 }
 
 /// Map of kernel stacks sampled by the flame graph program.

@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod group;
 mod sampling;
 mod stats;
 mod timing;
@@ -21,8 +22,9 @@ use netlat_common::NET_RX_SOFTIRQ;
 // sleep and migrate, so start times are kept per thread (see timing.rs).
 
 #[kprobe]
-pub fn netlat_kprobe(_ctx: ProbeContext) -> u32 {
-    timing::function_entry();
+pub fn netlat_kprobe(ctx: ProbeContext) -> u32 {
+    let sk = ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null());
+    timing::function_entry(group::of_socket(sk));
     0
 }
 
@@ -35,8 +37,8 @@ pub fn netlat_kretprobe(_ctx: RetProbeContext) -> u32 {
 // fentry/fexit: same timing, lower cost; the target is chosen at load time.
 
 #[fentry]
-pub fn netlat_fentry(_ctx: FEntryContext) -> u32 {
-    timing::function_entry();
+pub fn netlat_fentry(ctx: FEntryContext) -> u32 {
+    timing::function_entry(group::of_socket(ctx.arg::<*const u8>(0)));
     0
 }
 

@@ -4,27 +4,30 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray},
 };
-use netlat_common::{BUCKETS, EPOCHS, Stats, buckets};
+use netlat_common::{BUCKETS, EPOCHS, GROUPS, Stats, buckets};
 
+/// Index `group * EPOCHS + epoch`. Sized for every `--by` group; userspace
+/// shrinks it to group 0 alone when not grouping.
 #[map(name = "STATS")]
-static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(EPOCHS, 0);
+static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(GROUPS * EPOCHS, 0);
 
 #[map(name = "EPOCH")]
 static EPOCH: Array<u32> = Array::with_max_entries(1, 0);
 
-/// This CPU's slot for the current epoch. Per-CPU, so no atomics: programs
-/// on one CPU never run concurrently with each other for the same slot
-/// (the kernel skips a program re-entered on its own CPU).
+/// This CPU's slot of `group` for the current epoch. Per-CPU, so no atomics:
+/// programs on one CPU never run concurrently with each other for the same
+/// slot (the kernel skips a program re-entered on its own CPU).
 #[inline(always)]
-pub fn slot() -> Option<&'static mut Stats> {
+pub fn slot(group: u32) -> Option<&'static mut Stats> {
     let epoch = EPOCH.get(0).copied().unwrap_or(0) % EPOCHS;
+    let index = (group % GROUPS) * EPOCHS + epoch;
     // SAFETY: the pointer is into this CPU's map value, valid for the program's run.
-    STATS.get_ptr_mut(epoch).map(|p| unsafe { &mut *p })
+    STATS.get_ptr_mut(index).map(|p| unsafe { &mut *p })
 }
 
 #[inline(always)]
-pub fn record(duration_ns: u64) {
-    let Some(s) = slot() else { return };
+pub fn record(group: u32, duration_ns: u64) {
+    let Some(s) = slot(group) else { return };
     if s.count == 0 || duration_ns < s.min_ns {
         s.min_ns = duration_ns;
     }
@@ -39,16 +42,17 @@ pub fn record(duration_ns: u64) {
     }
 }
 
+/// Counted in group 0: without an entry there is no group.
 #[inline(always)]
 pub fn unmatched_exit() {
-    if let Some(s) = slot() {
+    if let Some(s) = slot(0) {
         s.unmatched_exits += 1;
     }
 }
 
 #[inline(always)]
 pub fn dropped_entry() {
-    if let Some(s) = slot() {
+    if let Some(s) = slot(0) {
         s.dropped_entries += 1;
     }
 }

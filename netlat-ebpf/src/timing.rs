@@ -45,7 +45,7 @@ fn now() -> u64 {
 }
 
 #[inline(always)]
-pub fn function_entry() {
+pub fn function_entry(group: u8) {
     let key = key();
     let ts = now();
     match STARTS.get_ptr_mut(key) {
@@ -55,6 +55,7 @@ pub fn function_entry() {
             let depth = stack.depth as usize;
             if depth < MAX_DEPTH {
                 stack.start_ns[depth] = ts;
+                stack.group[depth] = group;
                 stack.depth += 1;
             } else {
                 stats::dropped_entry();
@@ -64,8 +65,10 @@ pub fn function_entry() {
             let mut stack = StartStack {
                 depth: 1,
                 start_ns: [0; MAX_DEPTH],
+                group: [0; MAX_DEPTH],
             };
             stack.start_ns[0] = ts;
+            stack.group[0] = group;
             if STARTS.insert(key, stack, 0).is_err() {
                 stats::dropped_entry();
             }
@@ -89,6 +92,7 @@ pub fn function_exit() {
         return;
     }
     let start = stack.start_ns[depth - 1];
+    let group = stack.group[depth - 1];
     stack.depth -= 1;
     let duration = ts.saturating_sub(start);
     if stack.depth == 0 {
@@ -96,7 +100,7 @@ pub fn function_exit() {
         let _ = STARTS.remove(key);
         sampling::call_ended(key, duration);
     }
-    stats::record(duration);
+    stats::record(group as u32, duration);
 }
 
 /// Whether the thread (or idle CPU) `key` is inside the traced function.
@@ -136,5 +140,5 @@ pub fn softirq_exit() {
     let duration = ts.saturating_sub(*start);
     *start = 0;
     sampling::call_ended(sampling::softirq_key(), duration);
-    stats::record(duration);
+    stats::record(0, duration);
 }

@@ -65,6 +65,10 @@ pub struct HistogramArgs {
     /// around the run, as JSON to FILE (for `netlat compare`).
     #[arg(long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+    /// One histogram per group of calls: `rcvbuf` groups socket functions
+    /// (tcp_collapse) by the socket's receive buffer, in power-of-two bands.
+    #[arg(long, value_enum, value_name = "KEY", conflicts_with_all = ["cpu", "per_cpu"])]
+    pub by: Option<crate::group_by::GroupBy>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -118,6 +122,9 @@ pub struct ExperimentArgs {
     /// How to time the function (as for histogram).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// Group each run's calls, as for histogram (e.g. rcvbuf).
+    #[arg(long, value_enum, value_name = "KEY")]
+    pub by: Option<crate::group_by::GroupBy>,
     /// Write before.json and after.json here (for netlat compare).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<std::path::PathBuf>,

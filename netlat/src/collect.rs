@@ -1,9 +1,9 @@
 //! Reading the kernel's per-CPU stats maps into per-CPU histograms.
 //!
-//! The STATS map has two slots (epochs). Programs write to the slot the EPOCH
-//! map names; `--interval` flips the epoch, lets in-flight programs finish,
-//! then reads and clears the quiet slot, so each interval is exact and no
-//! read races a writer.
+//! The STATS map has two slots (epochs) per `--by` group. Programs write to
+//! the slot the EPOCH map names; `--interval` flips the epoch, lets in-flight
+//! programs finish, then reads and clears the quiet slots, so each interval
+//! is exact and no read races a writer.
 
 use std::time::Duration;
 
@@ -18,22 +18,33 @@ const QUIESCE: Duration = Duration::from_millis(5);
 
 pub struct Collector {
     epoch: u32,
+    /// `--by` groups in the map; 1 when not grouping.
+    groups: u32,
+}
+
+/// One read of the maps.
+#[derive(Clone, Debug, Default)]
+pub struct Slot {
+    /// All groups together, indexed by CPU id.
+    pub per_cpu: Vec<Histogram>,
+    /// All CPUs together, indexed by `--by` group; empty when not grouping.
+    pub per_group: Vec<Histogram>,
 }
 
 impl Collector {
-    pub fn new() -> Collector {
-        Collector { epoch: 0 }
+    pub fn new(groups: u32) -> Collector {
+        Collector { epoch: 0, groups }
     }
 
-    /// Histograms of the current epoch so far, indexed by CPU id. Exact once
-    /// the tracer is detached; while attached a CPU's slot may be mid-update.
-    pub fn read(&self, tracer: &Tracer) -> Result<Vec<Histogram>> {
-        read_slot(tracer, self.epoch)
+    /// Histograms of the current epoch so far. Exact once the tracer is
+    /// detached; while attached a CPU's slot may be mid-update.
+    pub fn read(&self, tracer: &Tracer) -> Result<Slot> {
+        self.read_epoch(tracer, self.epoch)
     }
 
-    /// Ends the current interval: new calls go to the other slot; returns
-    /// the finished one and clears it for reuse.
-    pub async fn rotate(&mut self, tracer: &mut Tracer) -> Result<Vec<Histogram>> {
+    /// Ends the current interval: new calls go to the other slots; returns
+    /// the finished ones and clears them for reuse.
+    pub async fn rotate(&mut self, tracer: &mut Tracer) -> Result<Slot> {
         let finished = self.epoch;
         self.epoch = (self.epoch + 1) % EPOCHS;
         let mut epoch: Array<_, u32> = Array::try_from(
@@ -46,25 +57,44 @@ impl Collector {
             .set(0, self.epoch, 0)
             .context("cannot switch the stats epoch")?;
         tokio::time::sleep(QUIESCE).await;
-        let histograms = read_slot(tracer, finished)?;
+        let slot = self.read_epoch(tracer, finished)?;
         let mut stats: PerCpuArray<_, Stats> = PerCpuArray::try_from(
             tracer
                 .ebpf
                 .map_mut(STATS_MAP)
                 .context("STATS map missing")?,
         )?;
-        let zeros = PerCpuValues::try_from(vec![Stats::ZERO; histograms.len()])
-            .context("cannot build zeroed per-CPU stats")?;
-        stats
-            .set(finished, zeros, 0)
-            .context("cannot clear the finished interval")?;
-        Ok(histograms)
+        for group in 0..self.groups {
+            let zeros = PerCpuValues::try_from(vec![Stats::ZERO; slot.per_cpu.len()])
+                .context("cannot build zeroed per-CPU stats")?;
+            stats
+                .set(group * EPOCHS + finished, zeros, 0)
+                .context("cannot clear the finished interval")?;
+        }
+        Ok(slot)
     }
-}
 
-impl Default for Collector {
-    fn default() -> Self {
-        Self::new()
+    fn read_epoch(&self, tracer: &Tracer, epoch: u32) -> Result<Slot> {
+        let stats: PerCpuArray<_, Stats> =
+            PerCpuArray::try_from(tracer.ebpf.map(STATS_MAP).context("STATS map missing")?)?;
+        // [group][cpu]
+        let mut cells = Vec::with_capacity(self.groups as usize);
+        for group in 0..self.groups {
+            let per_cpu = stats
+                .get(&(group * EPOCHS + epoch), 0)
+                .context("cannot read the per-CPU stats map")?;
+            cells.push(per_cpu.iter().map(Histogram::from).collect::<Vec<_>>());
+        }
+        let cpus = cells.first().map_or(0, Vec::len);
+        let per_cpu = (0..cpus)
+            .map(|cpu| Histogram::merged(cells.iter().map(|g| &g[cpu])))
+            .collect();
+        let per_group = if self.groups > 1 {
+            cells.iter().map(Histogram::merged).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Slot { per_cpu, per_group })
     }
 }
 
@@ -91,13 +121,4 @@ pub fn unfinished_calls(tracer: &Tracer) -> Result<u64> {
         .context("cannot read the softirq start map")?;
     total += pending.iter().filter(|&&start| start != 0).count() as u64;
     Ok(total)
-}
-
-fn read_slot(tracer: &Tracer, epoch: u32) -> Result<Vec<Histogram>> {
-    let stats: PerCpuArray<_, Stats> =
-        PerCpuArray::try_from(tracer.ebpf.map(STATS_MAP).context("STATS map missing")?)?;
-    let per_cpu = stats
-        .get(&epoch, 0)
-        .context("cannot read the per-CPU stats map")?;
-    Ok(per_cpu.iter().map(Histogram::from).collect())
 }

@@ -255,6 +255,7 @@ mod tests {
             summary: Summary::from(&h),
             unfinished_calls: Some(0),
             per_cpu: None,
+            by: None,
             conditions: Some(Conditions {
                 sysctls_start: sysctls.clone(),
                 sysctls_end: sysctls,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    group_by::{self, KeySource},
     histogram::{Histogram, PERCENTILES},
     procfs::softnet::SoftnetRow,
 };
@@ -42,6 +43,57 @@ pub struct HistogramReport {
     /// The settings and kernel counters around the run (final report only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Conditions>,
+    /// `--by`: the same calls again, one histogram per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Grouping>,
+}
+
+/// The run's calls split by a key read at each call's entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Grouping {
+    /// `rcvbuf`.
+    pub key: String,
+    /// Where the key was read on this kernel.
+    pub source: String,
+    /// Non-empty groups, smallest key first; their counts sum to the run's.
+    pub groups: Vec<Group>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// The band's bounds in bytes, inclusive; absent for calls whose key
+    /// could not be read (or was not positive).
+    pub low: Option<u64>,
+    pub high: Option<u64>,
+    /// "128K" for the band [128K, 256K).
+    pub label: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+impl Grouping {
+    /// `per_group[g]` holds group g's calls (see `netlat_common::rcvbuf_group`).
+    pub fn new(key: &KeySource, per_group: &[Histogram]) -> Grouping {
+        let groups = per_group
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.count > 0)
+            .map(|(g, h)| {
+                let band = group_by::band(g as u32);
+                Group {
+                    low: band.map(|b| b.0),
+                    high: band.map(|b| b.1),
+                    label: band.map_or_else(|| "unknown".to_owned(), |b| group_by::size_label(b.0)),
+                    summary: Summary::from(h),
+                }
+            })
+            .collect();
+        Grouping {
+            key: key.by.name().to_owned(),
+            source: key.describe(),
+            groups,
+        }
+    }
 }
 
 /// What explains a run's numbers: the tunables in force and how the kernel's

@@ -154,3 +154,35 @@ fn no_such_cpu() {
     let out = run(&["histogram", "net_rx_action", "1", "--cpu", "4096"]);
     assert_one_line_error(&out, "--cpu 4096: no such online CPU");
 }
+
+#[test]
+fn by_rcvbuf_needs_a_socket_argument_and_an_argument_reading_backend() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    // The BTF check comes first, so this holds on any kernel with BTF.
+    let out = run(&["histogram", "net_rx_action", "1", "--by", "rcvbuf"]);
+    assert_one_line_error(
+        &out,
+        "--by rcvbuf needs a function whose first argument is a struct sock *, and net_rx_action's is",
+    );
+    let out = run(&["histogram", "no_such_fn_netlat", "1", "--by", "rcvbuf"]);
+    assert_one_line_error(
+        &out,
+        "--by rcvbuf: no_such_fn_netlat is not in the kernel's BTF",
+    );
+    let out = run(&[
+        "histogram",
+        "--by",
+        "rcvbuf",
+        "--per-cpu",
+        "tcp_collapse",
+        "1",
+    ]);
+    assert_one_line_error(&out, "cannot be used with");
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        return skip("this kernel has kprobes; the VM tests cover --by rcvbuf");
+    }
+    let out = run(&["histogram", "tcp_sendmsg", "1", "--by", "rcvbuf"]);
+    assert_one_line_error(&out, "cannot trace tcp_sendmsg on this kernel:");
+}

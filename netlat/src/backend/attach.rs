@@ -12,6 +12,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 
+use netlat_common::{EPOCHS, GROUPS, NO_OFFSET, STATS_MAP};
+
 use super::{Backend, choice};
 use crate::oneline::{errno_text, one_line};
 
@@ -36,6 +38,19 @@ pub struct Globals {
     pub sample_filter: u32,
     /// Hold flame graph samples per call and keep only calls slower than this.
     pub slower_than_ns: u64,
+    /// `--by rcvbuf`: offset of `sk_rcvbuf` in `struct sock`, from kernel BTF.
+    pub rcvbuf_offset: Option<u32>,
+}
+
+impl Globals {
+    /// Histogram groups the STATS map holds (see `netlat_common::GROUPS`).
+    pub fn groups(&self) -> u32 {
+        if self.rcvbuf_offset.is_some() {
+            GROUPS
+        } else {
+            1
+        }
+    }
 }
 
 /// Loads netlat's eBPF object: maps created, no program loaded yet.
@@ -46,11 +61,15 @@ pub struct Globals {
 pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, AttachError> {
     raise_memlock_limit();
     let vec_offset = softirq_vec_offset().unwrap_or(8);
+    let rcvbuf_offset = globals.rcvbuf_offset.unwrap_or(NO_OFFSET);
     EbpfLoader::new()
         .btf(kernel_btf)
         .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
         .override_global("SAMPLE_FILTER", &globals.sample_filter, true)
         .override_global("SLOWER_THAN_NS", &globals.slower_than_ns, true)
+        .override_global("RCVBUF_OFFSET", &rcvbuf_offset, true)
+        // Ungrouped runs need group 0 only: 1/32 of the locked memory.
+        .map_max_entries(STATS_MAP, globals.groups() * EPOCHS)
         .load(OBJECT)
         .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))
 }

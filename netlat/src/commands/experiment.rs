@@ -43,6 +43,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             .output_dir
             .as_ref()
             .map(|d| d.join(format!("{name}.json"))),
+        by: args.by,
     };
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;

@@ -57,7 +57,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let calls = match &mut probes {
             Probes::During(t) => {
                 t.detach()?;
-                Some(Histogram::merged(&Collector::new().read(t)?))
+                Some(Histogram::merged(&Collector::new(1).read(t)?.per_cpu))
             }
             Probes::Plain(_) => None,
         };
@@ -123,6 +123,7 @@ fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
     let globals = Globals {
         sample_filter: sample_filter::DURING,
         slower_than_ns: args.slower_than.map_or(0, |d| d.as_nanos() as u64),
+        ..Globals::default()
     };
     let (tracer, _skipped) = super::attach_traced(function, args.backend, &globals)?;
     Ok(Probes::During(tracer))

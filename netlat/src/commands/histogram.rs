@@ -11,11 +11,12 @@ pub(crate) use super::stop::{self, Stop, Woke};
 use crate::{
     backend::attach,
     cli::HistogramArgs,
-    collect::{self, Collector},
+    collect::{self, Collector, Slot},
+    group_by::KeySource,
     histogram::Histogram,
     host::{self, HostInfo},
     privileges, render,
-    report::{CpuSummary, HistogramReport, SCHEMA_VERSION, Summary},
+    report::{CpuSummary, Grouping, HistogramReport, SCHEMA_VERSION, Summary},
     unit::Unit,
 };
 
@@ -55,15 +56,23 @@ pub(crate) async fn trace(
     stop: &mut Stop,
     print: bool,
 ) -> Result<Traced> {
-    let (mut tracer, skipped) =
-        super::attach_traced(&args.function, args.backend, &attach::Globals::default())?;
+    let key = args
+        .by
+        .map(|by| KeySource::find(by, &args.function))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let globals = attach::Globals {
+        rcvbuf_offset: key.as_ref().map(|k| k.offset),
+        ..attach::Globals::default()
+    };
+    let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
     let conditions = crate::conditions::start();
     let mut window = Window::start();
     let started = window.instant;
     announce(args, &tracer, &skipped);
 
     let host = HostInfo::read();
-    let mut collector = Collector::new();
+    let mut collector = Collector::new(globals.groups());
     let deadline = args.seconds.map(|d| started + d);
     let mut interrupted = false;
     loop {
@@ -80,25 +89,34 @@ pub(crate) async fn trace(
             break;
         }
         let snapshot = Snapshot {
-            per_cpu: collector.rotate(&mut tracer).await?,
+            slot: collector.rotate(&mut tracer).await?,
             unfinished_calls: None,
             conditions: None,
         };
-        emit(args, &host, &tracer, &window, &snapshot, online)?;
+        emit(
+            args,
+            &host,
+            &tracer,
+            &window,
+            &snapshot,
+            online,
+            key.as_ref(),
+        )?;
         window = Window::start();
     }
     // Detach before the last read: nothing writes the maps any more, so the
     // snapshot is consistent (buckets sum to count on every CPU).
     tracer.detach()?;
     let snapshot = Snapshot {
-        per_cpu: collector.read(&tracer)?,
+        slot: collector.read(&tracer)?,
         unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
         conditions: Some(conditions.finish()),
     };
+    let key = key.as_ref();
     let report = if print {
-        emit(args, &host, &tracer, &window, &snapshot, online)?
+        emit(args, &host, &tracer, &window, &snapshot, online, key)?
     } else {
-        build_report(args, &host, &tracer, &window, &snapshot, online)
+        build_report(args, &host, &tracer, &window, &snapshot, online, key)
     };
     if let Some(path) = &args.output {
         std::fs::write(path, render::json::render(&report, false))
@@ -153,7 +171,7 @@ impl Window {
 
 /// What one window's read of the maps gave.
 struct Snapshot {
-    per_cpu: Vec<Histogram>,
+    slot: Slot,
     /// Only known for the final window, after detaching.
     unfinished_calls: Option<u64>,
     /// Only for the final window: the whole run's conditions.
@@ -175,12 +193,13 @@ fn emit(
     window: &Window,
     snapshot: &Snapshot,
     online: &[u32],
+    key: Option<&KeySource>,
 ) -> Result<HistogramReport> {
-    let report = build_report(args, host, tracer, window, snapshot, online);
+    let report = build_report(args, host, tracer, window, snapshot, online, key);
     let text = if args.json {
         render::json::render(&report, args.interval.is_some())
     } else {
-        let unit = Unit::choose(args.unit, &reported(args, &snapshot.per_cpu));
+        let unit = Unit::choose(args.unit, &reported(args, &snapshot.slot.per_cpu));
         let mut text = render::text::render(&report, unit);
         if args.interval.is_some() {
             text.push('\n');
@@ -201,8 +220,9 @@ fn build_report(
     window: &Window,
     snapshot: &Snapshot,
     online: &[u32],
+    key: Option<&KeySource>,
 ) -> HistogramReport {
-    let per_cpu = &snapshot.per_cpu;
+    let per_cpu = &snapshot.slot.per_cpu;
     let backend = tracer.backend();
     let summary = Summary::from(&reported(args, per_cpu));
     let cpus = args.per_cpu.then(|| {
@@ -231,6 +251,7 @@ fn build_report(
         unfinished_calls: snapshot.unfinished_calls,
         conditions: snapshot.conditions.clone(),
         per_cpu: cpus,
+        by: key.map(|k| Grouping::new(k, &snapshot.slot.per_group)),
     }
 }
 

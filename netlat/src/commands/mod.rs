@@ -16,6 +16,7 @@ use crate::{
         attach::{self, Globals, Tracer},
         choice::{self, BackendChoice},
     },
+    group_by::{self, GroupBy},
     kallsyms::{self, Lookup},
 };
 
@@ -28,7 +29,11 @@ pub(crate) fn attach_traced(
     choice: BackendChoice,
     globals: &Globals,
 ) -> Result<(Tracer, Vec<(Backend, String)>)> {
-    let candidates = choice::candidates(choice, function).map_err(anyhow::Error::msg)?;
+    let mut candidates = choice::candidates(choice, function).map_err(anyhow::Error::msg)?;
+    if globals.rcvbuf_offset.is_some() {
+        candidates = group_by::argument_backends(GroupBy::Rcvbuf, &candidates)
+            .map_err(anyhow::Error::msg)?;
+    }
     match attach::attach_first(function, &candidates, globals) {
         Ok(attached) => Ok(attached),
         Err(e) => {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    report::{HistogramReport, Summary},
+    report::{Group, Grouping, HistogramReport, Summary},
     unit::Unit,
 };
 
@@ -25,8 +25,62 @@ pub fn render(report: &HistogramReport, unit: Unit) -> String {
         }
         None => summary(&mut out, &report.summary, unit, &report.function),
     }
+    if let Some(by) = &report.by {
+        groups(&mut out, by, unit, &report.function);
+    }
     footer(&mut out, report);
     out
+}
+
+/// `--by`: a one-line-per-group table to compare bands at a glance, then
+/// each group's own histogram.
+fn groups(out: &mut String, by: &Grouping, unit: Unit, function: &str) {
+    let u = unit.suffix();
+    let _ = writeln!(out, "\nBy {} ({}):", by.key, by.source);
+    if by.groups.is_empty() {
+        let _ = writeln!(out, "No calls of {function} were seen in this window.");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        format!("{} band", by.key),
+        "count",
+        format!("avg({u})"),
+        format!("p50({u})"),
+        format!("p99({u})"),
+        format!("max({u})")
+    );
+    for g in &by.groups {
+        let s = &g.summary;
+        let p = |f: fn(&crate::report::Percentiles) -> u64| {
+            s.percentiles_ns
+                .as_ref()
+                .map_or("-".to_owned(), |p| significant(unit.of(f(p))))
+        };
+        let _ = writeln!(
+            out,
+            "{:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            band_name(g),
+            s.count,
+            significant(unit.of(s.mean_ns.unwrap_or(0.0) as u64)),
+            p(|p| p.p50),
+            p(|p| p.p99),
+            p(|p| p.max)
+        );
+    }
+    for g in &by.groups {
+        let _ = writeln!(out, "\n{} {}:", by.key, band_name(g));
+        summary(out, &g.summary, unit, function);
+    }
+}
+
+/// "128K+" reads as "from 128K up to the next band".
+fn band_name(g: &Group) -> String {
+    match g.low {
+        Some(_) => format!("{}+", g.label),
+        None => g.label.clone(),
+    }
 }
 
 fn summary(out: &mut String, s: &Summary, unit: Unit, function: &str) {
@@ -220,6 +274,7 @@ mod tests {
             unfinished_calls: None,
             conditions: None,
             per_cpu: None,
+            by: None,
         }
     }
 
@@ -254,6 +309,58 @@ value |-------------------------------------------------- count
         );
         assert!(
             text.contains("Backend: tp_btf irq:softirq_entry/exit (vec NET_RX); window 30.00 s")
+        );
+    }
+
+    #[test]
+    fn groups_get_a_table_row_and_a_histogram_each() {
+        use crate::group_by::{GroupBy, KeySource};
+        let small = report(&[(20_000, 5)]).summary;
+        let big = report(&[(3_000_000, 2)]).summary;
+        let as_hist = |s: &Summary, ns: u64| {
+            let mut h = Histogram {
+                count: s.count,
+                sum_ns: s.sum_ns,
+                min_ns: ns,
+                max_ns: ns,
+                ..Histogram::default()
+            };
+            h.buckets[buckets::index(ns)] = s.count;
+            h
+        };
+        let mut per_group = vec![Histogram::default(); 32];
+        per_group[18] = as_hist(&small, 20_000); // [128K, 256K)
+        per_group[23] = as_hist(&big, 3_000_000); // [4M, 8M)
+        let key = KeySource {
+            by: GroupBy::Rcvbuf,
+            offset: 236,
+        };
+        let mut r = report(&[(20_000, 5), (3_000_000, 2)]);
+        r.by = Some(crate::report::Grouping::new(&key, &per_group));
+        let text = render(&r, Unit::Us);
+        assert!(
+            text.contains("By rcvbuf (struct sock.sk_rcvbuf at offset 236 (kernel BTF)):"),
+            "{text}"
+        );
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("128K+") || l.trim_start().starts_with("4M+"))
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(
+            rows[0]
+                .split_whitespace()
+                .eq(["128K+", "5", "20.0", "20.0", "20.0", "20.0"]),
+            "{text}"
+        );
+        assert!(
+            text.contains("rcvbuf 4M+:\nDuration min:3000us avg:3000us max:3000us count:2"),
+            "{text}"
+        );
+        let by = r.by.unwrap();
+        assert_eq!(
+            (by.groups[0].low, by.groups[0].high),
+            (Some(131072), Some(262143))
         );
     }
 
