@@ -23,8 +23,8 @@ use netlat_common::NET_RX_SOFTIRQ;
 
 #[kprobe]
 pub fn netlat_kprobe(ctx: ProbeContext) -> u32 {
-    let sk = ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null());
-    timing::function_entry(group::of_socket(sk));
+    let group = group::of_socket(|| ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null()));
+    timing::function_entry(group);
     0
 }
 
@@ -38,7 +38,7 @@ pub fn netlat_kretprobe(_ctx: RetProbeContext) -> u32 {
 
 #[fentry]
 pub fn netlat_fentry(ctx: FEntryContext) -> u32 {
-    timing::function_entry(group::of_socket(ctx.arg::<*const u8>(0)));
+    timing::function_entry(group::of_socket(|| ctx.arg::<*const u8>(0)));
     0
 }
 

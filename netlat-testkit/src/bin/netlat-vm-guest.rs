@@ -38,42 +38,42 @@ fn experiment() {
         second_stall: Duration::from_secs(3),
         ..base
     };
+    let rcvbuf = |bytes| Recipe {
+        shrunk_rcvbuf: bytes,
+        ..base
+    };
     let variants = [
-        ("long_stalls", long),
+        ("default_64k", base),
+        ("rcvbuf_48k", rcvbuf(48 * 1024)),
+        ("rcvbuf_32k", rcvbuf(32 * 1024)),
+        ("rcvbuf_16k", rcvbuf(16 * 1024)),
         (
-            "long_slow_drain_100",
+            "long_stalls_32k",
             Recipe {
-                read_size: 100,
+                shrunk_rcvbuf: 32 * 1024,
                 ..long
             },
         ),
         (
-            "first5_second1",
+            "slow_drain_100_32k",
             Recipe {
-                first_stall: Duration::from_secs(5),
-                second_stall: Duration::from_secs(1),
-                ..base
-            },
-        ),
-        (
-            "slow_drain_100",
-            Recipe {
+                shrunk_rcvbuf: 32 * 1024,
                 read_size: 100,
                 ..base
             },
         ),
         (
-            "long_rcvbuf_16k_slow",
+            "pace_0_32k",
             Recipe {
-                shrunk_rcvbuf: 16384,
-                read_size: 200,
-                ..long
+                shrunk_rcvbuf: 32 * 1024,
+                pace: Duration::ZERO,
+                ..base
             },
         ),
     ];
     for (name, recipe) in variants {
         let (p0, c0) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
-        let drained = collapse::run_recipe(Duration::from_secs(4), recipe);
+        let drained = collapse::run_recipe(Duration::from_secs(4), recipe).drained;
         let (p1, c1) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
         println!(
             "netlat-vm: experiment {name} drained={drained} PruneCalled+={} TCPRcvCollapsed+={}",
@@ -93,7 +93,7 @@ fn main() {
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("netlat-vm: kernel {}", kernel.trim());
-    let tests: [(&str, Test); 7] = [
+    let tests: [(&str, Test); 9] = [
         (
             "kprobe_net_rx_action_matches_softirqs",
             kprobe_net_rx_action,
@@ -104,6 +104,8 @@ fn main() {
         ("sigkill_leaves_nothing_attached", sigkill_cleanup),
         ("flamegraph_during_tcp_collapse", flamegraph_tcp_collapse),
         ("blacklisted_function_one_line_error", blacklisted_function),
+        ("by_rcvbuf_band_matches_so_rcvbuf", by_rcvbuf),
+        ("experiment_tcp_rmem_records_both_runs", experiment_tcp_rmem),
     ];
     let mut failed = 0;
     for (name, test) in tests {
@@ -412,4 +414,183 @@ fn blacklisted_function() -> Result<Outcome, String> {
         || format!("unexpected error: {}", out.stderr),
     )?;
     Ok(Outcome::Pass(format!("{function}: {}", out.stderr.trim())))
+}
+
+fn by_rcvbuf() -> Result<Outcome, String> {
+    let prune0 = tcp_ext("PruneCalled");
+    let netlat = Netlat::start(
+        NETLAT,
+        &["histogram", "--json", "--by", "rcvbuf", "tcp_collapse"],
+    );
+    // The receiver shrinks its buffer to 16 KiB, so sk_rcvbuf is 32 KiB:
+    // band 32K, two below the default tcp_rmem's 128K, so a read that
+    // missed the shrink (or hit the wrong field) lands elsewhere.
+    let generated = collapse::run_recipe(Duration::from_secs(4), collapse::Recipe::default());
+    let out = netlat.interrupt();
+    let pruned = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let r = json(&out.stdout)?;
+    let count = r["count"].as_u64().unwrap_or(0);
+    let groups = r["by"]["groups"]
+        .as_array()
+        .ok_or_else(|| format!("no by.groups in {}", out.stdout))?;
+    let grouped: u64 = groups
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap_or(0))
+        .sum();
+    check(grouped == count, || {
+        format!("groups hold {grouped} calls, the run {count}")
+    })?;
+    check(r["by"]["key"] == "rcvbuf", || {
+        format!("key {}", r["by"]["key"])
+    })?;
+    let rcvbuf = generated.rcvbuf as u64;
+    let band = groups.iter().find(|g| {
+        g["low"].as_u64().is_some_and(|l| l <= rcvbuf)
+            && g["high"].as_u64().is_some_and(|h| rcvbuf <= h)
+    });
+    let in_band = band.map_or(0, |g| g["count"].as_u64().unwrap_or(0));
+    let labels: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{}:{}", g["label"], g["count"]))
+        .collect();
+    if pruned == 0 {
+        check(count == 0, || {
+            format!("{count} tcp_collapse calls but PruneCalled did not move")
+        })?;
+        return Ok(Outcome::Skip(format!(
+            "the generator made this kernel prune 0 times; checked instead: 0 calls, 0 in groups ({})",
+            r["by"]["source"]
+        )));
+    }
+    check(count > 0, || {
+        format!("0 calls while PruneCalled rose by {pruned}")
+    })?;
+    // The generator's socket is the only one pruning in the guest.
+    check(in_band == count, || {
+        format!(
+            "sk_rcvbuf was {rcvbuf} (getsockopt), but only {in_band} of {count} calls are in its band: {}",
+            labels.join(" ")
+        )
+    })?;
+    Ok(Outcome::Pass(format!(
+        "sk_rcvbuf={rcvbuf}: {in_band}/{count} calls in band {} (PruneCalled+={pruned}; {})",
+        band.map_or("?".into(), |g| g["label"].to_string()),
+        r["by"]["source"]
+    )))
+}
+
+fn sysctl(key: &str) -> String {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Seed 003's before/after, end to end: two recorded runs around a tcp_rmem
+/// change, the counters beside each, the setting put back.
+fn experiment_tcp_rmem() -> Result<Outcome, String> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    const KEY: &str = "net.ipv4.tcp_rmem";
+    const TRIED: &str = "4096 65536 1048576";
+    let original = sysctl(KEY);
+    check(!original.is_empty() && original != TRIED, || {
+        format!("{KEY} reads {original:?}")
+    })?;
+    let dir = "/tmp/experiment";
+    let prune0 = tcp_ext("PruneCalled");
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                collapse::run_for(Duration::from_secs(4));
+            }
+        })
+    };
+    let assignment = format!("{KEY}={TRIED}");
+    let out = run(
+        Path::new(NETLAT),
+        &[
+            "experiment",
+            "tcp_collapse",
+            "--sysctl",
+            &assignment,
+            "--duration",
+            "5",
+            "--output-dir",
+            dir,
+            "--json",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    generator
+        .join()
+        .map_err(|_| "generator panicked".to_string())?;
+    let pruned_total = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("experiment failed: {}", out.stderr))?;
+    check(sysctl(KEY) == original, || {
+        format!(
+            "{KEY} is {:?} after the experiment, was {original:?}",
+            sysctl(KEY)
+        )
+    })?;
+    let read = |name: &str| -> Result<Value, String> {
+        let path = format!("{dir}/{name}.json");
+        json(&std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?)
+    };
+    let (before, after) = (read("before")?, read("after")?);
+    let rmem = |r: &Value| {
+        r["conditions"]["sysctls_start"][KEY]
+            .as_str()
+            .map(str::to_owned)
+    };
+    check(rmem(&before).as_deref() == Some(original.as_str()), || {
+        format!("before.json records {KEY}={:?}", rmem(&before))
+    })?;
+    check(rmem(&after).as_deref() == Some(TRIED), || {
+        format!("after.json records {KEY}={:?}", rmem(&after))
+    })?;
+    let mut figures = Vec::new();
+    let mut pruned_in_runs = 0;
+    for (name, r) in [("before", &before), ("after", &after)] {
+        let delta = &r["conditions"]["netstat_delta"];
+        let pruned = delta["PruneCalled"]
+            .as_u64()
+            .ok_or_else(|| format!("{name}.json has no PruneCalled delta: {delta}"))?;
+        check(delta["TCPRcvCollapsed"].is_u64(), || {
+            format!("{name}.json has no TCPRcvCollapsed delta")
+        })?;
+        let count = r["count"].as_u64().unwrap_or(0);
+        // tcp_collapse runs only from tcp_prune_queue.
+        check(pruned > 0 || count == 0, || {
+            format!("{name}: {count} calls without a prune")
+        })?;
+        check(bucket_total(r) == count, || {
+            format!("{name}: buckets != count")
+        })?;
+        pruned_in_runs += pruned;
+        figures.push(format!("{name}: count={count} PruneCalled+={pruned}"));
+    }
+    check(pruned_in_runs <= pruned_total, || {
+        format!(
+            "the runs' PruneCalled deltas sum to {pruned_in_runs}, more than the {pruned_total} seen around the experiment"
+        )
+    })?;
+    let table: Value = json(&out.stdout)?;
+    check(table.to_string().contains(TRIED), || {
+        format!(
+            "the comparison does not show the tried {KEY}: {}",
+            out.stdout
+        )
+    })?;
+    Ok(Outcome::Pass(format!(
+        "{}; {KEY} restored to {original:?}; PruneCalled+={pruned_total} overall",
+        figures.join("; ")
+    )))
 }

@@ -310,10 +310,19 @@ fn load_error(backend: Backend, function: &str, e: ProgramError) -> AttachError 
             _,
         ) => {
             let log = verifier_log.to_string();
+            // The kernel ends a rejection with statistics lines
+            // ("processed N insns ...", "stack depth N"); the reason is
+            // the line before them.
             let last = log
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .find(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("processed ")
+                        && !l.starts_with("verification time")
+                        && !l.starts_with("stack depth")
+                })
                 .unwrap_or("");
             AttachError::Other(format!(
                 "the kernel refused netlat's {backend} programs ({io_error}); verifier: {last}"
