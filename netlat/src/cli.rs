@@ -33,6 +33,30 @@ pub enum Command {
     Experiment(ExperimentArgs),
     /// Measure the network-latency checklist (softnet, drops, queues, IRQs).
     Doctor(doctor::DoctorArgs),
+    /// Keep functions timed and serve their histograms to Prometheus.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Kernel functions to time [default: net_rx_action tcp_collapse; any
+    /// that cannot be traced here is skipped with its reason].
+    pub functions: Vec<String>,
+    /// Address to serve /metrics on. Other hosts can reach it only if you
+    /// say so, e.g. --listen 0.0.0.0:9435.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9435")]
+    pub listen: std::net::SocketAddr,
+    /// How to time the functions (as for histogram).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Also export the kernel counters doctor reads (softnet drops and
+    /// time_squeeze per CPU, prunes, collapses, backlog drops, listen
+    /// overflows, retransmits).
+    #[arg(long)]
+    pub doctor: bool,
+    /// One histogram per CPU (label cpu) instead of one per function.
+    #[arg(long)]
+    pub per_cpu: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -145,6 +169,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => commands::compare::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Serve(args) => crate::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,4 +25,5 @@ pub mod privileges;
 pub mod procfs;
 pub mod render;
 pub mod report;
+pub mod serve;
 pub mod unit;

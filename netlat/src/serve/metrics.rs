@@ -1,0 +1,251 @@
+//! The /metrics page: what the kernel maps and /proc say at scrape time, in
+//! the OpenMetrics text format. Nothing is accumulated in userspace: the
+//! kernel's per-CPU histograms are the counters, so memory stays flat.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+
+use crate::{
+    histogram::Histogram,
+    procfs::{
+        Root,
+        netstat::{read_netstat, read_snmp},
+        softnet::{self, SoftnetRow},
+        sysctl,
+    },
+};
+
+/// Bucket bounds: 2^k ns for k in this range, then +Inf. 128 ns to 17 s
+/// covers a NET_RX softirq and seed 003's 1.8 s stall alike. Every bound is
+/// a kernel bucket boundary, so no bucket is split; the one inexactness is
+/// that a call of exactly 2^k ns counts under the next bound.
+const LE_POWERS: std::ops::RangeInclusive<u32> = 7..=34;
+
+/// One traced function's histograms, as read from its map.
+#[derive(Debug)]
+pub struct FunctionLatency {
+    pub function: String,
+    pub backend: &'static str,
+    /// (CPU, histogram): one entry with `None` unless `--per-cpu`.
+    pub series: Vec<(Option<u32>, Histogram)>,
+}
+
+/// The `--doctor` counters: the kernel's own drop/prune/squeeze tallies.
+#[derive(Debug, Default)]
+pub struct DoctorCounters {
+    pub softnet: Vec<SoftnetRow>,
+    /// TcpExt counters by name.
+    pub tcp_ext: BTreeMap<String, u64>,
+    pub retrans_segs: Option<u64>,
+}
+
+impl DoctorCounters {
+    pub fn read(root: &Root) -> DoctorCounters {
+        let tcp_ext = read_netstat(root)
+            .ok()
+            .and_then(|c| c.group("TcpExt").cloned())
+            .unwrap_or_default();
+        DoctorCounters {
+            softnet: softnet::try_read(root).unwrap_or_default(),
+            tcp_ext,
+            retrans_segs: read_snmp(root)
+                .ok()
+                .and_then(|c| c.get("Tcp", "RetransSegs")),
+        }
+    }
+}
+
+/// Everything one scrape shows.
+#[derive(Debug)]
+pub struct Scrape {
+    pub functions: Vec<FunctionLatency>,
+    /// net.ipv4.tcp_rmem as min, default, max.
+    pub tcp_rmem: Option<[u64; 3]>,
+    pub doctor: Option<DoctorCounters>,
+}
+
+pub fn read_tcp_rmem(root: &Root) -> Option<[u64; 3]> {
+    let text = sysctl::read_at(root, "net.ipv4.tcp_rmem").ok()??;
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    v.try_into().ok()
+}
+
+/// (upper bound in seconds, calls in that bucket only); +Inf last.
+pub fn buckets(h: &Histogram) -> Vec<(f64, u64)> {
+    let mut out: Vec<(f64, u64)> = LE_POWERS.map(|k| ((1u64 << k) as f64 / 1e9, 0)).collect();
+    out.push((f64::INFINITY, 0));
+    for b in h.nonempty_buckets() {
+        // The first bound strictly above the bucket: kernel buckets never
+        // straddle a power of two.
+        let slot = LE_POWERS
+            .clone()
+            .position(|k| b.high_ns < 1u64 << k)
+            .unwrap_or(out.len() - 1);
+        out[slot].1 += b.count;
+    }
+    out
+}
+
+/// The page, in OpenMetrics text.
+pub fn render(scrape: Scrape) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(scrape));
+    let mut page = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut page, &registry);
+    page
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let build = ConstGauge::new(1i64);
+        let version = [("version", env!("CARGO_PKG_VERSION"))];
+        build.encode(
+            encoder
+                .encode_descriptor(
+                    "netlat_build_info",
+                    "netlat's version.",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_family(&version.as_slice())?,
+        )?;
+
+        let mut info = encoder.encode_descriptor(
+            "netlat_function_info",
+            "A traced kernel function and the backend timing it.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for f in &self.functions {
+            let labels = [("function", f.function.as_str()), ("backend", f.backend)];
+            ConstGauge::new(1i64).encode(info.encode_family(&labels.as_slice())?)?;
+        }
+
+        let mut latency = encoder.encode_descriptor(
+            "netlat_function_latency_seconds",
+            "Duration of kernel function calls, from the kernel's per-CPU log2 histograms.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for f in &self.functions {
+            for (cpu, h) in &f.series {
+                let buckets = buckets(h);
+                // The bucket total, not h.count: a CPU may be mid-update
+                // while read, and _count must equal the +Inf bucket.
+                let count = buckets.iter().map(|b| b.1).sum();
+                let cpu = cpu.map(|c| c.to_string());
+                let mut labels = vec![("function", f.function.as_str())];
+                if let Some(cpu) = &cpu {
+                    labels.push(("cpu", cpu.as_str()));
+                }
+                latency
+                    .encode_family(&labels.as_slice())?
+                    .encode_histogram::<NoLabelSet>(h.sum_ns as f64 / 1e9, count, &buckets, None)?;
+            }
+        }
+
+        if let Some(rmem) = self.tcp_rmem {
+            let mut gauge = encoder.encode_descriptor(
+                "netlat_sysctl_tcp_rmem_bytes",
+                "net.ipv4.tcp_rmem: the receive buffer autotuning range (seed 003's knob).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (field, value) in ["min", "default", "max"].into_iter().zip(rmem) {
+                let labels = [("field", field)];
+                ConstGauge::new(value as i64).encode(gauge.encode_family(&labels.as_slice())?)?;
+            }
+        }
+
+        if let Some(d) = &self.doctor {
+            encode_doctor(d, &mut encoder)?;
+        }
+        Ok(())
+    }
+}
+
+/// (metric name without _total, TcpExt counter, help).
+const TCP_EXT: [(&str, &str, &str); 4] = [
+    (
+        "netlat_tcp_prune_called",
+        "PruneCalled",
+        "Receive queue prunes (each may call tcp_collapse): TcpExt PruneCalled.",
+    ),
+    (
+        "netlat_tcp_rcv_collapsed",
+        "TCPRcvCollapsed",
+        "Packets merged by tcp_collapse: TcpExt TCPRcvCollapsed.",
+    ),
+    (
+        "netlat_tcp_backlog_drop",
+        "TCPBacklogDrop",
+        "Packets dropped because the socket backlog was full: TcpExt TCPBacklogDrop.",
+    ),
+    (
+        "netlat_tcp_listen_overflows",
+        "ListenOverflows",
+        "Connections dropped because an accept queue was full: TcpExt ListenOverflows.",
+    ),
+];
+
+fn encode_doctor(
+    d: &DoctorCounters,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    type Field = fn(&SoftnetRow) -> u64;
+    let softnet: [(&str, &str, Field); 3] = [
+        (
+            "netlat_softnet_processed",
+            "Packets processed by NET_RX, per CPU (/proc/net/softnet_stat).",
+            |r| r.processed,
+        ),
+        (
+            "netlat_softnet_dropped",
+            "Packets dropped because the input backlog was full (net.core.netdev_max_backlog), per CPU.",
+            |r| r.dropped,
+        ),
+        (
+            "netlat_softnet_time_squeeze",
+            "NET_RX runs that ended with work left (net.core.netdev_budget / netdev_budget_usecs), per CPU.",
+            |r| r.time_squeeze,
+        ),
+    ];
+    for (name, help, field) in softnet {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for row in &d.softnet {
+            let cpu = row.cpu.to_string();
+            let labels = [("cpu", cpu.as_str())];
+            ConstCounter::new(field(row)).encode(family.encode_family(&labels.as_slice())?)?;
+        }
+    }
+    for (name, counter, help) in TCP_EXT {
+        if let Some(&v) = d.tcp_ext.get(counter) {
+            ConstCounter::new(v).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+    }
+    if let Some(v) = d.retrans_segs {
+        ConstCounter::new(v).encode(encoder.encode_descriptor(
+            "netlat_tcp_retransmitted_segments",
+            "TCP segments retransmitted: Tcp RetransSegs (/proc/net/snmp).",
+            None,
+            MetricType::Counter,
+        )?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! `netlat serve`: keep the timing programs attached and let Prometheus read
+//! the kernel's histograms at scrape time.
+//!
+//! Data path per scrape: the per-CPU STATS maps (`collect`) -> histograms ->
+//! `metrics` (OpenMetrics text) -> `http`. No per-event work in userspace.
+
+pub mod http;
+pub mod metrics;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Result, bail};
+
+use crate::{
+    backend::attach::{Globals, Tracer},
+    collect::Collector,
+    commands::{
+        attach_traced,
+        stop::{self, Stop},
+    },
+    histogram::Histogram,
+    privileges,
+    procfs::Root,
+};
+
+use metrics::{DoctorCounters, FunctionLatency, Scrape};
+
+pub use crate::cli::ServeArgs;
+
+/// What `serve` times when no function is named: seed 003's two suspects.
+pub const DEFAULT_FUNCTIONS: [&str; 2] = ["net_rx_action", "tcp_collapse"];
+
+struct Served {
+    function: String,
+    tracer: Tracer,
+}
+
+/// The attached programs and what each scrape should include.
+struct Exporter {
+    served: Mutex<Vec<Served>>,
+    per_cpu: bool,
+    doctor: bool,
+    online: Vec<u32>,
+    root: Root,
+}
+
+impl http::Pages for Exporter {
+    fn metrics(&self) -> String {
+        metrics::render(self.scrape())
+    }
+}
+
+impl Exporter {
+    fn scrape(&self) -> Scrape {
+        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        let functions = served
+            .iter()
+            .filter_map(|s| match Collector::new(1).read(&s.tracer) {
+                Ok(slot) => Some(FunctionLatency {
+                    function: s.function.clone(),
+                    backend: s.tracer.backend().name(),
+                    series: self.series(slot.per_cpu),
+                }),
+                Err(e) => {
+                    eprintln!("netlat: cannot read {}'s histogram: {e:#}", s.function);
+                    None
+                }
+            })
+            .collect();
+        drop(served);
+        Scrape {
+            functions,
+            tcp_rmem: metrics::read_tcp_rmem(&self.root),
+            doctor: self.doctor.then(|| DoctorCounters::read(&self.root)),
+        }
+    }
+
+    fn series(&self, per_cpu: Vec<Histogram>) -> Vec<(Option<u32>, Histogram)> {
+        if !self.per_cpu {
+            return vec![(None, Histogram::merged(&per_cpu))];
+        }
+        per_cpu
+            .into_iter()
+            .enumerate()
+            .filter(|(cpu, h)| self.online.contains(&(*cpu as u32)) || h.count > 0)
+            .map(|(cpu, h)| (Some(cpu as u32), h))
+            .collect()
+    }
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    privileges::check().map_err(anyhow::Error::msg)?;
+    warn_if_exposed(args.listen);
+    let online =
+        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    stop::runtime()?.block_on(async {
+        let mut stop = Stop::install()?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}: {} (is another netlat serve running? use --listen)",
+                    args.listen,
+                    crate::oneline::io_text(&e)
+                )
+            })?;
+        let served = attach_all(args)?;
+        let names: Vec<String> = served
+            .iter()
+            .map(|s| format!("{} ({})", s.function, s.tracer.backend()))
+            .collect();
+        eprintln!(
+            "netlat: serving {} on http://{}/metrics",
+            names.join(", "),
+            args.listen
+        );
+        let exporter = Arc::new(Exporter {
+            served: Mutex::new(served),
+            per_cpu: args.per_cpu,
+            doctor: args.doctor,
+            online,
+            root: Root::host(),
+        });
+        let server = tokio::spawn(http::serve(listener, exporter.clone()));
+        stop.until(None).await;
+        server.abort();
+        let mut served = exporter.served.lock().unwrap_or_else(|p| p.into_inner());
+        for s in served.iter_mut() {
+            s.tracer.detach()?;
+        }
+        eprintln!("netlat: detached; exiting");
+        Ok(())
+    })
+}
+
+/// Attaches each function; one that cannot be traced here is skipped with
+/// its reason, but at least one must work.
+fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
+    let functions: Vec<String> = if args.functions.is_empty() {
+        DEFAULT_FUNCTIONS.iter().map(|f| f.to_string()).collect()
+    } else {
+        args.functions.clone()
+    };
+    let mut served = Vec::new();
+    let mut reasons = Vec::new();
+    for function in functions {
+        match attach_traced(&function, args.backend, &Globals::default()) {
+            Ok((tracer, _)) => served.push(Served { function, tracer }),
+            Err(e) => {
+                eprintln!("netlat: not serving {function}: {e:#}");
+                reasons.push(format!("{function}: {e:#}"));
+            }
+        }
+    }
+    if served.is_empty() {
+        bail!("nothing to serve: {}", reasons.join("; "));
+    }
+    Ok(served)
+}
+
+fn warn_if_exposed(listen: SocketAddr) {
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "netlat: listening on {listen}, reachable from other hosts: the metrics name kernel functions and counters"
+        );
+    }
+}
