@@ -38,6 +38,15 @@ pub fn key() -> StartKey {
     StartKey { tid, cpu }
 }
 
+/// An index already checked against MAX_DEPTH, masked so that older
+/// verifiers (6.1) also see it bounded: they lose the check's range when
+/// the compiler indexes two arrays from copies of one register.
+#[inline(always)]
+fn bounded(i: usize) -> usize {
+    const _: () = assert!(MAX_DEPTH.is_power_of_two());
+    i & (MAX_DEPTH - 1)
+}
+
 #[inline(always)]
 fn now() -> u64 {
     // SAFETY: helper without preconditions.
@@ -54,8 +63,9 @@ pub fn function_entry(group: u8) {
             let stack = unsafe { &mut *stack };
             let depth = stack.depth as usize;
             if depth < MAX_DEPTH {
-                stack.start_ns[depth] = ts;
-                stack.group[depth] = group;
+                let i = bounded(depth);
+                stack.start_ns[i] = ts;
+                stack.group[i] = group;
                 stack.depth += 1;
             } else {
                 stats::dropped_entry();
@@ -91,8 +101,9 @@ pub fn function_exit() {
         stats::unmatched_exit();
         return;
     }
-    let start = stack.start_ns[depth - 1];
-    let group = stack.group[depth - 1];
+    let i = bounded(depth - 1);
+    let start = stack.start_ns[i];
+    let group = stack.group[i];
     stack.depth -= 1;
     let duration = ts.saturating_sub(start);
     if stack.depth == 0 {
