@@ -2,7 +2,11 @@
 //! against rustc's own libLLVM (Debian's LLVM is older than rustc's, and
 //! bpf-linker must use an LLVM at least as new). Reuses whatever is there.
 
-use std::{fs, path::PathBuf, process::Command};
+use std::{
+    fs,
+    path::PathBuf,
+    process::{Command, Stdio},
+};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -13,7 +17,42 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn all() -> Result<()> {
     nightly_with_rust_src()?;
-    bpf_linker()
+    bpf_linker()?;
+    // The serve tests scrape netlat with a real Prometheus and lint its
+    // output with promtool.
+    debian_packages(
+        &[("prometheus", "prometheus"), ("promtool", "prometheus")],
+        "setup",
+    )
+}
+
+/// apt-get installs the packages whose program (a name on PATH, or an
+/// absolute path) is missing. `who` prefixes the progress line.
+pub fn debian_packages(wanted: &[(&str, &str)], who: &str) -> Result<()> {
+    let present = |program: &str| {
+        if program.starts_with('/') {
+            std::path::Path::new(program).exists()
+        } else {
+            cmd::output(Command::new("sh").args(["-c", &format!("command -v {program}")])).is_some()
+        }
+    };
+    let mut missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(program, _)| !present(program))
+        .map(|(_, package)| *package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("{who}: installing {} (Debian packages)", missing.join(" "));
+    cmd::run(Command::new("apt-get").arg("update").stdout(Stdio::null()))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .stdout(Stdio::null()),
+    )
 }
 
 fn nightly_with_rust_src() -> Result<()> {

@@ -90,32 +90,16 @@ pub fn run(args: &VmArgs) -> Result<()> {
     Ok(())
 }
 
-fn have(program: &str) -> bool {
-    cmd::output(Command::new("sh").args(["-c", &format!("command -v {program}")])).is_some()
-}
-
 /// QEMU, a static busybox and cpio, from Debian, when missing.
 fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = [
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("cpio", "cpio"),
-        ("dpkg-deb", "dpkg"),
-    ]
-    .iter()
-    .filter(|(bin, _)| !have(bin))
-    .map(|(_, pkg)| *pkg)
-    .chain((!Path::new("/bin/busybox").exists()).then_some("busybox-static"))
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    println!("vm: installing {}", missing.join(" "));
-    cmd::run(Command::new("apt-get").arg("update").stdout(Stdio::null()))?;
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .stdout(Stdio::null()),
+    crate::setup::debian_packages(
+        &[
+            ("qemu-system-x86_64", "qemu-system-x86"),
+            ("cpio", "cpio"),
+            ("dpkg-deb", "dpkg"),
+            ("/bin/busybox", "busybox-static"),
+        ],
+        "vm",
     )
 }
 

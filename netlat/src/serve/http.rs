@@ -16,6 +16,8 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Semaphore};
 
+use super::metrics::Format;
+
 /// Connections served at once; more are closed on accept. Each costs at
 /// most `MAX_BUF` plus a task, so this bounds memory (~8 MiB worst case).
 pub const MAX_CONNECTIONS: usize = 256;
@@ -29,10 +31,8 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// What the server needs from the rest of netlat.
 pub trait Pages: Send + Sync + 'static {
     /// The /metrics page.
-    fn metrics(&self) -> String;
+    fn metrics(&self, format: Format) -> String;
 }
-
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>) {
@@ -82,10 +82,15 @@ fn respond(req: &Request<Incoming>, pages: &dyn Pages) -> Response<Full<Bytes>> 
     }
     match path {
         "/metrics" => {
-            let mut r = Response::new(Full::new(Bytes::from(pages.metrics())));
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = Format::from_accept(accept);
+            let mut r = Response::new(Full::new(Bytes::from(pages.metrics(format))));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(OPENMETRICS),
+                header::HeaderValue::from_static(format.content_type()),
             );
             r
         }

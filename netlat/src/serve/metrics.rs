@@ -96,14 +96,76 @@ pub fn buckets(h: &Histogram) -> Vec<(f64, u64)> {
     out
 }
 
-/// The page, in OpenMetrics text.
-pub fn render(scrape: Scrape) -> String {
+/// The two exposition formats Prometheus tools read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// What Prometheus asks for first when it scrapes.
+    OpenMetrics,
+    /// The classic text format (0.0.4): what promtool, curl and older
+    /// scrapers get when they do not ask for OpenMetrics.
+    Text,
+}
+
+impl Format {
+    /// Content negotiation on the Accept header, as client_golang does.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The page in `format`.
+pub fn render(scrape: Scrape, format: Format) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
     let mut page = String::new();
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut page, &registry);
-    page
+    match format {
+        Format::OpenMetrics => page,
+        Format::Text => openmetrics_to_text(&page),
+    }
+}
+
+/// prometheus-client writes OpenMetrics only. The classic format differs,
+/// for what netlat emits, in three ways: a counter family is named with its
+/// `_total` suffix, and there are no `# UNIT` or `# EOF` lines. Help texts
+/// here contain no characters the two formats escape differently.
+pub fn openmetrics_to_text(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut help: Option<&str> = None;
+    for line in page.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            // Held until TYPE says whether the name needs `_total`.
+            help = Some(line);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            if let Some(h) = help.take() {
+                let text = h["# HELP ".len()..].split_once(' ').map_or("", |(_, t)| t);
+                out.push_str(&format!("# HELP {name}{suffix} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name}{suffix} {kind}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 impl Collector for Scrape {
@@ -248,4 +310,120 @@ fn encode_doctor(
         )?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlat_common::buckets;
+
+    fn histogram(values: &[(u64, u64)]) -> Histogram {
+        let mut h = Histogram::default();
+        for &(ns, n) in values {
+            h.count += n;
+            h.sum_ns += ns * n;
+            h.buckets[buckets::index(ns)] += n;
+        }
+        h
+    }
+
+    #[test]
+    fn bucket_bounds_are_powers_of_two_and_counts_land_below_them() {
+        let h = histogram(&[
+            (100, 1),
+            (1000, 2),
+            (1023, 1),
+            (1024, 4),
+            (3_000_000_000, 1),
+            (40_000_000_000, 1),
+        ]);
+        let b = buckets(&h);
+        assert_eq!(b.len(), LE_POWERS.count() + 1);
+        assert_eq!(b[0], (128e-9, 1)); // 100 ns
+        let at = |le: f64| {
+            b.iter()
+                .find(|(bound, _)| (*bound - le).abs() < 1e-12)
+                .unwrap()
+                .1
+        };
+        assert_eq!(at(1024e-9), 3); // 1000 and 1023 ns
+        assert_eq!(at(2048e-9), 4); // 1024 ns counts one bound up
+        assert_eq!(at((1u64 << 32) as f64 / 1e9), 1); // 3 s
+        assert_eq!(b.last().unwrap(), &(f64::INFINITY, 1)); // 40 s
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), h.count);
+    }
+
+    fn scrape() -> Scrape {
+        Scrape {
+            functions: vec![FunctionLatency {
+                function: "net_rx_action".into(),
+                backend: "raw_tp",
+                series: vec![(None, histogram(&[(5000, 3), (70_000, 1)]))],
+            }],
+            tcp_rmem: Some([4096, 131072, 6291456]),
+            doctor: Some(DoctorCounters {
+                softnet: vec![SoftnetRow {
+                    cpu: 0,
+                    processed: 10,
+                    dropped: 1,
+                    time_squeeze: 2,
+                }],
+                tcp_ext: [("PruneCalled".to_owned(), 7)].into(),
+                retrans_segs: Some(3),
+            }),
+        }
+    }
+
+    #[test]
+    fn openmetrics_page() {
+        let page = render(scrape(), Format::OpenMetrics);
+        assert!(page.ends_with("# EOF\n"), "{page}");
+        for line in [
+            "# TYPE netlat_function_latency_seconds histogram",
+            "netlat_function_latency_seconds_count{function=\"net_rx_action\"} 4",
+            "netlat_function_latency_seconds_bucket{le=\"0.000008192\",function=\"net_rx_action\"} 3",
+            "netlat_function_latency_seconds_bucket{le=\"+Inf\",function=\"net_rx_action\"} 4",
+            "netlat_function_info{function=\"net_rx_action\",backend=\"raw_tp\"} 1",
+            "netlat_sysctl_tcp_rmem_bytes{field=\"max\"} 6291456",
+            "# TYPE netlat_tcp_prune_called counter",
+            "netlat_tcp_prune_called_total 7",
+            "netlat_softnet_dropped_total{cpu=\"0\"} 1",
+            "netlat_tcp_retransmitted_segments_total 3",
+        ] {
+            assert!(
+                page.lines().any(|l| l == line),
+                "missing {line:?} in\n{page}"
+            );
+        }
+        // Counters the kernel does not have are left out, not zero.
+        assert!(!page.contains("netlat_tcp_backlog_drop"), "{page}");
+    }
+
+    #[test]
+    fn classic_text_names_counter_families_with_total() {
+        let page = render(scrape(), Format::Text);
+        assert!(!page.contains("# EOF"), "{page}");
+        assert!(
+            page.contains("# HELP netlat_tcp_prune_called_total Receive queue prunes"),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "# TYPE netlat_tcp_prune_called_total counter\nnetlat_tcp_prune_called_total 7\n"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("# TYPE netlat_function_latency_seconds histogram\n"),
+            "{page}"
+        );
+        assert_eq!(
+            Format::from_accept(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
+        assert_eq!(Format::from_accept(None), Format::Text);
+    }
 }

@@ -48,8 +48,8 @@ struct Exporter {
 }
 
 impl http::Pages for Exporter {
-    fn metrics(&self) -> String {
-        metrics::render(self.scrape())
+    fn metrics(&self, format: metrics::Format) -> String {
+        metrics::render(self.scrape(), format)
     }
 }
 
