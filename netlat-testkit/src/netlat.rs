@@ -49,7 +49,8 @@ impl Netlat {
             .expect("read netlat's stderr");
         assert!(
             first_line.starts_with("netlat: tracing ")
-                || first_line.starts_with("netlat: sampling "),
+                || first_line.starts_with("netlat: sampling ")
+                || first_line.starts_with("netlat: serving "),
             "netlat did not attach: {first_line}"
         );
         Netlat {

@@ -1,0 +1,375 @@
+//! `netlat serve` against the real kernel and a real Prometheus (Debian's
+//! package, installed by `cargo xtask setup`): the counts Prometheus stores
+//! must agree with /proc/softirqs, the page must pass promtool, and bad
+//! clients must not get in the way of a scrape.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{Netlat, is_root, run, skip};
+use netlat_testkit::{
+    loopback,
+    netlat::{loaded_programs, wait_until_unloaded},
+    softirqs,
+};
+use serde_json::Value;
+
+const COUNT: &str = "netlat_function_latency_seconds_count{function=\"net_rx_action\"}";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One HTTP/1.1 request on a fresh connection; (status, body).
+fn http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// The value of one sample line `name value` in a classic-format page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+fn serve(port: u16, extra: &[&str]) -> netlat_testkit::netlat::Netlat {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["serve", "--listen", &listen];
+    args.extend_from_slice(extra);
+    Netlat::start(&args)
+}
+
+/// A Prometheus scraping netlat every second, in a scratch directory.
+struct Prometheus {
+    child: Child,
+    api: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("netlat-prometheus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: netlat\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={api}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .expect("prometheus is not installed: run `cargo xtask setup`");
+        let p = Prometheus { child, api, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(p.api).is_err() || get(p.api, "/-/ready").0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready: {}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        p
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// An instant query's single value, if it has one.
+    fn query(&self, promql: &str) -> Option<f64> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = get(self.api, &format!("/api/v1/query?query={encoded}"));
+        assert_eq!(status, 200, "{promql}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("Prometheus JSON");
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    fn wait_for(&self, promql: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = self.query(promql).filter(|&v| ok(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{promql} never came: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn prometheus_counts_agree_with_softirqs() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let before = softirqs::net_rx_total();
+    let port = free_port();
+    let netlat = serve(port, &["net_rx_action"]);
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let prometheus = Prometheus::start(target);
+
+    // A first stored sample, then traffic, then a sample after it.
+    let first = prometheus.wait_for(COUNT, |_| true);
+    let start = softirqs::net_rx_total();
+    let trips = loopback::run_for(Duration::from_secs(4));
+    let end = softirqs::net_rx_total();
+    let last = prometheus.wait_for(COUNT, |v| v >= first + (end - start) as f64);
+    let stored = prometheus
+        .query(&format!(
+            "max_over_time({COUNT}[5m]) - min_over_time({COUNT}[5m])"
+        ))
+        .expect("range query");
+    let p50 = prometheus.query(&format!(
+        "histogram_quantile(0.5, netlat_function_latency_seconds_bucket{{function=\"net_rx_action\"}})"
+    ));
+    let p99 = prometheus.query(&format!(
+        "histogram_quantile(0.99, netlat_function_latency_seconds_bucket{{function=\"net_rx_action\"}})"
+    ));
+    let page = get(target, "/metrics").1;
+    let out = netlat.terminate();
+    let after = softirqs::net_rx_total();
+    println!(
+        "round trips {trips}; softirqs during traffic {}, over netlat's life {}; Prometheus: first {first}, last {last}, stored growth {stored}; p50 {p50:?} s, p99 {p99:?} s",
+        end - start,
+        after - before
+    );
+    assert!(out.success, "serve exit: {:?} {}", out.code, out.stderr);
+    // Every NET_RX softirq of the traffic window lies between the first and
+    // last stored samples, and netlat cannot count calls from before it
+    // attached or after it detached.
+    assert!(
+        stored >= (end - start) as f64,
+        "stored growth {stored} < {}",
+        end - start
+    );
+    assert!(
+        last <= (after - before) as f64,
+        "{last} > {}",
+        after - before
+    );
+    // Quantiles from Prometheus's own maths over netlat's buckets: inside
+    // the range netlat itself reports.
+    let (p50, p99) = (p50.expect("p50"), p99.expect("p99"));
+    let count = sample(&page, COUNT).expect("count on the page");
+    let sum = sample(
+        &page,
+        "netlat_function_latency_seconds_sum{function=\"net_rx_action\"}",
+    )
+    .expect("sum on the page");
+    assert!(count >= last, "page {count} < stored {last}");
+    assert!(0.0 < p50 && p50 <= p99 && p99 < 17.2, "p50 {p50} p99 {p99}");
+    // The mean lies below p99 for any latency distribution that is not
+    // dominated by a few huge outliers, and loopback traffic is not.
+    assert!(
+        sum / count <= p99 * 1.01,
+        "mean {} > p99 {p99}",
+        sum / count
+    );
+}
+
+#[test]
+fn page_passes_promtool_and_sigterm_detaches() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let port = free_port();
+    let netlat = serve(port, &["net_rx_action", "--doctor", "--per-cpu"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    loopback::run_for(Duration::from_millis(500));
+    let (status, page) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed: run `cargo xtask setup`");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let lint = promtool.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "promtool: {}{}\n{page}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    for name in [
+        "netlat_function_latency_seconds_bucket{le=\"+Inf\",function=\"net_rx_action\",cpu=\"0\"}",
+        "netlat_softnet_time_squeeze_total{cpu=\"0\"}",
+        "netlat_tcp_prune_called_total",
+        "netlat_sysctl_tcp_rmem_bytes{field=\"max\"}",
+    ] {
+        assert!(sample(&page, name).is_some(), "no {name} in\n{page}");
+    }
+    let rmem_max: f64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        sample(&page, "netlat_sysctl_tcp_rmem_bytes{field=\"max\"}"),
+        Some(rmem_max)
+    );
+
+    // OpenMetrics for those who ask (Prometheus does).
+    let (_, om) = http(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(om.trim_end().ends_with("# EOF"), "{om}");
+
+    assert!(!loaded_programs().is_empty());
+    let out = netlat.terminate();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("detached"), "{}", out.stderr);
+    assert_eq!(
+        wait_until_unloaded(Duration::from_secs(5)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn bad_clients_do_not_hold_up_a_scrape() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let port = free_port();
+    let netlat = serve(port, &["net_rx_action"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    assert_eq!(get(addr, "/nope").0, 404);
+    assert_eq!(get(addr, "/healthz"), (200, "ok\n".to_owned()));
+    let post = http(
+        addr,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(post.0, 405);
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let big = http(addr, &huge);
+    assert!(
+        big.0 == 431 || big.0 == 0,
+        "oversized headers got {}",
+        big.0
+    );
+
+    // Many idle connections and one that trickles a header, all open while
+    // a scrape happens.
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(addr).expect("idle connect"))
+        .collect();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHo").unwrap();
+    let t = Instant::now();
+    let (status, page) = get(addr, "/metrics");
+    let took = t.elapsed();
+    assert_eq!(status, 200);
+    assert!(sample(&page, COUNT).is_some(), "{page}");
+    println!("scrape with 200 idle and 1 slow connection open: {took:?}");
+    assert!(took < Duration::from_secs(2), "scrape took {took:?}");
+
+    // The server drops clients that never finish their headers.
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        t.elapsed() < Duration::from_secs(12),
+        "slow client held {:?}",
+        t.elapsed()
+    );
+    drop(idle);
+    assert_eq!(get(addr, "/healthz").0, 200);
+    assert!(netlat.terminate().success);
+}
+
+#[test]
+fn nothing_to_serve_is_one_line() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let out = run(&["serve", "--listen", &listen, "no_such_fn_netlat"]);
+    assert!(!out.success);
+    let last = out.stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("Error: nothing to serve: no_such_fn_netlat: unknown kernel function"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["serve", "--listen", "not-an-address"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.starts_with("Error: ") && out.stderr.lines().count() == 1,
+        "{}",
+        out.stderr
+    );
+}
