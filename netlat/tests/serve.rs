@@ -176,12 +176,12 @@ fn prometheus_counts_agree_with_softirqs() {
             "max_over_time({COUNT}[5m]) - min_over_time({COUNT}[5m])"
         ))
         .expect("range query");
-    let p50 = prometheus.query(&format!(
-        "histogram_quantile(0.5, netlat_function_latency_seconds_bucket{{function=\"net_rx_action\"}})"
-    ));
-    let p99 = prometheus.query(&format!(
-        "histogram_quantile(0.99, netlat_function_latency_seconds_bucket{{function=\"net_rx_action\"}})"
-    ));
+    let p50 = prometheus.query(
+        "histogram_quantile(0.5, netlat_function_latency_seconds_bucket{function=\"net_rx_action\"})",
+    );
+    let p99 = prometheus.query(
+        "histogram_quantile(0.99, netlat_function_latency_seconds_bucket{function=\"net_rx_action\"})",
+    );
     let page = get(target, "/metrics").1;
     let out = netlat.terminate();
     let after = softirqs::net_rx_total();
