@@ -89,7 +89,7 @@ pub fn run(netlat: &Path) -> Result<()> {
     println!(
         "(entry + exit programs per net_rx_action call; the floor for two empty programs measured here is ~95 ns)"
     );
-    Ok(())
+    crate::serve_bench::run(netlat)
 }
 
 fn median(runs: usize, mut one: impl FnMut() -> Result<Sample>) -> Result<Sample> {
@@ -160,7 +160,7 @@ fn measure(tool: &mut Command, marker: Marker, programs_per_event: u64) -> Resul
     })
 }
 
-fn wait_for_line(stream: Box<dyn std::io::Read + Send>, marker: &str) -> Result<()> {
+pub(crate) fn wait_for_line(stream: Box<dyn std::io::Read + Send>, marker: &str) -> Result<()> {
     let mut lines = BufReader::new(stream).lines();
     loop {
         match lines.next() {
@@ -201,12 +201,16 @@ fn prog_stats(pid: u32) -> Result<(u64, u64)> {
 }
 
 fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
+    status_kib(pid, "VmHWM:")
+}
+
+/// A kB field of /proc/PID/status (VmRSS:, VmHWM:).
+pub(crate) fn status_kib(pid: u32, field: &str) -> Result<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))?
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/PID/status")
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// bpftrace is the comparison; install Debian's when missing, and mount

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cmd;
+mod serve_bench;
 mod setup;
 mod vm;
 
