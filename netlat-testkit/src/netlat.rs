@@ -105,6 +105,17 @@ impl Netlat {
     }
 }
 
+impl Drop for Netlat {
+    /// A test that panics before stopping netlat must not leave it running
+    /// (and attached) behind the next test.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
