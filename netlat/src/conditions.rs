@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::{
     procfs::{
-        netstat,
+        Root,
+        netstat::{NetCounters, read_netstat},
         softnet::{self, SoftnetRow},
         sysctl,
     },
@@ -26,27 +27,30 @@ pub const NETSTAT_COUNTERS: [&str; 7] = [
 
 pub struct Start {
     sysctls: BTreeMap<String, Option<String>>,
-    netstat: BTreeMap<String, u64>,
+    /// None if /proc/net/netstat could not be read: no deltas then.
+    netstat: Option<NetCounters>,
     softnet: Vec<SoftnetRow>,
 }
 
 pub fn start() -> Start {
     Start {
         sysctls: sysctl::snapshot(),
-        netstat: netstat::read_tcp_ext(),
+        netstat: read_netstat(&Root::host()).ok(),
         softnet: softnet::read(),
     }
 }
 
 impl Start {
     pub fn finish(self) -> Conditions {
-        let netstat_end = netstat::read_tcp_ext();
+        // A counter missing on this kernel, or reset meanwhile, is left
+        // out rather than reported as a made-up number.
+        let delta = match (&self.netstat, read_netstat(&Root::host())) {
+            (Some(start), Ok(end)) => start.delta(&end),
+            _ => NetCounters::default(),
+        };
         let netstat_delta = NETSTAT_COUNTERS
             .iter()
-            .filter_map(|&name| {
-                let (a, b) = (self.netstat.get(name)?, netstat_end.get(name)?);
-                Some((name.to_owned(), b.wrapping_sub(*a)))
-            })
+            .filter_map(|&name| Some((name.to_owned(), delta.get("TcpExt", name)?)))
             .collect();
         Conditions {
             sysctls_start: self.sysctls,
