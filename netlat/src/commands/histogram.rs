@@ -71,7 +71,12 @@ pub(crate) async fn trace(
     let started = window.instant;
     announce(args, &tracer, &skipped);
 
-    let host = HostInfo::read();
+    let run = Run {
+        args,
+        host: HostInfo::read(),
+        online,
+        key,
+    };
     let mut collector = Collector::new(globals.groups());
     let deadline = args.seconds.map(|d| started + d);
     let mut interrupted = false;
@@ -93,15 +98,7 @@ pub(crate) async fn trace(
             unfinished_calls: None,
             conditions: None,
         };
-        emit(
-            args,
-            &host,
-            &tracer,
-            &window,
-            &snapshot,
-            online,
-            key.as_ref(),
-        )?;
+        emit(&run, &tracer, &window, &snapshot)?;
         window = Window::start();
     }
     // Detach before the last read: nothing writes the maps any more, so the
@@ -112,11 +109,10 @@ pub(crate) async fn trace(
         unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
         conditions: Some(conditions.finish()),
     };
-    let key = key.as_ref();
     let report = if print {
-        emit(args, &host, &tracer, &window, &snapshot, online, key)?
+        emit(&run, &tracer, &window, &snapshot)?
     } else {
-        build_report(args, &host, &tracer, &window, &snapshot, online, key)
+        build_report(&run, &tracer, &window, &snapshot)
     };
     if let Some(path) = &args.output {
         std::fs::write(path, render::json::render(&report, false))
@@ -186,16 +182,23 @@ fn reported(args: &HistogramArgs, per_cpu: &[Histogram]) -> Histogram {
     }
 }
 
+/// What stays the same for every window of a run.
+struct Run<'a> {
+    args: &'a HistogramArgs,
+    host: HostInfo,
+    online: &'a [u32],
+    /// `--by`: where the entry program reads the key.
+    key: Option<KeySource>,
+}
+
 fn emit(
-    args: &HistogramArgs,
-    host: &HostInfo,
+    run: &Run,
     tracer: &attach::Tracer,
     window: &Window,
     snapshot: &Snapshot,
-    online: &[u32],
-    key: Option<&KeySource>,
 ) -> Result<HistogramReport> {
-    let report = build_report(args, host, tracer, window, snapshot, online, key);
+    let args = run.args;
+    let report = build_report(run, tracer, window, snapshot);
     let text = if args.json {
         render::json::render(&report, args.interval.is_some())
     } else {
@@ -214,14 +217,12 @@ fn emit(
 }
 
 fn build_report(
-    args: &HistogramArgs,
-    host: &HostInfo,
+    run: &Run,
     tracer: &attach::Tracer,
     window: &Window,
     snapshot: &Snapshot,
-    online: &[u32],
-    key: Option<&KeySource>,
 ) -> HistogramReport {
+    let (args, host, online) = (run.args, &run.host, run.online);
     let per_cpu = &snapshot.slot.per_cpu;
     let backend = tracer.backend();
     let summary = Summary::from(&reported(args, per_cpu));
@@ -251,7 +252,10 @@ fn build_report(
         unfinished_calls: snapshot.unfinished_calls,
         conditions: snapshot.conditions.clone(),
         per_cpu: cpus,
-        by: key.map(|k| Grouping::new(k, &snapshot.slot.per_group)),
+        by: run
+            .key
+            .as_ref()
+            .map(|k| Grouping::new(k, &snapshot.slot.per_group)),
     }
 }
 
