@@ -12,7 +12,7 @@ use aya::{
     programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 
-use netlat_common::{EPOCHS, GROUPS, NO_OFFSET, STATS_MAP};
+use netlat_common::{EPOCHS, GROUPS, NO_OFFSET, STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP};
 
 use super::{Backend, choice};
 use crate::oneline::{errno_text, one_line};
@@ -40,6 +40,8 @@ pub struct Globals {
     pub slower_than_ns: u64,
     /// `--by rcvbuf`: offset of `sk_rcvbuf` in `struct sock`, from kernel BTF.
     pub rcvbuf_offset: Option<u32>,
+    /// The flame graph sampler rides along: its stack maps get full size.
+    pub sampling: bool,
 }
 
 impl Globals {
@@ -70,8 +72,18 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
         .override_global("RCVBUF_OFFSET", &rcvbuf_offset, true)
         // Ungrouped runs need group 0 only: 1/32 of the locked memory.
         .map_max_entries(STATS_MAP, globals.groups() * EPOCHS)
+        // Without the sampler its maps stay empty; at full size they are
+        // ~20 MB of kernel memory (charged to netlat's cgroup since 5.11).
+        .map_max_entries(STACKS_MAP, sampler_entries(globals, 16384))
+        .map_max_entries(STACK_COUNTS_MAP, sampler_entries(globals, 16384))
+        .map_max_entries("PENDING", sampler_entries(globals, 4096))
         .load(OBJECT)
         .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))
+}
+
+/// A sampler map's size: as declared in netlat-ebpf, or 1 when unused.
+fn sampler_entries(globals: &Globals, declared: u32) -> u32 {
+    if globals.sampling { declared } else { 1 }
 }
 
 /// The loaded object with one backend's programs loaded (and, after
@@ -353,7 +365,14 @@ fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachErro
                 errno_text(errno.unwrap_or(libc::EINVAL))
             ))
         }
-        Backend::Fentry if matches!(errno, Some(libc::EPERM | libc::EOPNOTSUPP | ENOTSUPP)) => {
+        // The programs loaded against this function's BTF, so the kernel
+        // supports fentry; ENOTSUPP here is the trampoline refusing this
+        // function (Linux 6.1 on x86 takes at most 6 arguments;
+        // tcp_collapse has 7).
+        Backend::Fentry if errno == Some(ENOTSUPP) => AttachError::CannotProbe(format!(
+            "{function} cannot be traced with fentry on this kernel (ENOTSUPP: its BPF trampoline refuses the function, e.g. one with more than 6 arguments before Linux 6.5); kprobes can"
+        )),
+        Backend::Fentry if matches!(errno, Some(libc::EPERM | libc::EOPNOTSUPP)) => {
             AttachError::Unavailable(format!(
                 "fentry/fexit cannot attach on this kernel ({})",
                 errno_text(errno.unwrap_or(libc::EPERM))

@@ -115,14 +115,16 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
 
 fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
     let Some(function) = &args.during else {
-        return Ok(Probes::Plain(attach::load_object(
-            &Globals::default(),
-            None,
-        )?));
+        let globals = Globals {
+            sampling: true,
+            ..Globals::default()
+        };
+        return Ok(Probes::Plain(attach::load_object(&globals, None)?));
     };
     let globals = Globals {
         sample_filter: sample_filter::DURING,
         slower_than_ns: args.slower_than.map_or(0, |d| d.as_nanos() as u64),
+        sampling: true,
         ..Globals::default()
     };
     let (tracer, _skipped) = super::attach_traced(function, args.backend, &globals)?;
