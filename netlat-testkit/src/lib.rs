@@ -6,4 +6,5 @@ pub mod collapse;
 pub mod loopback;
 pub mod netlat;
 pub mod netstat;
+pub mod scrape;
 pub mod softirqs;

@@ -7,7 +7,7 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -17,47 +17,12 @@ use common::{Netlat, is_root, run, skip};
 use netlat_testkit::{
     loopback,
     netlat::{loaded_programs, wait_until_unloaded},
+    scrape::{free_port, get, http, sample},
     softirqs,
 };
 use serde_json::Value;
 
 const COUNT: &str = "netlat_function_latency_seconds_count{function=\"net_rx_action\"}";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// One HTTP/1.1 request on a fresh connection; (status, body).
-fn http(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).expect("send");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_owned())
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    http(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
-}
-
-/// The value of one sample line `name value` in a classic-format page.
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-}
 
 fn serve(port: u16, extra: &[&str]) -> netlat_testkit::netlat::Netlat {
     let listen = format!("127.0.0.1:{port}");
