@@ -16,10 +16,9 @@ use crate::{backend::attach::Tracer, histogram::Histogram};
 /// Every program run finishes in microseconds; this is ample.
 const QUIESCE: Duration = Duration::from_millis(5);
 
+#[derive(Default)]
 pub struct Collector {
     epoch: u32,
-    /// `--by` groups in the map; 1 when not grouping.
-    groups: u32,
 }
 
 /// One read of the maps.
@@ -31,9 +30,27 @@ pub struct Slot {
     pub per_group: Vec<Histogram>,
 }
 
+impl Slot {
+    /// The CPUs worth a line of their own: the online ones, and any other
+    /// (per-CPU maps cover every possible CPU) that recorded calls.
+    pub fn cpus<'a>(&'a self, online: &'a [u32]) -> impl Iterator<Item = (u32, &'a Histogram)> {
+        self.per_cpu
+            .iter()
+            .enumerate()
+            .map(|(cpu, h)| (cpu as u32, h))
+            .filter(move |(cpu, h)| online.contains(cpu) || h.count > 0)
+    }
+}
+
+/// `--by` groups the STATS map was loaded with: the loader sized it
+/// `groups * EPOCHS`, so the map itself says.
+fn groups<T: std::borrow::Borrow<aya::maps::MapData>>(stats: &PerCpuArray<T, Stats>) -> u32 {
+    (stats.len() / EPOCHS).max(1)
+}
+
 impl Collector {
-    pub fn new(groups: u32) -> Collector {
-        Collector { epoch: 0, groups }
+    pub fn new() -> Collector {
+        Collector::default()
     }
 
     /// Histograms of the current epoch so far. Exact once the tracer is
@@ -64,7 +81,8 @@ impl Collector {
                 .map_mut(STATS_MAP)
                 .context("STATS map missing")?,
         )?;
-        for group in 0..self.groups {
+        // per_group is empty when not grouping: then only group 0 exists.
+        for group in 0..slot.per_group.len().max(1) as u32 {
             let zeros = PerCpuValues::try_from(vec![Stats::ZERO; slot.per_cpu.len()])
                 .context("cannot build zeroed per-CPU stats")?;
             stats
@@ -77,9 +95,10 @@ impl Collector {
     fn read_epoch(&self, tracer: &Tracer, epoch: u32) -> Result<Slot> {
         let stats: PerCpuArray<_, Stats> =
             PerCpuArray::try_from(tracer.ebpf.map(STATS_MAP).context("STATS map missing")?)?;
+        let groups = groups(&stats);
         // [group][cpu]
-        let mut cells = Vec::with_capacity(self.groups as usize);
-        for group in 0..self.groups {
+        let mut cells = Vec::with_capacity(groups as usize);
+        for group in 0..groups {
             let per_cpu = stats
                 .get(&(group * EPOCHS + epoch), 0)
                 .context("cannot read the per-CPU stats map")?;
@@ -89,7 +108,7 @@ impl Collector {
         let per_cpu = (0..cpus)
             .map(|cpu| Histogram::merged(cells.iter().map(|g| &g[cpu])))
             .collect();
-        let per_group = if self.groups > 1 {
+        let per_group = if groups > 1 {
             cells.iter().map(Histogram::merged).collect()
         } else {
             Vec::new()

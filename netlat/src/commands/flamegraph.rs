@@ -57,7 +57,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let calls = match &mut probes {
             Probes::During(t) => {
                 t.detach()?;
-                Some(Histogram::merged(&Collector::new(1).read(t)?.per_cpu))
+                Some(Histogram::merged(&Collector::new().read(t)?.per_cpu))
             }
             Probes::Plain(_) => None,
         };

@@ -77,7 +77,7 @@ pub(crate) async fn trace(
         online,
         key,
     };
-    let mut collector = Collector::new(globals.groups());
+    let mut collector = Collector::new();
     let deadline = args.seconds.map(|d| started + d);
     let mut interrupted = false;
     loop {
@@ -227,12 +227,11 @@ fn build_report(
     let backend = tracer.backend();
     let summary = Summary::from(&reported(args, per_cpu));
     let cpus = args.per_cpu.then(|| {
-        per_cpu
-            .iter()
-            .enumerate()
-            .filter(|(cpu, h)| online.contains(&(*cpu as u32)) || h.count > 0)
+        snapshot
+            .slot
+            .cpus(online)
             .map(|(cpu, h)| CpuSummary {
-                cpu: cpu as u32,
+                cpu,
                 summary: Summary::from(h),
             })
             .collect()

@@ -16,7 +16,7 @@ use anyhow::{Result, bail};
 
 use crate::{
     backend::attach::{Globals, Tracer},
-    collect::Collector,
+    collect::{Collector, Slot},
     commands::{
         attach_traced,
         stop::{self, Stop},
@@ -58,11 +58,11 @@ impl Exporter {
         let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
         let functions = served
             .iter()
-            .filter_map(|s| match Collector::new(1).read(&s.tracer) {
+            .filter_map(|s| match Collector::new().read(&s.tracer) {
                 Ok(slot) => Some(FunctionLatency {
                     function: s.function.clone(),
                     backend: s.tracer.backend().name(),
-                    series: self.series(slot.per_cpu),
+                    series: self.series(&slot),
                 }),
                 Err(e) => {
                     eprintln!("netlat: cannot read {}'s histogram: {e:#}", s.function);
@@ -78,15 +78,12 @@ impl Exporter {
         }
     }
 
-    fn series(&self, per_cpu: Vec<Histogram>) -> Vec<(Option<u32>, Histogram)> {
+    fn series(&self, slot: &Slot) -> Vec<(Option<u32>, Histogram)> {
         if !self.per_cpu {
-            return vec![(None, Histogram::merged(&per_cpu))];
+            return vec![(None, Histogram::merged(&slot.per_cpu))];
         }
-        per_cpu
-            .into_iter()
-            .enumerate()
-            .filter(|(cpu, h)| self.online.contains(&(*cpu as u32)) || h.count > 0)
-            .map(|(cpu, h)| (Some(cpu as u32), h))
+        slot.cpus(&self.online)
+            .map(|(cpu, h)| (Some(cpu), h.clone()))
             .collect()
     }
 }
