@@ -220,15 +220,8 @@ fn ensure_bpftrace() -> Option<String> {
         let _ =
             cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]));
     }
-    if cmd::output(Command::new("bpftrace").arg("--version")).is_none() {
-        println!("bench: installing bpftrace (Debian package) for the comparison");
-        let _ = cmd::run(Command::new("apt-get").arg("update").stdout(Stdio::null()));
-        let _ = cmd::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "bpftrace"])
-                .stdout(Stdio::null()),
-        );
-    }
+    // Without bpftrace the benchmark still gives netlat's own figures.
+    let _ = crate::setup::debian_packages(&[("bpftrace", "bpftrace")], "bench");
     cmd::output(Command::new("bpftrace").arg("--version")).map(|_| "bpftrace".to_owned())
 }
 

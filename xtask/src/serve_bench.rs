@@ -2,8 +2,7 @@
 //! worth of scrapes (10,000: ~3 per second), and what one scrape costs.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    net::SocketAddr,
     path::Path,
     process::{Command, Stdio},
     time::Instant,
@@ -11,20 +10,22 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+use netlat_testkit::scrape::{free_port, get};
+
 use crate::bench::status_kib;
 
 const SCRAPES: usize = 10_000;
 
 pub fn run(netlat: &Path) -> Result<()> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let listen = addr.to_string();
     let mut child = Command::new(netlat)
         .args([
             "serve",
             "--doctor",
             "--per-cpu",
             "--listen",
-            &addr,
+            &listen,
             "net_rx_action",
         ])
         .stdout(Stdio::null())
@@ -34,7 +35,7 @@ pub fn run(netlat: &Path) -> Result<()> {
     let stderr = child.stderr.take().context("no stderr")?;
     crate::bench::wait_for_line(Box::new(stderr), "netlat: serving")?;
     let pid = child.id();
-    let result = scrape_many(&addr, pid);
+    let result = scrape_many(addr, pid);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = child.wait()?;
@@ -53,7 +54,7 @@ pub fn run(netlat: &Path) -> Result<()> {
 }
 
 /// (RSS after 1st scrape, RSS after the last, peak, µs per scrape, page size).
-fn scrape_many(addr: &str, pid: u32) -> Result<(u64, u64, u64, f64, usize)> {
+fn scrape_many(addr: SocketAddr, pid: u32) -> Result<(u64, u64, u64, f64, usize)> {
     let mut bytes = scrape(addr)?;
     let first = status_kib(pid, "VmRSS:")?;
     let started = Instant::now();
@@ -70,16 +71,10 @@ fn scrape_many(addr: &str, pid: u32) -> Result<(u64, u64, u64, f64, usize)> {
     ))
 }
 
-fn scrape(addr: &str) -> Result<usize> {
-    let mut s = TcpStream::connect(addr)?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
-    let mut reply = Vec::new();
-    s.read_to_end(&mut reply)?;
-    if !reply.starts_with(b"HTTP/1.1 200") {
-        bail!(
-            "scrape failed: {}",
-            String::from_utf8_lossy(&reply[..reply.len().min(80)])
-        );
+/// Page size in bytes; an error unless the answer is 200.
+fn scrape(addr: SocketAddr) -> Result<usize> {
+    match get(addr, "/metrics") {
+        (200, page) => Ok(page.len()),
+        (status, body) => bail!("scrape failed ({status}): {}", &body[..body.len().min(80)]),
     }
-    Ok(reply.len())
 }
