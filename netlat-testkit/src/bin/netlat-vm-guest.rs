@@ -137,6 +137,29 @@ fn main() {
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
 
+/// tcp_collapse runs only from tcp_prune_queue: without a prune there must
+/// be no call, and "calls > 0" cannot be judged (a skip, saying what was
+/// `checked` instead); with prunes there must be calls.
+fn judge_collapse_calls(
+    calls: u64,
+    pruned: u64,
+    checked: impl FnOnce() -> String,
+) -> Result<Option<Outcome>, String> {
+    if pruned == 0 {
+        check(calls == 0, || {
+            format!("{calls} tcp_collapse calls but PruneCalled did not move")
+        })?;
+        return Ok(Some(Outcome::Skip(format!(
+            "the generator made this kernel prune 0 times, so calls>0 cannot be judged; checked instead: {}",
+            checked()
+        ))));
+    }
+    check(calls > 0, || {
+        format!("0 tcp_collapse calls while PruneCalled rose by {pruned}")
+    })?;
+    Ok(None)
+}
+
 fn json(out: &str) -> Result<Value, String> {
     serde_json::from_str(out).map_err(|e| format!("bad JSON ({e}): {out}"))
 }
@@ -243,19 +266,14 @@ fn tcp_collapse() -> Result<Outcome, String> {
     check(bucket_total(&r) == count, || {
         "buckets do not sum to count".into()
     })?;
-    if pruned == 0 {
-        // tcp_collapse runs only from tcp_prune_queue: no prune, no call.
-        check(count == 0, || {
-            format!("{count} tcp_collapse calls but PruneCalled did not move")
-        })?;
-        return Ok(Outcome::Skip(format!(
-            "the generator made this kernel prune 0 times, so calls>0 cannot be judged; checked instead: backend={}, 0 calls with and without the generator",
+    if let Some(skip) = judge_collapse_calls(count, pruned, || {
+        format!(
+            "backend={}, 0 calls with and without the generator",
             r["backend"]
-        )));
+        )
+    })? {
+        return Ok(skip);
     }
-    check(count > 0, || {
-        format!("0 tcp_collapse calls while PruneCalled rose by {pruned}")
-    })?;
     Ok(Outcome::Pass(format!(
         "backend={} count={count} PruneCalled+={pruned} max_ns={} quiet_count={quiet_count}",
         r["backend"], r["max_ns"]
@@ -500,18 +518,11 @@ fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
         .iter()
         .map(|g| format!("{}:{}", g["label"], g["count"]))
         .collect();
-    if pruned == 0 {
-        check(count == 0, || {
-            format!("{count} tcp_collapse calls but PruneCalled did not move")
-        })?;
-        return Ok(Outcome::Skip(format!(
-            "the generator made this kernel prune 0 times; checked instead: 0 calls, 0 in groups ({})",
-            r["by"]["source"]
-        )));
+    if let Some(skip) = judge_collapse_calls(count, pruned, || {
+        format!("0 calls, 0 in groups ({})", r["by"]["source"])
+    })? {
+        return Ok(skip);
     }
-    check(count > 0, || {
-        format!("0 calls while PruneCalled rose by {pruned}")
-    })?;
     // The generator's socket is the only one pruning in the guest.
     check(in_band == count, || {
         format!(
@@ -676,16 +687,14 @@ fn serve_defaults() -> Result<Outcome, String> {
     check(start >= 0.0 && end >= start, || {
         format!("tcp_collapse count went {start} -> {end}")
     })?;
-    if pruned == 0 {
-        check(calls == 0.0, || format!("{calls} calls without a prune"))?;
-        return Ok(Outcome::Skip(format!(
-            "the generator made this kernel prune 0 times; checked instead: both functions served, 0 calls, nothing left after SIGTERM ({} kprobes while serving)",
+    if let Some(skip) = judge_collapse_calls(calls as u64, pruned, || {
+        format!(
+            "both functions served, 0 calls, nothing left after SIGTERM ({} kprobes while serving)",
             kprobes.lines().count()
-        )));
+        )
+    })? {
+        return Ok(skip);
     }
-    check(calls > 0.0, || {
-        format!("0 tcp_collapse calls while PruneCalled rose by {pruned}")
-    })?;
     Ok(Outcome::Pass(format!(
         "tcp_collapse _count +{calls} with PruneCalled +{pruned}; {} kprobes while serving, none after SIGTERM",
         kprobes.lines().count()
