@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use netlat::{
     flamegraph::{fold, svg},
-    kallsyms::Symbols,
+    system::kallsyms::Symbols,
 };
 
 const SAMPLES: u64 = 100_000;

@@ -1,29 +1,20 @@
 //! netlat: kernel function latency histograms, flame graphs and network
 //! health checks, built on eBPF.
 //!
-//! Data path, top to bottom: `backend` attaches the eBPF timing programs ->
-//! `collect` reads the per-CPU maps -> `histogram` merges them into the
-//! model -> `report` is the result as plain data -> `render` turns it into
-//! text or JSON. `commands` wires one subcommand each; `cli` parses.
+//! Data path, top to bottom: `tracing::backend` attaches the eBPF timing
+//! programs -> `tracing::collect` reads the per-CPU maps ->
+//! `model::histogram` merges them -> `model::report` is the result as plain
+//! data -> `render` turns it into text or JSON. `system` reads the host
+//! (/proc, /sys, kallsyms). `commands` has one module per subcommand, each
+//! owning its arguments and its run; `cli` only dispatches.
 
-pub mod backend;
 pub mod cli;
-pub mod collect;
 pub mod commands;
-pub mod compare;
-pub mod conditions;
 pub mod doctor;
-pub mod duration;
 pub mod flamegraph;
-pub mod group_by;
-pub mod histogram;
-pub mod host;
-pub mod kallsyms;
-pub mod kernel_btf;
+pub mod model;
 pub mod oneline;
-pub mod privileges;
-pub mod procfs;
 pub mod render;
-pub mod report;
 pub mod serve;
-pub mod unit;
+pub mod system;
+pub mod tracing;

@@ -12,9 +12,9 @@ use std::{
 };
 
 use netlat::{
-    histogram::Histogram,
-    procfs::softnet::SoftnetRow,
+    model::histogram::Histogram,
     serve::metrics::{DoctorCounters, Format, FunctionLatency, Scrape, render},
+    system::procfs::softnet::SoftnetRow,
 };
 use serde_json::Value;
 

@@ -17,7 +17,7 @@ use std::{
 use common::{BIN, is_root, skip};
 use netlat::{
     doctor::{Report, Value, Verdict, evaluate, json, sample, text},
-    procfs::Root,
+    system::procfs::Root,
 };
 
 fn fixture(rel: &str) -> PathBuf {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{is_root, skip};
-use netlat::backend::{
+use netlat::tracing::backend::{
     Backend,
     attach::{AttachError, Tracer},
 };

@@ -5,10 +5,22 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result};
 
 use crate::{
-    cli::CompareArgs,
-    compare::{self, Named},
+    model::compare::{self, Named},
     render,
 };
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Result files written by `netlat histogram --output`; the first is the baseline.
+    #[arg(required = true, num_args = 2.., value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Compare runs of different functions.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: &CompareArgs) -> Result<()> {
     let runs = args

@@ -12,12 +12,33 @@ use super::{
     histogram::{Stop, stop, trace},
 };
 use crate::{
-    cli::{ExperimentArgs, HistogramArgs},
-    compare::Named,
-    privileges,
-    procfs::sysctl,
-    unit::UnitChoice,
+    commands::histogram::HistogramArgs, model::compare::Named, model::unit::UnitChoice,
+    system::privileges, system::procfs::sysctl,
 };
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExperimentArgs {
+    /// Kernel function to time, e.g. tcp_collapse.
+    pub function: String,
+    /// The setting to try, e.g. net.ipv4.tcp_rmem="4096 1048576 2097152".
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: String,
+    /// Length of each of the two runs.
+    #[arg(long, value_parser = crate::model::duration::parse, default_value = "10")]
+    pub duration: std::time::Duration,
+    /// How to time the function (as for histogram).
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    pub backend: crate::tracing::backend::choice::BackendChoice,
+    /// Group each run's calls, as for histogram (e.g. rcvbuf).
+    #[arg(long, value_enum, value_name = "KEY")]
+    pub by: Option<crate::tracing::group_by::GroupBy>,
+    /// Write before.json and after.json here (for netlat compare).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<std::path::PathBuf>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: &ExperimentArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
@@ -71,7 +92,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     })
 }
 
-fn named(name: &str, report: crate::report::HistogramReport) -> Named {
+fn named(name: &str, report: crate::model::report::HistogramReport) -> Named {
     Named {
         name: name.to_owned(),
         report,

@@ -9,14 +9,13 @@ use netlat_common::sample_filter;
 
 use super::stop::{self, Stop};
 use crate::{
-    backend::attach::{self, Globals, Tracer},
-    cli::FlamegraphArgs,
-    collect::Collector,
     flamegraph::{fold, sampler, svg},
-    histogram::Histogram,
-    host::HostInfo,
-    kallsyms::Symbols,
-    privileges,
+    model::histogram::Histogram,
+    system::host::HostInfo,
+    system::kallsyms::Symbols,
+    system::privileges,
+    tracing::backend::attach::{self, Globals, Tracer},
+    tracing::collect::Collector,
 };
 
 /// The object the sampler lives in: alone, or beside the timing programs.
@@ -32,6 +31,31 @@ impl Probes {
             Probes::During(t) => t.ebpf_mut(),
         }
     }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FlamegraphArgs {
+    /// How long to sample (30, 2.5, 500ms); without it, until Ctrl-C.
+    #[arg(long, value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
+    pub duration: Option<std::time::Duration>,
+    /// Samples per second on each CPU.
+    #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
+    /// Keep only samples taken while this kernel function runs.
+    #[arg(long, value_name = "FUNCTION")]
+    pub during: Option<String>,
+    /// Keep only samples from calls of --during that last longer than this (e.g. 1ms).
+    #[arg(long, value_parser = crate::model::duration::parse, requires = "during", value_name = "DURATION")]
+    pub slower_than: Option<std::time::Duration>,
+    /// How to time --during (as for histogram).
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    pub backend: crate::tracing::backend::choice::BackendChoice,
+    /// Where to write the SVG.
+    #[arg(long, short, default_value = "flamegraph.svg")]
+    pub output: std::path::PathBuf,
+    /// Also write the collapsed stacks (FlameGraph/inferno folded format).
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {

@@ -9,16 +9,52 @@ use anyhow::{Context as _, Result, bail};
 
 pub(crate) use super::stop::{self, Stop, Woke};
 use crate::{
-    backend::attach,
-    cli::HistogramArgs,
-    collect::{self, Collector, Slot},
-    group_by::KeySource,
-    histogram::Histogram,
-    host::{self, HostInfo},
-    privileges, render,
-    report::{CpuSummary, Grouping, HistogramReport, SCHEMA_VERSION, Summary},
-    unit::Unit,
+    model::histogram::Histogram,
+    model::report::{CpuSummary, Grouping, HistogramReport, SCHEMA_VERSION, Summary},
+    model::unit::Unit,
+    render,
+    system::host::{self, HostInfo},
+    system::privileges,
+    tracing::backend::attach,
+    tracing::collect::{self, Collector, Slot},
+    tracing::group_by::KeySource,
 };
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct HistogramArgs {
+    /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
+    pub function: String,
+    /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
+    /// Without it, trace until Ctrl-C.
+    #[arg(value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
+    pub seconds: Option<Duration>,
+    /// How to time the function.
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    pub backend: crate::tracing::backend::choice::BackendChoice,
+    /// Unit of the histogram rows.
+    #[arg(long, value_enum, default_value_t = crate::model::unit::UnitChoice::Auto)]
+    pub unit: crate::model::unit::UnitChoice,
+    /// Print (and reset) a histogram every interval, with a timestamp.
+    #[arg(long, value_parser = crate::model::duration::parse, value_name = "SECONDS")]
+    pub interval: Option<Duration>,
+    /// One histogram per CPU, then all CPUs together.
+    #[arg(long)]
+    pub per_cpu: bool,
+    /// Only calls that ended on this CPU.
+    #[arg(long, value_name = "N", conflicts_with = "per_cpu")]
+    pub cpu: Option<u32>,
+    /// Print the result as JSON (one document per interval with --interval).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the final result, with the sysctls and kernel counters
+    /// around the run, as JSON to FILE (for `netlat compare`).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// One histogram per group of calls: `rcvbuf` groups socket functions
+    /// (tcp_collapse) by the socket's receive buffer, in power-of-two bands.
+    #[arg(long, value_enum, value_name = "KEY", conflicts_with_all = ["cpu", "per_cpu"])]
+    pub by: Option<crate::tracing::group_by::GroupBy>,
+}
 
 pub fn run(args: &HistogramArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
@@ -66,7 +102,7 @@ pub(crate) async fn trace(
         ..attach::Globals::default()
     };
     let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
-    let conditions = crate::conditions::start();
+    let conditions = crate::system::conditions::start();
     let mut window = Window::start();
     let started = window.instant;
     announce(args, &tracer, &skipped);
@@ -127,7 +163,7 @@ pub(crate) async fn trace(
 fn announce(
     args: &HistogramArgs,
     tracer: &attach::Tracer,
-    skipped: &[(crate::backend::Backend, String)],
+    skipped: &[(crate::tracing::backend::Backend, String)],
 ) {
     let backend = tracer.backend();
     let how_long = match args.seconds {
@@ -171,7 +207,7 @@ struct Snapshot {
     /// Only known for the final window, after detaching.
     unfinished_calls: Option<u64>,
     /// Only for the final window: the whole run's conditions.
-    conditions: Option<crate::report::Conditions>,
+    conditions: Option<crate::model::report::Conditions>,
 }
 
 /// The histogram the report is about: one CPU's with --cpu, else all CPUs'.

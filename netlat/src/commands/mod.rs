@@ -11,13 +11,13 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    backend::{
+    system::kallsyms::{self, Lookup},
+    tracing::backend::{
         Backend,
         attach::{self, Globals, Tracer},
         choice::{self, BackendChoice},
     },
-    group_by::{self, GroupBy},
-    kallsyms::{self, Lookup},
+    tracing::group_by::{self, GroupBy},
 };
 
 /// Attaches the best backend the user allows for `function`. kallsyms is

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use super::sample::{Fact, Sample};
-use crate::procfs::{netstat::NetCounters, softnet};
+use crate::system::procfs::{netstat::NetCounters, softnet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -547,7 +547,7 @@ impl Ctx<'_> {
                 continue;
             }
             devices += 1;
-            let growth = crate::procfs::interrupts::nic_growth(before, after, &names);
+            let growth = crate::system::procfs::interrupts::nic_growth(before, after, &names);
             let total: u64 = growth.iter().map(|(_, n)| n).sum();
             evidence.push(count(format!("{} IRQs", iface.name), irqs.len() as u64));
             for &(cpu, n) in &growth {
@@ -809,7 +809,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::procfs::{
+    use crate::system::procfs::{
         interrupts, netdev::Interface, netstat, softnet::SoftnetRow, tcp::TcpSummary,
     };
 

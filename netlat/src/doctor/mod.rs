@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::{duration, procfs::Root};
+use crate::{model::duration, system::procfs::Root};
 pub use checks::{Check, Report, Value, Verdict, evaluate};
 
 #[derive(clap::Args, Debug)]

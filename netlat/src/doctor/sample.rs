@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     oneline::one_line,
-    procfs::{
+    system::procfs::{
         ProcError, Root,
         interrupts::{self, Interrupts},
         netdev::{self, Interface},

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::kallsyms::Symbols;
+use crate::system::kallsyms::Symbols;
 
 /// One sampled stack, leaf first as the kernel records it, and its count.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{compare::Comparison, render::text::significant, unit::Unit};
+use crate::{model::compare::Comparison, model::unit::Unit, render::text::significant};
 
 pub fn render(c: &Comparison) -> String {
     // One unit for the whole table, from the first run's median.

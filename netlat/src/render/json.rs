@@ -1,6 +1,6 @@
 //! `--json`: one document per report.
 
-use crate::report::HistogramReport;
+use crate::model::report::HistogramReport;
 
 /// Pretty for a single result; one compact line per report for `--interval`,
 /// so the stream can be read as JSON lines.

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use crate::{
-    report::{Group, Grouping, HistogramReport, Summary},
-    unit::Unit,
+    model::report::{Group, Grouping, HistogramReport, Summary},
+    model::unit::Unit,
 };
 
 const BAR_WIDTH: usize = 50;
@@ -53,7 +53,7 @@ fn groups(out: &mut String, by: &Grouping, unit: Unit, function: &str) {
     );
     for g in &by.groups {
         let s = &g.summary;
-        let p = |f: fn(&crate::report::Percentiles) -> u64| {
+        let p = |f: fn(&crate::model::report::Percentiles) -> u64| {
             s.percentiles_ns
                 .as_ref()
                 .map_or("-".to_owned(), |p| significant(unit.of(f(p))))
@@ -195,7 +195,7 @@ fn footer(out: &mut String, r: &HistogramReport) {
     }
 }
 
-fn conditions(out: &mut String, c: &crate::report::Conditions) {
+fn conditions(out: &mut String, c: &crate::model::report::Conditions) {
     let sysctls: Vec<String> = c
         .sysctls_start
         .iter()
@@ -217,7 +217,7 @@ fn conditions(out: &mut String, c: &crate::report::Conditions) {
         .iter()
         .map(|(k, v)| format!("{k} +{v}"))
         .collect();
-    let sum = |f: fn(&crate::procfs::softnet::SoftnetRow) -> u64| -> u64 {
+    let sum = |f: fn(&crate::system::procfs::softnet::SoftnetRow) -> u64| -> u64 {
         c.softnet_delta.iter().map(f).sum()
     };
     counters.push(format!(
@@ -243,7 +243,7 @@ pub(crate) fn significant(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{histogram::Histogram, report::SCHEMA_VERSION};
+    use crate::{model::histogram::Histogram, model::report::SCHEMA_VERSION};
     use netlat_common::buckets;
 
     fn report(values: &[(u64, u64)]) -> HistogramReport {
@@ -314,7 +314,7 @@ value |-------------------------------------------------- count
 
     #[test]
     fn groups_get_a_table_row_and_a_histogram_each() {
-        use crate::group_by::{GroupBy, KeySource};
+        use crate::tracing::group_by::{GroupBy, KeySource};
         let small = report(&[(20_000, 5)]).summary;
         let big = report(&[(3_000_000, 2)]).summary;
         let as_hist = |s: &Summary, ns: u64| {
@@ -336,7 +336,7 @@ value |-------------------------------------------------- count
             offset: 236,
         };
         let mut r = report(&[(20_000, 5), (3_000_000, 2)]);
-        r.by = Some(crate::report::Grouping::new(&key, &per_group));
+        r.by = Some(crate::model::report::Grouping::new(&key, &per_group));
         let text = render(&r, Unit::Us);
         assert!(
             text.contains("By rcvbuf (struct sock.sk_rcvbuf at offset 236 (kernel BTF)):"),

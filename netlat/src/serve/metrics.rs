@@ -12,8 +12,8 @@ use prometheus_client::{
 };
 
 use crate::{
-    histogram::Histogram,
-    procfs::{
+    model::histogram::Histogram,
+    system::procfs::{
         Root,
         netstat::{read_netstat, read_snmp},
         softnet::{self, SoftnetRow},

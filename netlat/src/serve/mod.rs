@@ -15,20 +15,18 @@ use std::{
 use anyhow::{Result, bail};
 
 use crate::{
-    backend::attach::{Globals, Tracer},
-    collect::{Collector, Slot},
     commands::{
         attach_traced,
         stop::{self, Stop},
     },
-    histogram::Histogram,
-    privileges,
-    procfs::Root,
+    model::histogram::Histogram,
+    system::privileges,
+    system::procfs::Root,
+    tracing::backend::attach::{Globals, Tracer},
+    tracing::collect::{Collector, Slot},
 };
 
 use metrics::{DoctorCounters, FunctionLatency, Scrape};
-
-pub use crate::cli::ServeArgs;
 
 /// What `serve` times when no function is named: seed 003's two suspects.
 pub const DEFAULT_FUNCTIONS: [&str; 2] = ["net_rx_action", "tcp_collapse"];
@@ -86,6 +84,28 @@ impl Exporter {
             .map(|(cpu, h)| (Some(cpu), h.clone()))
             .collect()
     }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Kernel functions to time [default: net_rx_action tcp_collapse; any
+    /// that cannot be traced here is skipped with its reason].
+    pub functions: Vec<String>,
+    /// Address to serve /metrics on. Other hosts can reach it only if you
+    /// say so, e.g. --listen 0.0.0.0:9435.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9435")]
+    pub listen: std::net::SocketAddr,
+    /// How to time the functions (as for histogram).
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    pub backend: crate::tracing::backend::choice::BackendChoice,
+    /// Also export the kernel counters doctor reads (softnet drops and
+    /// time_squeeze per CPU, prunes, collapses, backlog drops, listen
+    /// overflows, retransmits).
+    #[arg(long)]
+    pub doctor: bool,
+    /// One histogram per CPU (label cpu) instead of one per function.
+    #[arg(long)]
+    pub per_cpu: bool,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {

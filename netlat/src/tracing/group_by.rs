@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::{
-    backend::Backend,
-    kernel_btf::{KernelBtf, VMLINUX},
+    tracing::backend::Backend,
+    tracing::kernel_btf::{KernelBtf, VMLINUX},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

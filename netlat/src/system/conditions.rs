@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    procfs::{
+    model::report::Conditions,
+    system::procfs::{
         Root,
         netstat::{NetCounters, read_netstat},
         softnet::{self, SoftnetRow},
         sysctl,
     },
-    report::Conditions,
 };
 
 /// TcpExt counters that explain receive-side latency: prunes and collapses

@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn strict_parse_of_a_real_netstat_and_snmp() {
         let netstat = parse(include_str!(
-            "../../tests/fixtures/proc/linux-6.18-vm/net/netstat"
+            "../../../tests/fixtures/proc/linux-6.18-vm/net/netstat"
         ))
         .unwrap();
         assert_eq!(netstat.get("TcpExt", "PruneCalled"), Some(33));
@@ -122,7 +122,7 @@ mod tests {
         assert!(netstat.group("MPTcpExt").is_some());
 
         let snmp = parse(include_str!(
-            "../../tests/fixtures/proc/linux-6.18-vm/net/snmp"
+            "../../../tests/fixtures/proc/linux-6.18-vm/net/snmp"
         ))
         .unwrap();
         assert_eq!(snmp.get("Tcp", "RetransSegs"), Some(0));

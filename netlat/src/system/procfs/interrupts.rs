@@ -165,8 +165,8 @@ pub fn nic_growth(before: &Interrupts, after: &Interrupts, nic: &NicNames) -> Ve
 mod tests {
     use super::*;
 
-    const MULTIQUEUE: &str = include_str!("../../tests/fixtures/proc/interrupts-multiqueue");
-    const HOST: &str = include_str!("../../tests/fixtures/proc/linux-6.18-vm/interrupts");
+    const MULTIQUEUE: &str = include_str!("../../../tests/fixtures/proc/interrupts-multiqueue");
+    const HOST: &str = include_str!("../../../tests/fixtures/proc/linux-6.18-vm/interrupts");
 
     #[test]
     fn parses_the_host_file() {

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, PerCpuArray, PerCpuValues};
 use netlat_common::{EPOCH_MAP, EPOCHS, STATS_MAP, StartKey, StartStack, Stats};
 
-use crate::{backend::attach::Tracer, histogram::Histogram};
+use crate::{model::histogram::Histogram, tracing::backend::attach::Tracer};
 
 /// Every program run finishes in microseconds; this is ample.
 const QUIESCE: Duration = Duration::from_millis(5);

@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::histogram::Histogram;
+use crate::model::histogram::Histogram;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum UnitChoice {

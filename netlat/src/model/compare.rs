@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, path::Path};
 
 use serde::Serialize;
 
-use crate::report::{HistogramReport, SCHEMA_VERSION};
+use crate::model::report::{HistogramReport, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CompareError {
@@ -131,7 +131,7 @@ pub fn compare(runs: &[Named]) -> Comparison {
         duration,
         values: reports.iter().map(|r| f(r)).collect(),
     };
-    let pct = |r: &HistogramReport, pick: fn(&crate::report::Percentiles) -> u64| {
+    let pct = |r: &HistogramReport, pick: fn(&crate::model::report::Percentiles) -> u64| {
         r.summary.percentiles_ns.as_ref().map(|p| pick(p) as f64)
     };
     let rows = vec![
@@ -191,7 +191,7 @@ pub fn compare(runs: &[Named]) -> Comparison {
     for (label, pick) in [
         (
             "softnet processed",
-            (|s: &crate::procfs::softnet::SoftnetRow| s.processed) as fn(&_) -> u64,
+            (|s: &crate::system::procfs::softnet::SoftnetRow| s.processed) as fn(&_) -> u64,
         ),
         ("softnet dropped", |s| s.dropped),
         ("softnet time_squeeze", |s| s.time_squeeze),
@@ -221,8 +221,8 @@ pub fn compare(runs: &[Named]) -> Comparison {
 mod tests {
     use super::*;
     use crate::{
-        histogram::Histogram,
-        report::{Conditions, Summary},
+        model::histogram::Histogram,
+        model::report::{Conditions, Summary},
     };
     use netlat_common::buckets;
 

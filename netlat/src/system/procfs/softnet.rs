@@ -183,14 +183,14 @@ mod tests {
     fn strict_parse_of_real_and_newer_layouts() {
         // This host (6.18): 15 columns, CPU id in column 12.
         let host = try_parse(include_str!(
-            "../../tests/fixtures/proc/linux-6.18-vm/net/softnet_stat"
+            "../../../tests/fixtures/proc/linux-6.18-vm/net/softnet_stat"
         ))
         .unwrap();
         assert_eq!(host.len(), 2);
         assert_eq!(host[1].cpu, 1);
         // Columns a future kernel may append are ignored.
         let newer = try_parse(include_str!(
-            "../../tests/fixtures/proc/softnet_stat-extra-columns"
+            "../../../tests/fixtures/proc/softnet_stat-extra-columns"
         ))
         .unwrap();
         assert_eq!(newer.len(), 4);

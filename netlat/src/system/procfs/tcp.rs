@@ -107,8 +107,8 @@ mod tests {
 
     #[test]
     fn host_file_and_time_wait_by_port() {
-        let v4 = parse(include_str!("../../tests/fixtures/proc/tcp-time-wait")).unwrap();
-        let v6 = parse(include_str!("../../tests/fixtures/proc/tcp6-time-wait")).unwrap();
+        let v4 = parse(include_str!("../../../tests/fixtures/proc/tcp-time-wait")).unwrap();
+        let v6 = parse(include_str!("../../../tests/fixtures/proc/tcp6-time-wait")).unwrap();
         assert_eq!(v4[0].local, "0.0.0.0:4140".parse().unwrap());
         assert_eq!(v4[0].state, "LISTEN");
         assert_eq!(v4[1].local, "127.0.0.1:4140".parse().unwrap());
@@ -140,8 +140,8 @@ mod tests {
 
     #[test]
     fn real_host_files_parse() {
-        let v4 = include_str!("../../tests/fixtures/proc/linux-6.18-vm/net/tcp");
-        let v6 = include_str!("../../tests/fixtures/proc/linux-6.18-vm/net/tcp6");
+        let v4 = include_str!("../../../tests/fixtures/proc/linux-6.18-vm/net/tcp");
+        let v6 = include_str!("../../../tests/fixtures/proc/linux-6.18-vm/net/tcp6");
         assert_eq!(parse(v4).unwrap().len(), 2);
         assert!(parse(v6).unwrap().is_empty());
     }

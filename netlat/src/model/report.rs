@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    group_by::{self, KeySource},
-    histogram::{Histogram, PERCENTILES},
-    procfs::softnet::SoftnetRow,
+    model::histogram::{Histogram, PERCENTILES},
+    system::procfs::softnet::SoftnetRow,
+    tracing::group_by::{self, KeySource},
 };
 
 /// Bumped whenever a field changes meaning or disappears.

@@ -1,0 +1,329 @@
+//! tcp_collapse under the pruning generator: counted, drawn, grouped by
+//! receive buffer, and timed around a tcp_rmem change.
+
+use std::{path::Path, time::Duration};
+
+use netlat_testkit::{
+    collapse,
+    netlat::{Netlat, bucket_total, run},
+    netstat::tcp_ext,
+};
+use serde_json::Value;
+
+use crate::{
+    NETLAT,
+    verdict::{Outcome, check, json, judge_collapse_calls},
+};
+
+pub fn tcp_collapse() -> Result<Outcome, String> {
+    // Quiet run first: no generator, no calls.
+    let quiet = run(
+        Path::new(NETLAT),
+        &["histogram", "--json", "tcp_collapse", "1"],
+    );
+    check(quiet.success, || format!("netlat failed: {}", quiet.stderr))?;
+    let q = json(&quiet.stdout)?;
+    let quiet_count = q["count"].as_u64().unwrap_or(u64::MAX);
+    check(quiet_count == 0, || {
+        format!("{quiet_count} tcp_collapse calls without the generator")
+    })?;
+
+    let prune0 = tcp_ext("PruneCalled");
+    let netlat = Netlat::start(NETLAT, &["histogram", "--json", "tcp_collapse"]);
+    let backend = netlat.first_line.clone();
+    collapse::run_for(Duration::from_secs(4));
+    let out = netlat.interrupt();
+    let pruned = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let r = json(&out.stdout)?;
+    let count = r["count"].as_u64().unwrap_or(0);
+    check(
+        ["fentry", "kprobe"].contains(&r["backend"].as_str().unwrap_or("")),
+        || format!("auto picked {}", backend.trim()),
+    )?;
+    check(bucket_total(&r) == count, || {
+        "buckets do not sum to count".into()
+    })?;
+    if let Some(skip) = judge_collapse_calls(count, pruned, || {
+        format!(
+            "backend={}, 0 calls with and without the generator",
+            r["backend"]
+        )
+    })? {
+        return Ok(skip);
+    }
+    Ok(Outcome::Pass(format!(
+        "backend={} count={count} PruneCalled+={pruned} max_ns={} quiet_count={quiet_count}",
+        r["backend"], r["max_ns"]
+    )))
+}
+
+pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
+    let folded = "/tmp/collapse.folded";
+    let prune0 = tcp_ext("PruneCalled");
+    let generator = std::thread::spawn(|| collapse::run_for(Duration::from_secs(5)));
+    let out = run(
+        Path::new(NETLAT),
+        &[
+            "flamegraph",
+            "--during",
+            "tcp_collapse",
+            "--duration",
+            "5",
+            "--frequency",
+            "4999",
+            "-o",
+            "/tmp/collapse.svg",
+            "--folded",
+            folded,
+        ],
+    );
+    generator
+        .join()
+        .map_err(|_| "generator panicked".to_string())?;
+    let pruned = tcp_ext("PruneCalled") - prune0;
+    if !out.success {
+        // Under TCG, samples land inside tcp_collapse far less often than its
+        // run time predicts (seen: 4 calls, 1.96 ms in all, 0 samples at
+        // 4999 Hz), for reasons not yet understood; the host test covers
+        // --during. Judge only the failure's shape here.
+        check(
+            out.stderr.lines().count() == 2 && out.stderr.contains("no samples were kept"),
+            || format!("unexpected failure: {}", out.stderr),
+        )?;
+        return Ok(Outcome::Skip(format!(
+            "no sample landed inside tcp_collapse (PruneCalled+={pruned}); checked instead: {}",
+            out.stderr.lines().last().unwrap_or("").trim()
+        )));
+    }
+    check(out.success, || {
+        format!("flamegraph failed (PruneCalled+={pruned}): {}", out.stderr)
+    })?;
+    let text = std::fs::read_to_string(folded).map_err(|e| e.to_string())?;
+    let stacks = text.lines().count();
+    check(stacks > 0, || "no stacks".into())?;
+    check(text.lines().all(|l| l.contains("tcp_collapse")), || {
+        format!("a stack without tcp_collapse: {text}")
+    })?;
+    Ok(Outcome::Pass(format!(
+        "{stacks} distinct stacks, PruneCalled+={pruned}; {}",
+        out.stderr.lines().last().unwrap_or("").trim()
+    )))
+}
+
+/// Both argument-reading backends: kprobes read the socket from pt_regs,
+/// fentry from the BTF-typed context.
+pub fn by_rcvbuf() -> Result<Outcome, String> {
+    let mut passed = Vec::new();
+    let mut skipped = Vec::new();
+    for backend in ["kprobe", "fentry"] {
+        match by_rcvbuf_with(backend).map_err(|e| format!("{backend}: {e}"))? {
+            Outcome::Pass(f) => passed.push(format!("{backend}: {f}")),
+            Outcome::Skip(f) => skipped.push(format!("{backend}: {f}")),
+        }
+    }
+    let all: Vec<String> = passed.iter().chain(&skipped).cloned().collect();
+    Ok(if skipped.is_empty() {
+        Outcome::Pass(all.join("; "))
+    } else {
+        Outcome::Skip(all.join("; "))
+    })
+}
+
+fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
+    // Linux 6.1's trampolines take at most 6 arguments and tcp_collapse has
+    // 7: fentry must then say so in one line, not fail some other way.
+    let probe = run(
+        Path::new(NETLAT),
+        &["histogram", "--backend", backend, "tcp_collapse", "0.1"],
+    );
+    if !probe.success {
+        let expected = "cannot be traced with fentry on this kernel (ENOTSUPP";
+        check(
+            backend == "fentry" && probe.stderr.contains(expected),
+            || format!("cannot attach: {}", probe.stderr.trim()),
+        )?;
+        // The refusal, in one line, is what must happen here: judged.
+        return Ok(Outcome::Pass(format!(
+            "refused as it must be on this kernel: {}",
+            probe.stderr.trim()
+        )));
+    }
+    let prune0 = tcp_ext("PruneCalled");
+    let netlat = Netlat::start(
+        NETLAT,
+        &[
+            "histogram",
+            "--json",
+            "--by",
+            "rcvbuf",
+            "--backend",
+            backend,
+            "tcp_collapse",
+        ],
+    );
+    // The receiver shrinks its buffer to 16 KiB, so sk_rcvbuf is 32 KiB:
+    // band 32K, two below the default tcp_rmem's 128K, so a read that
+    // missed the shrink (or hit the wrong field) lands elsewhere.
+    let generated = collapse::run_recipe(Duration::from_secs(4), collapse::Recipe::default());
+    let out = netlat.interrupt();
+    let pruned = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let r = json(&out.stdout)?;
+    let count = r["count"].as_u64().unwrap_or(0);
+    let groups = r["by"]["groups"]
+        .as_array()
+        .ok_or_else(|| format!("no by.groups in {}", out.stdout))?;
+    let grouped: u64 = groups
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap_or(0))
+        .sum();
+    check(grouped == count, || {
+        format!("groups hold {grouped} calls, the run {count}")
+    })?;
+    check(r["by"]["key"] == "rcvbuf", || {
+        format!("key {}", r["by"]["key"])
+    })?;
+    let rcvbuf = generated.rcvbuf as u64;
+    let band = groups.iter().find(|g| {
+        g["low"].as_u64().is_some_and(|l| l <= rcvbuf)
+            && g["high"].as_u64().is_some_and(|h| rcvbuf <= h)
+    });
+    let in_band = band.map_or(0, |g| g["count"].as_u64().unwrap_or(0));
+    let labels: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{}:{}", g["label"], g["count"]))
+        .collect();
+    if let Some(skip) = judge_collapse_calls(count, pruned, || {
+        format!("0 calls, 0 in groups ({})", r["by"]["source"])
+    })? {
+        return Ok(skip);
+    }
+    // The generator's socket is the only one pruning in the guest.
+    check(in_band == count, || {
+        format!(
+            "sk_rcvbuf was {rcvbuf} (getsockopt), but only {in_band} of {count} calls are in its band: {}",
+            labels.join(" ")
+        )
+    })?;
+    Ok(Outcome::Pass(format!(
+        "sk_rcvbuf={rcvbuf}: {in_band}/{count} calls in band {} (PruneCalled+={pruned}; {})",
+        band.map_or("?".into(), |g| g["label"].to_string()),
+        r["by"]["source"]
+    )))
+}
+
+fn sysctl(key: &str) -> String {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The before/after of "The story of one latency spike", end to end: two recorded runs around a tcp_rmem
+/// change, the counters beside each, the setting put back.
+pub fn experiment_tcp_rmem() -> Result<Outcome, String> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    const KEY: &str = "net.ipv4.tcp_rmem";
+    const TRIED: &str = "4096 65536 1048576";
+    let original = sysctl(KEY);
+    check(!original.is_empty() && original != TRIED, || {
+        format!("{KEY} reads {original:?}")
+    })?;
+    let dir = "/tmp/experiment";
+    let prune0 = tcp_ext("PruneCalled");
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                collapse::run_for(Duration::from_secs(4));
+            }
+        })
+    };
+    let assignment = format!("{KEY}={TRIED}");
+    let out = run(
+        Path::new(NETLAT),
+        &[
+            "experiment",
+            "tcp_collapse",
+            "--sysctl",
+            &assignment,
+            "--duration",
+            "5",
+            "--output-dir",
+            dir,
+            "--json",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    generator
+        .join()
+        .map_err(|_| "generator panicked".to_string())?;
+    let pruned_total = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("experiment failed: {}", out.stderr))?;
+    check(sysctl(KEY) == original, || {
+        format!(
+            "{KEY} is {:?} after the experiment, was {original:?}",
+            sysctl(KEY)
+        )
+    })?;
+    let read = |name: &str| -> Result<Value, String> {
+        let path = format!("{dir}/{name}.json");
+        json(&std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?)
+    };
+    let (before, after) = (read("before")?, read("after")?);
+    let rmem = |r: &Value| {
+        r["conditions"]["sysctls_start"][KEY]
+            .as_str()
+            .map(str::to_owned)
+    };
+    check(rmem(&before).as_deref() == Some(original.as_str()), || {
+        format!("before.json records {KEY}={:?}", rmem(&before))
+    })?;
+    check(rmem(&after).as_deref() == Some(TRIED), || {
+        format!("after.json records {KEY}={:?}", rmem(&after))
+    })?;
+    let mut figures = Vec::new();
+    let mut pruned_in_runs = 0;
+    for (name, r) in [("before", &before), ("after", &after)] {
+        let delta = &r["conditions"]["netstat_delta"];
+        let pruned = delta["PruneCalled"]
+            .as_u64()
+            .ok_or_else(|| format!("{name}.json has no PruneCalled delta: {delta}"))?;
+        check(delta["TCPRcvCollapsed"].is_u64(), || {
+            format!("{name}.json has no TCPRcvCollapsed delta")
+        })?;
+        let count = r["count"].as_u64().unwrap_or(0);
+        // tcp_collapse runs only from tcp_prune_queue.
+        check(pruned > 0 || count == 0, || {
+            format!("{name}: {count} calls without a prune")
+        })?;
+        check(bucket_total(r) == count, || {
+            format!("{name}: buckets != count")
+        })?;
+        pruned_in_runs += pruned;
+        figures.push(format!("{name}: count={count} PruneCalled+={pruned}"));
+    }
+    check(pruned_in_runs <= pruned_total, || {
+        format!(
+            "the runs' PruneCalled deltas sum to {pruned_in_runs}, more than the {pruned_total} seen around the experiment"
+        )
+    })?;
+    let table: Value = json(&out.stdout)?;
+    check(table.to_string().contains(TRIED), || {
+        format!(
+            "the comparison does not show the tried {KEY}: {}",
+            out.stdout
+        )
+    })?;
+    Ok(Outcome::Pass(format!(
+        "{}; {KEY} restored to {original:?}; PruneCalled+={pruned_total} overall",
+        figures.join("; ")
+    )))
+}

@@ -1,0 +1,91 @@
+//! Runs inside the QEMU guest (as the initramfs's test driver): netlat's
+//! kprobe/fentry tests against a kernel that has them. It first prints
+//! `netlat-vm: planned N`, then one line per test,
+//! `netlat-vm: test NAME ok|skip|FAIL FIGURES`; xtask's VM runner turns
+//! those into the host's pass or fail.
+//!
+//! One module per subject; a new test is a function in its module and a
+//! line in [`TESTS`].
+
+mod collapse;
+mod generator_experiment;
+mod lifecycle;
+mod timing;
+mod verdict;
+
+use std::{panic, time::Instant};
+
+use verdict::{Outcome, Test};
+
+pub const NETLAT: &str = "/bin/netlat";
+
+const TESTS: &[(&str, Test)] = &[
+    (
+        "kprobe_net_rx_action_matches_softirqs",
+        timing::kprobe_net_rx_action,
+    ),
+    (
+        "fentry_net_rx_action_or_fallback",
+        timing::fentry_net_rx_action,
+    ),
+    ("tcp_collapse_counted_under_pruning", collapse::tcp_collapse),
+    ("tcp_sendmsg_durations_plausible", timing::tcp_sendmsg),
+    (
+        "sigkill_leaves_nothing_attached",
+        lifecycle::sigkill_cleanup,
+    ),
+    (
+        "flamegraph_during_tcp_collapse",
+        collapse::flamegraph_tcp_collapse,
+    ),
+    (
+        "blacklisted_function_one_line_error",
+        lifecycle::blacklisted_function,
+    ),
+    ("by_rcvbuf_band_matches_so_rcvbuf", collapse::by_rcvbuf),
+    (
+        "experiment_tcp_rmem_records_both_runs",
+        collapse::experiment_tcp_rmem,
+    ),
+    ("serve_defaults_with_kprobes", lifecycle::serve_defaults),
+];
+
+fn main() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    println!("netlat-vm: cmdline {}", cmdline.trim());
+    if cmdline.contains("netlat_experiment") || std::env::args().any(|a| a == "--experiment") {
+        generator_experiment::run();
+        println!("netlat-vm: done");
+        return;
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("netlat-vm: kernel {}", kernel.trim());
+    println!("netlat-vm: planned {}", TESTS.len());
+    let mut failed = 0;
+    for &(name, test) in TESTS {
+        let started = Instant::now();
+        let result = panic::catch_unwind(test).unwrap_or_else(|p| {
+            Err(p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into()))
+        });
+        let took = started.elapsed().as_secs_f64();
+        match result {
+            Ok(Outcome::Pass(figures)) => {
+                println!("netlat-vm: test {name} ok ({took:.1}s) {figures}")
+            }
+            Ok(Outcome::Skip(why)) => println!("netlat-vm: test {name} skip ({took:.1}s) {why}"),
+            Err(why) => {
+                failed += 1;
+                println!(
+                    "netlat-vm: test {name} FAIL ({took:.1}s) {}",
+                    why.replace('\n', " | ")
+                );
+            }
+        }
+    }
+    println!("netlat-vm: done");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}

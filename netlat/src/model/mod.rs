@@ -1,0 +1,8 @@
+//! The data netlat computes with: histograms, reports, units and durations,
+//! and the comparison of recorded runs. Pure: no kernel, no files.
+
+pub mod compare;
+pub mod duration;
+pub mod histogram;
+pub mod report;
+pub mod unit;

@@ -1,0 +1,8 @@
+//! The host as netlat reads it: /proc and /sys parsers, kallsyms, host
+//! identity, privileges, and the conditions recorded beside each run.
+
+pub mod conditions;
+pub mod host;
+pub mod kallsyms;
+pub mod privileges;
+pub mod procfs;

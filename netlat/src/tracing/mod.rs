@@ -1,0 +1,8 @@
+//! Attaching the timing programs and reading what they counted: backend
+//! choice and attach, the per-CPU map reader, `--by` keys and the kernel BTF
+//! they come from.
+
+pub mod backend;
+pub mod collect;
+pub mod group_by;
+pub mod kernel_btf;
