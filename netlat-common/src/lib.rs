@@ -156,8 +156,158 @@ pub struct Pending {
     pub _pad: u32,
 }
 
+/// Ring buffer of [`SlowRecord`]s (`netlat slow`).
+pub const SLOW_EVENTS_MAP: &str = "SLOW_EVENTS";
+/// Per-CPU [`SlowStats`].
+pub const SLOW_STATS_MAP: &str = "SLOW_STATS";
+/// [`EntryInfo`] of each call in progress, by context and depth; written
+/// at entry only by `netlat slow`.
+pub const SLOW_ENTRIES_MAP: &str = "SLOW_ENTRIES";
+/// The `SLOW_THRESHOLD_NS` global when no slow-call records are wanted.
+pub const NO_THRESHOLD: u64 = u64::MAX;
+/// `STACK_ID` of a record without a stack (not asked for, or not taken).
+pub const NO_STACK: i32 = -1;
+
+/// Where the fields of `struct sock` lie in the running kernel (from its
+/// BTF), handed to the entry programs as one load-time global. An offset of
+/// [`NO_OFFSET`] means "not available" and that field is not read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOffsets {
+    /// Whether the first argument is read as a `struct sock *` at all.
+    pub enabled: u32,
+    pub family: u32,
+    /// `skc_num`: the local port, host byte order.
+    pub local_port: u32,
+    /// `skc_dport`: the remote port, network byte order.
+    pub remote_port: u32,
+    pub local_v4: u32,
+    pub remote_v4: u32,
+    pub local_v6: u32,
+    pub remote_v6: u32,
+    pub rcvbuf: u32,
+    /// `sk_backlog.rmem_alloc` (an atomic_t): receive memory in use.
+    pub rmem_alloc: u32,
+}
+
+impl SockOffsets {
+    pub const NONE: SockOffsets = SockOffsets {
+        enabled: 0,
+        family: NO_OFFSET,
+        local_port: NO_OFFSET,
+        remote_port: NO_OFFSET,
+        local_v4: NO_OFFSET,
+        remote_v4: NO_OFFSET,
+        local_v6: NO_OFFSET,
+        remote_v6: NO_OFFSET,
+        rcvbuf: NO_OFFSET,
+        rmem_alloc: NO_OFFSET,
+    };
+}
+
+/// The socket a call was about, read at its entry. `family` 0: none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockInfo {
+    /// AF_INET (2) or AF_INET6 (10), as the kernel stores it.
+    pub family: u16,
+    pub local_port: u16,
+    /// Host byte order (converted in the kernel program).
+    pub remote_port: u16,
+    pub _pad: u16,
+    pub rcvbuf: i32,
+    pub rmem_alloc: i32,
+    /// IPv4 addresses in the first 4 bytes, network order.
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+}
+
+impl SockInfo {
+    pub const NONE: SockInfo = SockInfo {
+        family: 0,
+        local_port: 0,
+        remote_port: 0,
+        _pad: 0,
+        rcvbuf: 0,
+        rmem_alloc: 0,
+        local_addr: [0; 16],
+        remote_addr: [0; 16],
+    };
+}
+
+/// What `netlat slow` keeps about one call from its entry to its exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EntryInfo {
+    pub cpu: u32,
+    /// In the ENTRY_STACKS map, or [`NO_STACK`].
+    pub stack_id: i32,
+    pub sock: SockInfo,
+}
+
+/// Kernel stacks at the entry of slow calls (`netlat slow --stack`).
+pub const ENTRY_STACKS_MAP: &str = "ENTRY_STACKS";
+
+/// How the CPU was running when the call started.
+pub mod call_context {
+    /// A task, in process context.
+    pub const TASK: u32 = 0;
+    /// A softirq; the task fields name the task it interrupted (or ksoftirqd).
+    pub const SOFTIRQ: u32 = 1;
+    /// A hardware interrupt handler.
+    pub const HARDIRQ: u32 = 2;
+}
+
+/// One call that lasted at least the threshold (`netlat slow`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SlowRecord {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) at the call's entry.
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    /// The CPU the call started on, and the one it returned on.
+    pub cpu: u32,
+    pub exit_cpu: u32,
+    /// Thread group and thread id of the task running at the exit: the
+    /// caller, or the task a softirq interrupted (0: the idle task).
+    pub pid: u32,
+    pub tid: u32,
+    /// [`call_context`].
+    pub context: u32,
+    /// Softirq vector when `context` is SOFTIRQ (3: NET_RX).
+    pub softirq_vec: u32,
+    pub comm: [u8; 16],
+    pub stack_id: i32,
+    pub _pad: u32,
+    pub sock: SockInfo,
+}
+
+/// Per-CPU counts of `netlat slow`, kept by the kernel so the summary does
+/// not depend on what userspace managed to read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlowStats {
+    /// Calls at or over the threshold.
+    pub over: u64,
+    /// Of those, records the ring buffer had no room for.
+    pub lost: u64,
+    /// Entries whose stack could not be taken (`--stack`).
+    pub lost_stacks: u64,
+}
+
+impl SlowStats {
+    pub fn add(&mut self, o: &SlowStats) {
+        self.over += o.over;
+        self.lost += o.lost;
+        self.lost_stacks += o.lost_stacks;
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    unsafe impl aya::Pod for super::SockOffsets {}
+    unsafe impl aya::Pod for super::SlowRecord {}
+    unsafe impl aya::Pod for super::SlowStats {}
     unsafe impl aya::Pod for super::SampleStats {}
     // SAFETY: plain #[repr(C)] integers with no padding.
     unsafe impl aya::Pod for super::Stats {}

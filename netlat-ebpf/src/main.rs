@@ -6,6 +6,7 @@
 
 mod group;
 mod sampling;
+mod slow;
 mod stats;
 mod timing;
 
@@ -23,8 +24,10 @@ use netlat_common::NET_RX_SOFTIRQ;
 
 #[kprobe]
 pub fn netlat_kprobe(ctx: ProbeContext) -> u32 {
-    let group = group::of_socket(|| ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null()));
-    timing::function_entry(group);
+    let first_arg = || ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null());
+    if let Some((key, depth)) = timing::function_entry(group::of_socket(first_arg)) {
+        slow::function_entry(&ctx, key, depth, first_arg);
+    }
     0
 }
 
@@ -38,7 +41,10 @@ pub fn netlat_kretprobe(_ctx: RetProbeContext) -> u32 {
 
 #[fentry]
 pub fn netlat_fentry(ctx: FEntryContext) -> u32 {
-    timing::function_entry(group::of_socket(|| ctx.arg::<*const u8>(0)));
+    let first_arg = || ctx.arg::<*const u8>(0);
+    if let Some((key, depth)) = timing::function_entry(group::of_socket(first_arg)) {
+        slow::function_entry(&ctx, key, depth, first_arg);
+    }
     0
 }
 
@@ -55,7 +61,7 @@ pub fn netlat_fexit(_ctx: FExitContext) -> u32 {
 #[btf_tracepoint(function = "softirq_entry")]
 pub fn netlat_tp_btf_softirq_entry(ctx: BtfTracePointContext) -> i32 {
     if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
-        timing::softirq_entry();
+        timing::softirq_entry(&ctx);
     }
     0
 }
@@ -71,7 +77,7 @@ pub fn netlat_tp_btf_softirq_exit(ctx: BtfTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "softirq_entry")]
 pub fn netlat_raw_softirq_entry(ctx: RawTracePointContext) -> i32 {
     if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
-        timing::softirq_entry();
+        timing::softirq_entry(&ctx);
     }
     0
 }
@@ -100,7 +106,7 @@ fn classic_vec(ctx: &TracePointContext) -> u32 {
 #[tracepoint(category = "irq", name = "softirq_entry")]
 pub fn netlat_tp_softirq_entry(ctx: TracePointContext) -> u32 {
     if classic_vec(&ctx) == NET_RX_SOFTIRQ {
-        timing::softirq_entry();
+        timing::softirq_entry(&ctx);
     }
     0
 }
@@ -110,6 +116,35 @@ pub fn netlat_tp_softirq_exit(ctx: TracePointContext) -> u32 {
     if classic_vec(&ctx) == NET_RX_SOFTIRQ {
         timing::softirq_exit();
     }
+    0
+}
+
+// Context programs for `netlat slow` with a function backend: which
+// interrupt context each CPU is in, so a record can say softirq, hardirq
+// or task (kernel/softirq.c and kernel/irq/handle.c fire these around
+// every softirq vector and device interrupt handler).
+
+#[raw_tracepoint(tracepoint = "softirq_entry")]
+pub fn netlat_ctx_softirq_entry(ctx: RawTracePointContext) -> i32 {
+    slow::softirq_started(ctx.arg::<u32>(0));
+    0
+}
+
+#[raw_tracepoint(tracepoint = "softirq_exit")]
+pub fn netlat_ctx_softirq_exit(_ctx: RawTracePointContext) -> i32 {
+    slow::softirq_ended();
+    0
+}
+
+#[raw_tracepoint(tracepoint = "irq_handler_entry")]
+pub fn netlat_ctx_irq_entry(_ctx: RawTracePointContext) -> i32 {
+    slow::hardirq_started();
+    0
+}
+
+#[raw_tracepoint(tracepoint = "irq_handler_exit")]
+pub fn netlat_ctx_irq_exit(_ctx: RawTracePointContext) -> i32 {
+    slow::hardirq_ended();
     0
 }
 

@@ -15,7 +15,9 @@ use aya_ebpf::{
 };
 use netlat_common::{MAX_DEPTH, StartKey, StartStack};
 
-use crate::{sampling, stats};
+use aya_ebpf::programs::tracing::StackIdContext;
+
+use crate::{sampling, slow, stats};
 
 /// One stack per thread in the function at once; a full map drops entries
 /// (counted), it never mis-times.
@@ -53,8 +55,10 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
+/// Pushes this call's start; returns its context and depth (for what
+/// `netlat slow` keeps beside it), or None when it cannot be timed.
 #[inline(always)]
-pub fn function_entry(group: u8) {
+pub fn function_entry(group: u8) -> Option<(StartKey, u32)> {
     let key = key();
     let ts = now();
     match STARTS.get_ptr_mut(key) {
@@ -67,8 +71,10 @@ pub fn function_entry(group: u8) {
                 stack.start_ns[i] = ts;
                 stack.group[i] = group;
                 stack.depth += 1;
+                Some((key, i as u32))
             } else {
                 stats::dropped_entry();
+                None
             }
         }
         None => {
@@ -81,7 +87,9 @@ pub fn function_entry(group: u8) {
             stack.group[0] = group;
             if STARTS.insert(key, stack, 0).is_err() {
                 stats::dropped_entry();
+                return None;
             }
+            Some((key, 0))
         }
     }
 }
@@ -112,6 +120,7 @@ pub fn function_exit() {
         sampling::call_ended(key, duration);
     }
     stats::record(group as u32, duration);
+    slow::function_exit(key, i as u32, start, duration);
 }
 
 /// Whether the thread (or idle CPU) `key` is inside the traced function.
@@ -128,11 +137,12 @@ pub fn in_softirq() -> bool {
 }
 
 #[inline(always)]
-pub fn softirq_entry() {
+pub fn softirq_entry<C: StackIdContext>(ctx: &C) {
     if let Some(start) = SOFTIRQ_START.get_ptr_mut(0) {
         // SAFETY: this CPU's value.
         unsafe { *start = now() };
     }
+    slow::softirq_entry(ctx);
 }
 
 #[inline(always)]
@@ -148,8 +158,10 @@ pub fn softirq_exit() {
         stats::unmatched_exit();
         return;
     }
-    let duration = ts.saturating_sub(*start);
+    let started = *start;
+    let duration = ts.saturating_sub(started);
     *start = 0;
     sampling::call_ended(sampling::softirq_key(), duration);
     stats::record(0, duration);
+    slow::softirq_exit(started, duration);
 }

@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Time every call of a kernel function and print a latency histogram.
     Histogram(commands::histogram::HistogramArgs),
+    /// Print every call of a kernel function that lasts at least a
+    /// threshold, as it happens: when, on which CPU, in which task, for
+    /// which socket.
+    Slow(commands::slow::SlowArgs),
     /// Sample kernel stacks into an SVG flame graph, optionally only inside
     /// (slow) calls of one function.
     Flamegraph(commands::flamegraph::FlamegraphArgs),
@@ -45,6 +49,7 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Histogram(args) => commands::histogram::run(args),
+        Command::Slow(args) => commands::slow::run(args),
         Command::Flamegraph(args) => commands::flamegraph::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Experiment(args) => commands::experiment::run(args),

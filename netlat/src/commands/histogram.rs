@@ -105,7 +105,13 @@ pub(crate) async fn trace(
     let conditions = crate::system::conditions::start();
     let mut window = Window::start();
     let started = window.instant;
-    announce(args, &tracer, &skipped);
+    super::announce(
+        &args.function,
+        &args.function,
+        &tracer,
+        &skipped,
+        args.seconds,
+    );
 
     let run = Run {
         args,
@@ -158,29 +164,6 @@ pub(crate) async fn trace(
         report,
         interrupted,
     })
-}
-
-fn announce(
-    args: &HistogramArgs,
-    tracer: &attach::Tracer,
-    skipped: &[(crate::tracing::backend::Backend, String)],
-) {
-    let backend = tracer.backend();
-    let how_long = match args.seconds {
-        Some(d) => format!("for {}", humantime::format_duration(d)),
-        None => "until Ctrl-C".to_owned(),
-    };
-    let fallback = if skipped.is_empty() {
-        String::new()
-    } else {
-        let why: Vec<String> = skipped.iter().map(|(b, w)| format!("{b}: {w}")).collect();
-        format!(" (skipped {})", why.join("; "))
-    };
-    eprintln!(
-        "netlat: tracing {} with {}{fallback} {how_long}",
-        args.function,
-        backend.detail(&args.function)
-    );
 }
 
 struct Window {

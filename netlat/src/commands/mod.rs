@@ -4,6 +4,7 @@ pub mod compare;
 pub mod experiment;
 pub mod flamegraph;
 pub mod histogram;
+pub mod slow;
 pub mod stop;
 
 use std::path::Path;
@@ -41,6 +42,31 @@ pub(crate) fn attach_traced(
             Err(e.into())
         }
     }
+}
+
+/// The first line on stderr: what is traced, how, for how long, and why
+/// any better backend was skipped.
+pub(crate) fn announce(
+    what: &str,
+    function: &str,
+    tracer: &Tracer,
+    skipped: &[(Backend, String)],
+    seconds: Option<std::time::Duration>,
+) {
+    let how_long = match seconds {
+        Some(d) => format!("for {}", humantime::format_duration(d)),
+        None => "until Ctrl-C".to_owned(),
+    };
+    let fallback = if skipped.is_empty() {
+        String::new()
+    } else {
+        let why: Vec<String> = skipped.iter().map(|(b, w)| format!("{b}: {w}")).collect();
+        format!(" (skipped {})", why.join("; "))
+    };
+    eprintln!(
+        "netlat: tracing {what} with {}{fallback} {how_long}",
+        tracer.backend().detail(function)
+    );
 }
 
 /// Fails with a one-line reason unless kallsyms knows `function` as code.

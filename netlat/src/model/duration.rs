@@ -25,9 +25,41 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A latency threshold: a value with a unit (2ms, 500us, 100ns, 1s), or 0
+/// for every call. A bare number other than 0 is refused: "2" could mean
+/// seconds or milliseconds, and a wrong guess prints nothing or everything.
+pub fn parse_threshold(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    if t.parse::<f64>().is_ok() {
+        return Err(format!(
+            "invalid threshold '{s}': give it a unit (e.g. 2ms, 500us, 100ns, 1s), or 0 for every call"
+        ));
+    }
+    humantime::parse_duration(t).map_err(|_| {
+        format!(
+            "invalid threshold '{s}': give a duration with a unit (e.g. 2ms, 500us, 100ns, 1s), or 0 for every call"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_need_a_unit_except_zero() {
+        assert_eq!(parse_threshold("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_threshold("2ms"), Ok(Duration::from_millis(2)));
+        assert_eq!(parse_threshold("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_threshold("100ns"), Ok(Duration::from_nanos(100)));
+        for bad in ["2", "-1ms", "fast", "", "1.5"] {
+            let err = parse_threshold(bad).unwrap_err();
+            assert!(err.starts_with("invalid threshold"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn accepts_seconds_and_units() {

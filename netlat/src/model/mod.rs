@@ -5,4 +5,5 @@ pub mod compare;
 pub mod duration;
 pub mod histogram;
 pub mod report;
+pub mod slow_call;
 pub mod unit;

@@ -2,4 +2,5 @@
 
 pub mod compare;
 pub mod json;
+pub mod slow;
 pub mod text;

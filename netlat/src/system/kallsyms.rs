@@ -87,6 +87,11 @@ impl Symbols {
         Some(name)
     }
 
+    /// No code addresses: kallsyms hid them (kernel.kptr_restrict).
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
     pub fn read() -> std::io::Result<Symbols> {
         std::fs::read_to_string("/proc/kallsyms").map(|t| Symbols::parse(&t))
     }

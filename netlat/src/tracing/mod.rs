@@ -6,3 +6,5 @@ pub mod backend;
 pub mod collect;
 pub mod group_by;
 pub mod kernel_btf;
+pub mod slow_records;
+pub mod sock_fields;

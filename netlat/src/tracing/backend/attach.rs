@@ -12,7 +12,10 @@ use aya::{
     programs::{BtfTracePoint, FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 
-use netlat_common::{EPOCHS, GROUPS, NO_OFFSET, STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP};
+use netlat_common::{
+    ENTRY_STACKS_MAP, EPOCHS, GROUPS, NO_OFFSET, NO_THRESHOLD, SLOW_ENTRIES_MAP, SLOW_EVENTS_MAP,
+    STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP, SockOffsets,
+};
 
 use super::{Backend, choice};
 use crate::oneline::{errno_text, one_line};
@@ -42,6 +45,20 @@ pub struct Globals {
     pub rcvbuf_offset: Option<u32>,
     /// The flame graph sampler rides along: its stack maps get full size.
     pub sampling: bool,
+    /// `netlat slow`: emit a record for each call at least this long.
+    pub slow: Option<SlowSettings>,
+}
+
+/// Load-time settings of `netlat slow`.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowSettings {
+    pub threshold_ns: u64,
+    /// Take the kernel stack at each entry.
+    pub stacks: bool,
+    /// Where the first argument's `struct sock` fields lie, if it is one.
+    pub sock: SockOffsets,
+    /// Size of the record ring buffer in bytes (a power of two of pages).
+    pub ring_bytes: u32,
 }
 
 impl Globals {
@@ -64,6 +81,10 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
     raise_memlock_limit();
     let vec_offset = softirq_vec_offset().unwrap_or(8);
     let rcvbuf_offset = globals.rcvbuf_offset.unwrap_or(NO_OFFSET);
+    let slow = globals.slow;
+    let threshold = slow.map_or(NO_THRESHOLD, |s| s.threshold_ns);
+    let slow_stacks = u32::from(slow.is_some_and(|s| s.stacks));
+    let sock = slow.map_or(SockOffsets::NONE, |s| s.sock);
     EbpfLoader::new()
         .btf(kernel_btf)
         .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
@@ -77,8 +98,26 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
         .map_max_entries(STACKS_MAP, sampler_entries(globals, 16384))
         .map_max_entries(STACK_COUNTS_MAP, sampler_entries(globals, 16384))
         .map_max_entries("PENDING", sampler_entries(globals, 4096))
+        .override_global("SLOW_THRESHOLD_NS", &threshold, true)
+        .override_global("SLOW_STACKS", &slow_stacks, true)
+        .override_global("SOCK_OFFSETS", &sock, true)
+        // Outside `netlat slow` these stay empty: smallest sizes the kernel
+        // accepts (a ring buffer is at least one page).
+        .map_max_entries(
+            SLOW_EVENTS_MAP,
+            slow.map_or_else(page_size, |s| s.ring_bytes),
+        )
+        .map_max_entries(SLOW_ENTRIES_MAP, if slow.is_some() { 8192 } else { 64 })
+        .map_max_entries(ENTRY_STACKS_MAP, if slow_stacks != 0 { 8192 } else { 1 })
         .load(OBJECT)
         .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))
+}
+
+/// The kernel's page size, the smallest ring buffer.
+pub fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
 }
 
 /// A sampler map's size: as declared in netlat-ebpf, or 1 when unused.

@@ -1,0 +1,265 @@
+//! `netlat slow FUNCTION THRESHOLD [SECONDS]`: a line for every call that
+//! lasted at least THRESHOLD, as it happens, with when, where and for whom;
+//! the kernel's own counts at the end.
+
+use std::{
+    io::{BufWriter, Write as _},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use netlat_common::{SlowRecord, SockOffsets};
+
+use super::stop::{self, Stop};
+use crate::{
+    model::slow_call::{Clock, SlowCall},
+    render::slow::{self as render, Totals, Zone},
+    system::{kallsyms::Symbols, privileges},
+    tracing::{
+        backend::attach::{Globals, SlowSettings},
+        collect::Collector,
+        kernel_btf::VMLINUX,
+        slow_records::{self, Records},
+        sock_fields::SocketArg,
+    },
+};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SlowArgs {
+    /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
+    pub function: String,
+    /// Print every call that lasted at least this long: a duration with a
+    /// unit (2ms, 500us, 100ns, 1s), or 0 for every call.
+    #[arg(value_parser = crate::model::duration::parse_threshold)]
+    pub threshold: Duration,
+    /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
+    /// Without it, trace until Ctrl-C.
+    #[arg(value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
+    pub seconds: Option<Duration>,
+    /// How to time the function (as for histogram).
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    pub backend: crate::tracing::backend::choice::BackendChoice,
+    /// Only calls that ended on this CPU.
+    #[arg(long, value_name = "N")]
+    pub cpu: Option<u32>,
+    /// Print the kernel stack at each slow call's entry under its line.
+    #[arg(long)]
+    pub stack: bool,
+    /// Require the socket fields (addresses, ports, rcvbuf, rmem): fail
+    /// unless the function's first argument is a struct sock *. Without it
+    /// they are printed whenever it is one.
+    #[arg(long)]
+    pub socket: bool,
+    /// One JSON object per line (NDJSON), durations in nanoseconds.
+    #[arg(long)]
+    pub json: bool,
+    /// Times in UTC instead of the host's local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// Size of the kernel's record buffer, MiB (a power of two). Records
+    /// that find it full are counted as lost, never silently dropped.
+    #[arg(long, value_name = "MIB", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub buffer: u32,
+}
+
+pub fn run(args: &SlowArgs) -> Result<()> {
+    privileges::check().map_err(anyhow::Error::msg)?;
+    if !args.buffer.is_power_of_two() {
+        bail!(
+            "--buffer {}: the kernel's ring buffers are a power of two in size; try {}",
+            args.buffer,
+            args.buffer.next_power_of_two()
+        );
+    }
+    let online =
+        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    if let Some(cpu) = args.cpu
+        && !online.contains(&cpu)
+    {
+        bail!("--cpu {cpu}: no such online CPU");
+    }
+    let sock = socket_offsets(args)?;
+    let symbols = args.stack.then(stack_symbols).transpose()?;
+    stop::runtime()?.block_on(async {
+        let mut stop = Stop::install()?;
+        trace(args, sock, symbols.as_ref(), &mut stop).await
+    })
+}
+
+/// The socket fields for the function's first argument, or why not.
+fn socket_offsets(args: &SlowArgs) -> Result<SockOffsets> {
+    // net_rx_action never takes a socket: no need to parse BTF for it.
+    if args.function == "net_rx_action" && !args.socket {
+        return Ok(SockOffsets::NONE);
+    }
+    match SocketArg::find(&args.function, Path::new(VMLINUX)) {
+        SocketArg::Socket(o) => Ok(o),
+        SocketArg::NotASocket(ty) if args.socket => bail!(
+            "--socket needs a function whose first argument is a struct sock *, and {}'s is {ty} (try tcp_collapse or tcp_sendmsg)",
+            args.function
+        ),
+        SocketArg::Unknown(why) if args.socket => {
+            bail!(
+                "--socket: cannot tell what {}'s first argument is: {why}",
+                args.function
+            )
+        }
+        SocketArg::NotASocket(_) => Ok(SockOffsets::NONE),
+        SocketArg::Unknown(why) => {
+            eprintln!("netlat: no socket fields for {}: {why}", args.function);
+            Ok(SockOffsets::NONE)
+        }
+    }
+}
+
+/// Entry stacks are named from /proc/kallsyms, which hides addresses from
+/// those the kernel does not trust (kernel.kptr_restrict).
+fn stack_symbols() -> Result<Symbols> {
+    let symbols =
+        Symbols::read().context("--stack: cannot read /proc/kallsyms to name the stack frames")?;
+    if symbols.is_empty() {
+        bail!(
+            "--stack: /proc/kallsyms shows no kernel addresses here (kernel.kptr_restrict hides them), so stacks cannot be named; run as root with kernel.kptr_restrict=0 or 1"
+        );
+    }
+    Ok(symbols)
+}
+
+async fn trace(
+    args: &SlowArgs,
+    sock: SockOffsets,
+    symbols: Option<&Symbols>,
+    stop: &mut Stop,
+) -> Result<()> {
+    let threshold_ns = u64::try_from(args.threshold.as_nanos()).unwrap_or(u64::MAX);
+    let globals = Globals {
+        slow: Some(SlowSettings {
+            threshold_ns,
+            stacks: args.stack,
+            sock,
+            ring_bytes: args.buffer << 20,
+        }),
+        ..Globals::default()
+    };
+    let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
+    slow_records::attach_context_programs(&mut tracer)?;
+    let mut records = Records::open(&mut tracer, args.stack)?;
+    let clock = Clock::now();
+    super::announce(
+        &format!(
+            "{} calls >= {}",
+            args.function,
+            render::duration(threshold_ns)
+        ),
+        &args.function,
+        &tracer,
+        &skipped,
+        args.seconds,
+    );
+    let mut printer = Printer {
+        args,
+        clock,
+        symbols,
+        zone: if args.utc { Zone::Utc } else { Zone::Local },
+        out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+        printed: 0,
+    };
+    let deadline = args.seconds.map(|d| Instant::now() + d);
+    loop {
+        tokio::select! {
+            ready = records.readable() => ready.context("cannot wait for records")?,
+            // A safety net for a missed wake-up; records are never older
+            // than this when printed.
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.until(deadline) => break,
+        }
+        printer.drain(&mut records)?;
+    }
+    // Detach first: then nothing writes any more, the last drain gets
+    // every record, and the kernel's counts are final.
+    tracer.detach()?;
+    printer.drain(&mut records)?;
+    let printed = printer.printed;
+    drop(printer);
+
+    let per_cpu = Collector::new().read(&tracer)?.per_cpu;
+    let stats = slow_records::kernel_stats(&tracer)?;
+    let selected = |cpu: usize| args.cpu.is_none_or(|c| c as usize == cpu);
+    let mut totals = Totals {
+        printed,
+        ..Totals::default()
+    };
+    for (cpu, h) in per_cpu.iter().enumerate().filter(|(c, _)| selected(*c)) {
+        totals.timed += h.count;
+        if let Some(s) = stats.get(cpu) {
+            totals.over += s.over;
+            totals.lost += s.lost;
+            totals.lost_stacks += s.lost_stacks;
+        }
+    }
+    eprintln!("{}", render::summary(&args.function, threshold_ns, &totals));
+    Ok(())
+}
+
+/// Turns records into lines on stdout, flushed after each batch so `tee`
+/// and `grep` see them as they happen.
+struct Printer<'a> {
+    args: &'a SlowArgs,
+    clock: Clock,
+    symbols: Option<&'a Symbols>,
+    zone: Zone,
+    out: BufWriter<std::io::StdoutLock<'static>>,
+    printed: u64,
+}
+
+impl Printer<'_> {
+    /// Takes what the ring buffer holds, then prints it: printing looks
+    /// entry stacks up in `records`, which the drain holds while it runs.
+    fn drain(&mut self, records: &mut Records) -> Result<()> {
+        let mut batch = Vec::new();
+        records.drain(|r| {
+            batch.push(*r);
+            Ok(())
+        })?;
+        for r in &batch {
+            self.print(r, records)?;
+        }
+        self.out.flush().context("cannot write a record")
+    }
+
+    fn print(&mut self, r: &SlowRecord, records: &Records) -> Result<()> {
+        if self.args.cpu.is_some_and(|cpu| cpu != r.exit_cpu) {
+            return Ok(());
+        }
+        let mut call = SlowCall::from_record(r, &self.clock);
+        if let (Some(symbols), Some(id)) = (self.symbols, SlowCall::stack_id(r)) {
+            call.stack = records.stack(id).map(|ips| name_frames(&ips, symbols));
+        }
+        let line = if self.args.json {
+            render::json_line(&call, self.zone)
+        } else {
+            render::text_line(&call, self.zone)
+        };
+        self.out
+            .write_all(line.as_bytes())
+            .context("cannot write a record")?;
+        self.printed += 1;
+        Ok(())
+    }
+}
+
+/// Frame names, innermost first; return addresses are named at address-1,
+/// so a call as a function's last instruction is not named after the next.
+fn name_frames(ips: &[u64], symbols: &Symbols) -> Vec<String> {
+    ips.iter()
+        .enumerate()
+        .map(|(i, &ip)| {
+            let at = if i == 0 { ip } else { ip.saturating_sub(1) };
+            symbols
+                .symbolize(at)
+                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
+        })
+        .collect()
+}

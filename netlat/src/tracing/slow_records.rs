@@ -1,0 +1,125 @@
+//! The kernel side of `netlat slow` as userspace sees it: the context
+//! programs that ride beside a function backend, the ring buffer of
+//! records, the entry stacks, and the kernel's own counts.
+
+use std::io;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::RawTracePoint,
+};
+use netlat_common::{ENTRY_STACKS_MAP, SLOW_EVENTS_MAP, SLOW_STATS_MAP, SlowRecord, SlowStats};
+use tokio::io::unix::AsyncFd;
+
+use super::backend::{Backend, attach::Tracer};
+
+/// `(program, tracepoint)`: which interrupt context each CPU is in.
+const CONTEXT_PROGRAMS: [(&str, &str); 4] = [
+    ("netlat_ctx_softirq_entry", "softirq_entry"),
+    ("netlat_ctx_softirq_exit", "softirq_exit"),
+    ("netlat_ctx_irq_entry", "irq_handler_entry"),
+    ("netlat_ctx_irq_exit", "irq_handler_exit"),
+];
+
+/// A function backend cannot tell softirq from task by itself: attach the
+/// context programs beside it. The softirq backends know (always NET_RX).
+pub fn attach_context_programs(tracer: &mut Tracer) -> Result<()> {
+    if !matches!(tracer.backend(), Backend::Kprobe | Backend::Fentry) {
+        return Ok(());
+    }
+    for (name, tracepoint) in CONTEXT_PROGRAMS {
+        let program: &mut RawTracePoint = tracer
+            .ebpf_mut()
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the eBPF object"))?
+            .try_into()?;
+        program
+            .load()
+            .with_context(|| format!("the kernel refused {name}"))?;
+        program
+            .attach(tracepoint)
+            .with_context(|| format!("cannot attach to the {tracepoint} tracepoint"))?;
+    }
+    Ok(())
+}
+
+/// The ring buffer, readable from the async runtime.
+pub struct Records {
+    ring: AsyncFd<RingBuf<MapData>>,
+    stacks: Option<StackTraceMap<MapData>>,
+}
+
+impl Records {
+    /// Takes the ring buffer (and, with `stacks`, the entry stack map) out
+    /// of the tracer's object; the kernel side keeps writing them.
+    pub fn open(tracer: &mut Tracer, stacks: bool) -> Result<Records> {
+        let ebpf = tracer.ebpf_mut();
+        let ring = RingBuf::try_from(
+            ebpf.take_map(SLOW_EVENTS_MAP)
+                .context("SLOW_EVENTS map missing")?,
+        )?;
+        let stacks = if stacks {
+            Some(StackTraceMap::try_from(
+                ebpf.take_map(ENTRY_STACKS_MAP)
+                    .context("ENTRY_STACKS map missing")?,
+            )?)
+        } else {
+            None
+        };
+        // SAFETY: the RingBuf owns its map's fd, which stays open and the
+        // same until the AsyncFd (and the RingBuf in it) is dropped.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow::anyhow!("cannot poll the record ring buffer: {e}"))?;
+        Ok(Records { ring, stacks })
+    }
+
+    /// Waits until the kernel has submitted records (or says it may have).
+    pub async fn readable(&mut self) -> io::Result<()> {
+        let mut guard = self.ring.readable_mut().await?;
+        // Readiness is edge-triggered: clear it before draining, so a
+        // record submitted during the drain wakes the next wait.
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Hands every record in the buffer to `f`; returns how many.
+    pub fn drain(&mut self, mut f: impl FnMut(&SlowRecord) -> Result<()>) -> Result<u64> {
+        let ring = self.ring.get_mut();
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            if item.len() < size_of::<SlowRecord>() {
+                continue;
+            }
+            // SAFETY: the kernel wrote a whole SlowRecord (plain integers);
+            // read_unaligned makes no assumption about the item's alignment.
+            let record = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SlowRecord>()) };
+            drop(item);
+            f(&record)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The instruction pointers of an entry stack, innermost first.
+    pub fn stack(&self, id: u32) -> Option<Vec<u64>> {
+        let trace = self.stacks.as_ref()?.get(&id, 0).ok()?;
+        Some(trace.frames().iter().map(|f| f.ip).collect())
+    }
+}
+
+/// The kernel's per-CPU counts of slow calls, indexed by CPU.
+pub fn kernel_stats(tracer: &Tracer) -> Result<Vec<SlowStats>> {
+    let stats: PerCpuArray<_, SlowStats> = PerCpuArray::try_from(
+        tracer
+            .ebpf
+            .map(SLOW_STATS_MAP)
+            .context("SLOW_STATS map missing")?,
+    )?;
+    Ok(stats
+        .get(&0, 0)
+        .context("cannot read the slow-call counts")?
+        .iter()
+        .copied()
+        .collect())
+}
