@@ -29,6 +29,9 @@ pub fn run(bin: &Path, args: &[&str]) -> Output {
 pub struct Netlat {
     child: Child,
     stderr: BufReader<ChildStderr>,
+    /// Reads stdout as it comes: a command that prints while it runs
+    /// (`netlat slow`) would otherwise block on a full pipe.
+    stdout: Option<std::thread::JoinHandle<String>>,
     pub first_line: String,
 }
 
@@ -43,6 +46,12 @@ impl Netlat {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        });
         let mut first_line = String::new();
         stderr
             .read_line(&mut first_line)
@@ -56,6 +65,7 @@ impl Netlat {
         Netlat {
             child,
             stderr,
+            stdout: Some(stdout),
             first_line,
         }
     }
@@ -78,10 +88,11 @@ impl Netlat {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            out.read_to_string(&mut stdout).expect("stdout");
-        }
+        let stdout = self
+            .stdout
+            .take()
+            .map(|t| t.join().expect("stdout reader"))
+            .unwrap_or_default();
         let mut stderr = self.first_line.clone();
         self.stderr.read_to_string(&mut stderr).expect("stderr");
         Output {

@@ -252,8 +252,12 @@ impl Printer<'_> {
 
 /// Frame names, innermost first; return addresses are named at address-1,
 /// so a call as a function's last instruction is not named after the next.
+/// The frames of the tracing machinery that took the stack (netlat's own
+/// program, the tracepoint or trampoline that ran it) are left out: the
+/// stack starts where the kernel's own code does.
 fn name_frames(ips: &[u64], symbols: &Symbols) -> Vec<String> {
-    ips.iter()
+    let names: Vec<String> = ips
+        .iter()
         .enumerate()
         .map(|(i, &ip)| {
             let at = if i == 0 { ip } else { ip.saturating_sub(1) };
@@ -261,5 +265,56 @@ fn name_frames(ips: &[u64], symbols: &Symbols) -> Vec<String> {
                 .symbolize(at)
                 .map_or_else(|| format!("{ip:#x}"), str::to_owned)
         })
-        .collect()
+        .collect();
+    let machinery = names
+        .iter()
+        .take(8)
+        .rposition(|n| is_tracing_frame(n))
+        .map_or(0, |i| i + 1);
+    names[machinery..].to_vec()
+}
+
+/// Frames that belong to the BPF and tracing code running netlat's program.
+fn is_tracing_frame(name: &str) -> bool {
+    const PREFIXES: [&str; 7] = [
+        "bpf_trace_run",
+        "__bpf_trace_",
+        "bpf_prog_",
+        "__bpf_prog_enter",
+        "bpf_trampoline_",
+        "perf_trace_",
+        "trace_call_bpf",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_stacks_start_below_the_tracing_machinery() {
+        let symbols = Symbols::parse(
+            "ffffffff81000100 T bpf_trace_run1\nffffffff81000200 T handle_softirqs\nffffffff81000300 T do_softirq\nffffffff81000400 T tcp_collapse\nffffffff81000500 T tcp_prune_queue\n",
+        );
+        // A raw tracepoint's stack: the program (unnamed JIT), the runner,
+        // then the kernel. Return addresses at a function's very end name
+        // that function, not the next one (address-1).
+        let raw_tp = [
+            0xffffffffa0001234,
+            0xffffffff81000110,
+            0xffffffff81000210,
+            0xffffffff81000300,
+        ];
+        assert_eq!(
+            name_frames(&raw_tp, &symbols),
+            ["handle_softirqs", "handle_softirqs"]
+        );
+        // A kprobe's stack starts at the probed function itself.
+        let kprobe = [0xffffffff81000400, 0xffffffff81000510];
+        assert_eq!(
+            name_frames(&kprobe, &symbols),
+            ["tcp_collapse", "tcp_prune_queue"]
+        );
+    }
 }
