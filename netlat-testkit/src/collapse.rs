@@ -108,6 +108,10 @@ pub struct Generated {
     /// The receiver's buffer after shrinking, as `getsockopt(SO_RCVBUF)`
     /// reports it: the kernel's `sk_rcvbuf`, twice what was asked for.
     pub rcvbuf: libc::c_int,
+    /// The receiving socket (the one the kernel prunes and collapses):
+    /// its own address and its peer's, as getsockname/getpeername say.
+    pub local: std::net::SocketAddr,
+    pub peer: std::net::SocketAddr,
 }
 
 pub fn run_recipe(duration: Duration, recipe: Recipe) -> Generated {
@@ -119,6 +123,8 @@ pub fn run_recipe(duration: Duration, recipe: Recipe) -> Generated {
         let done = Arc::clone(&done);
         thread::spawn(move || {
             let (mut conn, _) = listener.accept().expect("accept");
+            let local = conn.local_addr().expect("getsockname");
+            let peer = conn.peer_addr().expect("getpeername");
             tiny_segments(conn.as_raw_fd());
             thread::sleep(recipe.first_stall);
             setsockopt(
@@ -147,7 +153,12 @@ pub fn run_recipe(duration: Duration, recipe: Recipe) -> Generated {
                     Err(_) => break,
                 }
             }
-            Generated { drained, rcvbuf }
+            Generated {
+                drained,
+                rcvbuf,
+                local,
+                peer,
+            }
         })
     };
     let mut sender = TcpStream::connect(addr).expect("connect");

@@ -10,6 +10,7 @@
 mod collapse;
 mod generator_experiment;
 mod lifecycle;
+mod slow;
 mod timing;
 mod verdict;
 
@@ -48,6 +49,10 @@ const TESTS: &[(&str, Test)] = &[
         collapse::experiment_tcp_rmem,
     ),
     ("serve_defaults_with_kprobes", lifecycle::serve_defaults),
+    (
+        "slow_tcp_collapse_names_the_socket",
+        slow::slow_tcp_collapse,
+    ),
 ];
 
 fn main() {

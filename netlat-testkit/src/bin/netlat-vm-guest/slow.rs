@@ -1,0 +1,140 @@
+//! `netlat slow` with real kprobes and fentry: one record per tcp_collapse
+//! call under the pruning generator, each naming the generator's own socket
+//! (getsockname/getpeername, getsockopt SO_RCVBUF) and, with --stack, the
+//! callers that led to the collapse.
+
+use std::{path::Path, time::Duration};
+
+use netlat_testkit::{
+    collapse,
+    netlat::{Netlat, run},
+    netstat::tcp_ext,
+};
+use serde_json::Value;
+
+use crate::{
+    NETLAT,
+    verdict::{Outcome, check, judge_collapse_calls},
+};
+
+/// Both function backends; fentry is refused for tcp_collapse's seven
+/// arguments before Linux 6.5, which must then be said in one line.
+pub fn slow_tcp_collapse() -> Result<Outcome, String> {
+    let mut passed = Vec::new();
+    let mut skipped = Vec::new();
+    for backend in ["kprobe", "fentry"] {
+        match with_backend(backend).map_err(|e| format!("{backend}: {e}"))? {
+            Outcome::Pass(f) => passed.push(format!("{backend}: {f}")),
+            Outcome::Skip(f) => skipped.push(format!("{backend}: {f}")),
+        }
+    }
+    let all: Vec<String> = passed.iter().chain(&skipped).cloned().collect();
+    Ok(if skipped.is_empty() {
+        Outcome::Pass(all.join("; "))
+    } else {
+        Outcome::Skip(all.join("; "))
+    })
+}
+
+/// `(calls timed, over the threshold, printed, lost)` from the summary line.
+fn summary(stderr: &str) -> Result<[u64; 4], String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("netlat: slow "))
+        .ok_or_else(|| format!("no summary line: {stderr}"))?;
+    let figures: Vec<u64> = line
+        .splitn(3, ": ")
+        .nth(2)
+        .unwrap_or("")
+        .split(", ")
+        .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+        .collect();
+    figures
+        .try_into()
+        .map_err(|_| format!("cannot read the summary: {line}"))
+}
+
+fn with_backend(backend: &str) -> Result<Outcome, String> {
+    let probe = run(
+        Path::new(NETLAT),
+        &["slow", "--backend", backend, "tcp_collapse", "0", "0.1"],
+    );
+    if !probe.success {
+        check(
+            backend == "fentry"
+                && probe
+                    .stderr
+                    .contains("cannot be traced with fentry on this kernel (ENOTSUPP"),
+            || format!("cannot attach: {}", probe.stderr.trim()),
+        )?;
+        return Ok(Outcome::Pass(format!(
+            "refused as it must be on this kernel: {}",
+            probe.stderr.trim()
+        )));
+    }
+    let prune0 = tcp_ext("PruneCalled");
+    let netlat = Netlat::start(
+        NETLAT,
+        &[
+            "slow",
+            "--json",
+            "--stack",
+            "--backend",
+            backend,
+            "tcp_collapse",
+            "0",
+        ],
+    );
+    let generated = collapse::run_recipe(Duration::from_secs(4), collapse::Recipe::default());
+    let out = netlat.interrupt();
+    let pruned = tcp_ext("PruneCalled") - prune0;
+    check(out.success, || format!("netlat failed: {}", out.stderr))?;
+    let [timed, over, printed, lost] = summary(&out.stderr)?;
+    let records: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect::<Result<_, _>>()?;
+    check(over == timed && printed + lost == timed, || {
+        format!("timed {timed}, over {over}, printed {printed}, lost {lost}")
+    })?;
+    check(lost == 0 && records.len() as u64 == printed, || {
+        format!("{} lines, {printed} printed, {lost} lost", records.len())
+    })?;
+    if let Some(skip) = judge_collapse_calls(timed, pruned, || {
+        format!("0 records and 0 calls timed with {backend}")
+    })? {
+        return Ok(skip);
+    }
+    let (local, peer) = (generated.local.to_string(), generated.peer.to_string());
+    for r in &records {
+        let s = &r["socket"];
+        check(
+            s["local"] == local.as_str()
+                && s["remote"] == peer.as_str()
+                && s["rcvbuf"].as_i64() == Some(generated.rcvbuf as i64),
+            || {
+                format!(
+                    "record {s} is not the generator's socket {local} <- {peer} (rcvbuf {})",
+                    generated.rcvbuf
+                )
+            },
+        )?;
+        check(s["rmem_alloc"].as_i64().is_some_and(|m| m > 0), || {
+            format!("a collapse with no receive memory in use: {s}")
+        })?;
+        let stack = r["stack"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        check(stack.iter().any(|f| f == "tcp_prune_queue"), || {
+            format!("stack without tcp_collapse's caller tcp_prune_queue: {stack:?}")
+        })?;
+    }
+    let max = records
+        .iter()
+        .filter_map(|r| r["duration_ns"].as_u64())
+        .max()
+        .unwrap_or(0);
+    Ok(Outcome::Pass(format!(
+        "{printed} records = {timed} calls (PruneCalled+={pruned}), all on {local} <- {peer} rcvbuf {}, max {max} ns; first stack: {}",
+        generated.rcvbuf, records[0]["stack"]
+    )))
+}
