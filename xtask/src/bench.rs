@@ -25,7 +25,7 @@ const RUNS: usize = 3;
 const BPFTRACE_SCRIPT: &str = "tracepoint:irq:softirq_entry /args->vec == 3/ { @start[cpu] = nsecs; } \
      tracepoint:irq:softirq_exit /args->vec == 3 && @start[cpu]/ { @ns = hist(nsecs - @start[cpu]); delete(@start[cpu]); }";
 
-struct Sample {
+pub(crate) struct Sample {
     ns_per_call: f64,
     calls: u64,
     attach_ms: f64,
@@ -54,6 +54,16 @@ pub fn run(netlat: &Path) -> Result<()> {
             )
         })?,
     )];
+    rows.push((
+        "netlat slow net_rx_action 1h".to_owned(),
+        median(RUNS, || {
+            measure(
+                Command::new(netlat).args(["slow", "net_rx_action", "1h"]),
+                Marker::Stderr("netlat: tracing"),
+                2,
+            )
+        })?,
+    ));
     match bpftrace {
         Some(bt) => rows.push((
             "bpftrace hist one-liner".to_owned(),
@@ -80,7 +90,13 @@ pub fn run(netlat: &Path) -> Result<()> {
             s.rss_kib as f64 / 1024.0
         );
     }
-    if let [(_, netlat), (_, bt)] = rows.as_slice() {
+    if let [(_, histogram), (_, slow), ..] = rows.as_slice() {
+        println!(
+            "netlat slow with a threshold no call reaches costs {:+.0}% per call against histogram (aim: within 10%)",
+            100.0 * (slow.ns_per_call / histogram.ns_per_call - 1.0)
+        );
+    }
+    if let [(_, netlat), _, (_, bt)] = rows.as_slice() {
         println!(
             "netlat costs {:.0}% of bpftrace per call (aim: at most 50%)",
             100.0 * netlat.ns_per_call / bt.ns_per_call
@@ -89,24 +105,29 @@ pub fn run(netlat: &Path) -> Result<()> {
     println!(
         "(entry + exit programs per net_rx_action call; the floor for two empty programs measured here is ~95 ns)"
     );
+    crate::slow_bench::run(netlat)?;
     crate::serve_bench::run(netlat)
 }
 
-fn median(runs: usize, mut one: impl FnMut() -> Result<Sample>) -> Result<Sample> {
+pub(crate) fn median(runs: usize, mut one: impl FnMut() -> Result<Sample>) -> Result<Sample> {
     let mut all = (0..runs).map(|_| one()).collect::<Result<Vec<_>>>()?;
     all.sort_by(|a, b| a.ns_per_call.total_cmp(&b.ns_per_call));
     Ok(all.swap_remove(runs / 2))
 }
 
 /// The line a tool prints when it attaches, and on which stream.
-enum Marker {
+pub(crate) enum Marker {
     Stdout(&'static str),
     Stderr(&'static str),
 }
 
 /// Starts the tool, waits for its "attached" line, runs the load, reads its
 /// programs' stats and peak RSS, and stops it.
-fn measure(tool: &mut Command, marker: Marker, programs_per_event: u64) -> Result<Sample> {
+pub(crate) fn measure(
+    tool: &mut Command,
+    marker: Marker,
+    programs_per_event: u64,
+) -> Result<Sample> {
     let launched = Instant::now();
     let mut child = tool
         .stdout(Stdio::piped())

@@ -7,6 +7,7 @@ mod bench;
 mod cmd;
 mod serve_bench;
 mod setup;
+mod slow_bench;
 mod vm;
 
 use std::path::PathBuf;
