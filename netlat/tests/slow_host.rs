@@ -241,3 +241,36 @@ fn bad_input_is_one_line() {
         out.stderr
     );
 }
+
+/// Puts a sysctl back when dropped, whatever the test did.
+struct Restore(&'static str, String);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0, &self.1);
+    }
+}
+
+#[test]
+fn stack_without_kernel_addresses_is_one_line() {
+    if !is_root() {
+        return skip("needs root to change kernel.kptr_restrict");
+    }
+    const KPTR: &str = "/proc/sys/kernel/kptr_restrict";
+    let old = std::fs::read_to_string(KPTR).expect("kptr_restrict");
+    let _restore = Restore(KPTR, old);
+    // 2: /proc/kallsyms shows every address as 0, even to root.
+    std::fs::write(KPTR, "2").expect("set kptr_restrict");
+    let out = run(&["slow", "net_rx_action", "1ms", "1", "--stack"]);
+    assert!(
+        !out.success,
+        "--stack ran without addresses: {}",
+        out.stdout
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("stacks cannot be named") && out.stderr.contains("kptr_restrict"),
+        "{}",
+        out.stderr
+    );
+}
