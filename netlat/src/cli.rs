@@ -7,10 +7,20 @@ use clap::{Parser, Subcommand};
 
 use crate::{commands, doctor};
 
+/// `netlat --version`: what a bug report needs to name the build.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NETLAT_COMMIT"),
+    ", aya ",
+    env!("NETLAT_AYA_VERSION"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "netlat",
-    version,
+    version = VERSION,
     about = "Kernel function latency histograms and network latency checks, with eBPF"
 )]
 pub struct Cli {
