@@ -45,6 +45,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Keep functions timed and serve their histograms to Prometheus.
     Serve(crate::serve::ServeArgs),
+    /// What this kernel offers netlat (kprobes, fentry, tracepoints, BTF,
+    /// ...), probed for real, and which backend each command would pick.
+    Info(commands::info::InfoArgs),
 }
 
 /// Entry point of the binary.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Info(args) => commands::info::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,5 +4,6 @@
 pub mod compare;
 pub mod duration;
 pub mod histogram;
+pub mod info;
 pub mod report;
 pub mod unit;
