@@ -9,6 +9,7 @@
 
 mod collapse;
 mod generator_experiment;
+mod info;
 mod lifecycle;
 mod timing;
 mod verdict;
@@ -48,6 +49,10 @@ const TESTS: &[(&str, Test)] = &[
         collapse::experiment_tcp_rmem,
     ),
     ("serve_defaults_with_kprobes", lifecycle::serve_defaults),
+    (
+        "info_agrees_with_histogram",
+        info::info_agrees_with_histogram,
+    ),
 ];
 
 fn main() {
