@@ -48,6 +48,11 @@ pub enum Command {
     /// What this kernel offers netlat (kprobes, fentry, tracepoints, BTF,
     /// ...), probed for real, and which backend each command would pick.
     Info(commands::info::InfoArgs),
+    /// Print shell completions (bash, zsh, fish, ...) for netlat.
+    Completions(commands::completions::CompletionsArgs),
+    /// Write a man page per subcommand (for packagers; `cargo xtask docs`).
+    #[command(hide = true)]
+    ManPages(commands::completions::ManPagesArgs),
 }
 
 /// Entry point of the binary.
@@ -64,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::ManPages(args) => commands::completions::run_man_pages(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! One module per subcommand: checks, then the data path, then output.
 
 pub mod compare;
+pub mod completions;
 pub mod experiment;
 pub mod flamegraph;
 pub mod histogram;
