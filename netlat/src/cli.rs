@@ -50,8 +50,7 @@ pub enum Command {
     Info(commands::info::InfoArgs),
     /// Print shell completions (bash, zsh, fish, ...) for netlat.
     Completions(commands::completions::CompletionsArgs),
-    /// Write a man page per subcommand (for packagers; `cargo xtask docs`).
-    #[command(hide = true)]
+    /// Write netlat's man pages, one per subcommand, into a directory.
     ManPages(commands::completions::ManPagesArgs),
 }
 
