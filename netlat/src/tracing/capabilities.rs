@@ -259,7 +259,7 @@ fn kretprobe_maxactive(p: &Probed) -> Answer {
     .find_map(|path| std::fs::read_to_string(path).ok());
     match readme {
         Some(text) if text.contains("r[maxactive]") => Answer::yes(
-            "kprobe_events accepts r[MAXACTIVE] (tracefs README); netlat's perf-link kretprobes use the kernel's default, so concurrent calls beyond it are missed, not mistimed",
+            "kprobe_events accepts r[MAXACTIVE] (tracefs README); netlat's kretprobes are perf links and get the kernel's default, so returns beyond it go unseen",
         ),
         Some(_) => Answer::no(
             "kprobe_events takes no maxactive here (tracefs README); kretprobes get the kernel's default",
@@ -370,5 +370,60 @@ fn link_missed(p: &Probed) -> Answer {
         (Ok(()), _) => Answer::no(format!(
             "struct bpf_link_info has {field} (kernel BTF), but this kernel has no kprobes"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_capability_netlat_reports() {
+        let keys: Vec<&str> = CHECKS.iter().map(|c| c.key).collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+        for key in [
+            "kprobes",
+            "kretprobe_maxactive",
+            "fentry",
+            "tp_btf",
+            "raw_tp",
+            "perf_events",
+            "btf",
+            "ring_buffer",
+            "bpf_stats",
+            "link_missed",
+        ] {
+            assert!(keys.contains(&key), "no check {key}");
+        }
+        // Checks that build on kprobes' answer run after it.
+        let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        assert!(at("kprobes") < at("kretprobe_maxactive"));
+        assert!(at("kprobes") < at("link_missed"));
+    }
+
+    #[test]
+    fn kretprobes_follow_the_kprobe_answer() {
+        let probed = |status| Probed {
+            root: true,
+            answers: vec![(
+                "kprobes",
+                Answer {
+                    status,
+                    detail: String::new(),
+                },
+            )],
+        };
+        let no = kretprobe_maxactive(&probed(Status::No));
+        assert_eq!(
+            (no.status, no.detail.as_str()),
+            (Status::No, "needs kprobes")
+        );
+        assert_eq!(
+            kretprobe_maxactive(&probed(Status::NeedsRoot)).status,
+            Status::NeedsRoot
+        );
     }
 }
