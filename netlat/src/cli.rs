@@ -7,10 +7,20 @@ use clap::{Parser, Subcommand};
 
 use crate::{commands, doctor};
 
+/// `netlat --version`: what a bug report needs to name the build.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NETLAT_COMMIT"),
+    ", aya ",
+    env!("NETLAT_AYA_VERSION"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "netlat",
-    version,
+    version = VERSION,
     about = "Kernel function latency histograms and network latency checks, with eBPF"
 )]
 pub struct Cli {
@@ -39,6 +49,13 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Keep functions timed and serve their histograms to Prometheus.
     Serve(crate::serve::ServeArgs),
+    /// What this kernel offers netlat (kprobes, fentry, tracepoints, BTF,
+    /// ...), probed for real, and which backend each command would pick.
+    Info(commands::info::InfoArgs),
+    /// Print shell completions (bash, zsh, fish, ...) for netlat.
+    Completions(commands::completions::CompletionsArgs),
+    /// Write netlat's man pages, one per subcommand, into a directory.
+    ManPages(commands::completions::ManPagesArgs),
 }
 
 /// Entry point of the binary.
@@ -55,6 +72,9 @@ pub fn main() -> ExitCode {
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Info(args) => commands::info::run(args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::ManPages(args) => commands::completions::run_man_pages(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod docs;
 pub mod doctor;
 pub mod flamegraph;
 pub mod model;

@@ -581,3 +581,26 @@ fn command_lines_match_netlat() {
         assert!(help.contains(&flag), "netlat serve has no {flag}:\n{help}");
     }
 }
+
+/// The image is the static binary alone: built FROM scratch (no registry
+/// pull, no base image to patch), nothing run at build time. `cargo xtask
+/// test` builds it and checks the result; this checks the file itself.
+#[test]
+fn containerfile_is_the_static_binary_alone() {
+    let containerfile = read("Containerfile");
+    let lines = code(&containerfile);
+    let from: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(from, [&"FROM scratch"], "{containerfile}");
+    assert!(
+        lines.contains(&"COPY netlat /usr/local/bin/netlat"),
+        "{containerfile}"
+    );
+    assert!(
+        lines.contains(&"ENTRYPOINT [\"/usr/local/bin/netlat\"]"),
+        "{containerfile}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("RUN ")),
+        "{containerfile}"
+    );
+}

@@ -1,10 +1,12 @@
-//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test`.
+//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test|docs`.
 //!
 //! Every command installs what it needs first, into user-level locations, so
 //! a fresh clone needs nothing but rustup and cargo.
 
 mod bench;
 mod cmd;
+mod docs;
+mod image;
 mod serve_bench;
 mod setup;
 mod slow_bench;
@@ -45,6 +47,15 @@ enum Command {
     Bench,
     /// Boot Debian kernels under QEMU and run the kprobe/fentry tests there.
     VmTest(vm::VmArgs),
+    /// Build the container image (deploy/Containerfile) from the static
+    /// binary, with Debian's podman.
+    Image(image::ImageArgs),
+    /// Set up, build, and write netlat's shell completions and man pages.
+    Docs {
+        /// Directory for completions/ and man/man1/.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -60,6 +71,11 @@ fn main() -> Result<()> {
         Command::Bench => {
             let bin = build_release()?;
             bench::run(&bin)
+        }
+        Command::Docs { out } => docs::generate(&out),
+        Command::Image(args) => {
+            setup::all()?;
+            image::run(&args)
         }
         Command::VmTest(args) => {
             setup::all()?;
@@ -115,6 +131,8 @@ fn test(no_vm: bool) -> Result<()> {
         "--",
         "--test-threads=1",
     ])?;
+    // The image holds the same static binary the VM stage boots.
+    image::test()?;
     if no_vm {
         println!("xtask: skipping the VM stage (--no-vm)");
         return Ok(());

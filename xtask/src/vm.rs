@@ -112,7 +112,7 @@ fn ensure_packages() -> Result<()> {
 }
 
 /// Static binaries: the guest has no libc of its own.
-fn build_static() -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn build_static() -> Result<(PathBuf, PathBuf)> {
     cmd::run(
         Command::new(env!("CARGO"))
             .args([

@@ -1,9 +1,11 @@
 //! One module per subcommand: checks, then the data path, then output.
 
 pub mod compare;
+pub mod completions;
 pub mod experiment;
 pub mod flamegraph;
 pub mod histogram;
+pub mod info;
 pub mod slow;
 pub mod stop;
 

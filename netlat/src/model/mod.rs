@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod duration;
 pub mod histogram;
+pub mod info;
 pub mod report;
 pub mod slow_call;
 pub mod unit;

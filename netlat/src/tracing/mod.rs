@@ -3,6 +3,7 @@
 //! they come from.
 
 pub mod backend;
+pub mod capabilities;
 pub mod collect;
 pub mod group_by;
 pub mod kernel_btf;

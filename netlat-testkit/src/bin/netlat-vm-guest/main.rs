@@ -9,6 +9,7 @@
 
 mod collapse;
 mod generator_experiment;
+mod info;
 mod lifecycle;
 mod slow;
 mod timing;
@@ -52,6 +53,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "slow_tcp_collapse_names_the_socket",
         slow::slow_tcp_collapse,
+    ),
+    (
+        "info_agrees_with_histogram",
+        info::info_agrees_with_histogram,
     ),
 ];
 

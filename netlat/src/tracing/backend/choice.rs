@@ -2,9 +2,8 @@
 //! first. Capability checks that need no loading live here too, so every
 //! fallback has a reason the user can read.
 
-use std::path::Path;
-
 use super::Backend;
+use crate::tracing::capabilities;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
@@ -52,20 +51,18 @@ pub fn candidates(choice: BackendChoice, function: &str) -> Result<Vec<Backend>,
     })
 }
 
-/// Why a backend cannot work here without trying to load it, if known.
+/// Why a backend cannot work here without trying to load it, if known
+/// (the file checks of [`capabilities`]).
 pub fn unavailable_reason(backend: Backend, function: &str) -> Option<String> {
     match backend {
-        Backend::Kprobe if !Path::new("/sys/bus/event_source/devices/kprobe").exists() => {
-            let hint = if has_tracepoint_equivalent(function) {
-                format!("; {function} can use --backend tracepoint")
+        Backend::Kprobe => capabilities::kprobe_pmu().err().map(|why| {
+            if has_tracepoint_equivalent(function) {
+                format!("{why}; {function} can use --backend tracepoint")
             } else {
-                String::new()
-            };
-            Some(format!(
-                "kprobes are not available in this kernel (CONFIG_KPROBES){hint}"
-            ))
-        }
-        Backend::Fentry | Backend::TpBtf if !Path::new("/sys/kernel/btf/vmlinux").exists() => Some(
+                why
+            }
+        }),
+        Backend::Fentry | Backend::TpBtf if capabilities::kernel_btf_file().is_err() => Some(
             format!("{backend} needs kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)"),
         ),
         _ => None,
