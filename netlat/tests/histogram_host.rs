@@ -199,6 +199,40 @@ fn interval_reports_partition_the_calls() {
     );
 }
 
+/// The kernel's own counts of skipped work are in every final report:
+/// this kernel has `recursion_misses` (5.12+); raw_tp has no kprobe link.
+#[test]
+fn missed_counts_are_reported_in_json_and_text() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let netlat = Netlat::start(&["histogram", "net_rx_action", "--json"]);
+    loopback::run_for(Duration::from_millis(500));
+    let out = netlat.interrupt();
+    assert!(out.success, "stderr: {}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let missed = &report["missed"];
+    println!("missed: {missed}");
+    assert!(
+        missed["program_runs"].is_u64(),
+        "recursion_misses must be a number on this kernel: {report}"
+    );
+    assert!(
+        missed.get("kprobe_hits").is_none(),
+        "no kprobe link: {missed}"
+    );
+
+    let netlat = Netlat::start(&["histogram", "net_rx_action"]);
+    loopback::run_for(Duration::from_millis(300));
+    let out = netlat.interrupt();
+    assert!(
+        out.stdout
+            .contains("Missed by the kernel: program runs skipped (recursion_misses) "),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn one_cpu_only() {
     if !is_root() {

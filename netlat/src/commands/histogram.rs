@@ -133,10 +133,16 @@ pub(crate) async fn trace(
             slot: collector.rotate(&mut tracer).await?,
             unfinished_calls: None,
             conditions: None,
+            missed: None,
         };
         emit(&run, &tracer, &window, &snapshot)?;
         window = Window::start();
     }
+    // The kernel's missed counts live on the links: read them just before
+    // they go.
+    let missed = crate::tracing::missed::read(&tracer)
+        .map_err(|e| eprintln!("netlat: cannot read the kernel's missed counts: {e}"))
+        .ok();
     // Detach before the last read: nothing writes the maps any more, so the
     // snapshot is consistent (buckets sum to count on every CPU).
     tracer.detach()?;
@@ -144,6 +150,7 @@ pub(crate) async fn trace(
         slot: collector.read(&tracer)?,
         unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
         conditions: Some(conditions.finish()),
+        missed,
     };
     let report = if print {
         emit(&run, &tracer, &window, &snapshot)?
@@ -208,6 +215,8 @@ struct Snapshot {
     unfinished_calls: Option<u64>,
     /// Only for the final window: the whole run's conditions.
     conditions: Option<crate::model::report::Conditions>,
+    /// Only for the final window: what the kernel skipped over the run.
+    missed: Option<crate::model::report::Missed>,
 }
 
 /// The histogram the report is about: one CPU's with --cpu, else all CPUs'.
@@ -285,6 +294,7 @@ fn build_report(
         cpu: args.cpu,
         summary,
         unfinished_calls: snapshot.unfinished_calls,
+        missed: snapshot.missed,
         conditions: snapshot.conditions.clone(),
         per_cpu: cpus,
         by: run

@@ -256,6 +256,7 @@ mod tests {
             unfinished_calls: Some(0),
             per_cpu: None,
             by: None,
+            missed: None,
             conditions: Some(Conditions {
                 sysctls_start: sysctls.clone(),
                 sysctls_end: sysctls,

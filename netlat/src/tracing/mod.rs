@@ -6,3 +6,4 @@ pub mod backend;
 pub mod collect;
 pub mod group_by;
 pub mod kernel_btf;
+pub mod missed;

@@ -10,6 +10,7 @@
 mod collapse;
 mod generator_experiment;
 mod lifecycle;
+mod missed;
 mod timing;
 mod verdict;
 
@@ -48,6 +49,10 @@ const TESTS: &[(&str, Test)] = &[
         collapse::experiment_tcp_rmem,
     ),
     ("serve_defaults_with_kprobes", lifecycle::serve_defaults),
+    (
+        "kretprobe_misses_reported",
+        missed::kretprobe_misses_reported,
+    ),
 ];
 
 fn main() {
