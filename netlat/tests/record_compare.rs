@@ -7,21 +7,16 @@ mod common;
 use std::{process::Command, time::Duration};
 
 use common::{Netlat, is_root, run, skip};
-use netlat_testkit::loopback;
+use netlat_testkit::{loopback, scratch::Scratch};
 use serde_json::Value;
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("netlat-record-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
 
 #[test]
 fn recorded_run_carries_sysctls_and_counter_deltas() {
     if !is_root() {
         return skip("needs root to load eBPF programs");
     }
-    let path = scratch("run.json");
+    let scratch = Scratch::new("record");
+    let path = scratch.join("run.json");
     let netlat = Netlat::start(&[
         "histogram",
         "net_rx_action",
@@ -83,7 +78,7 @@ fn recorded_run_carries_sysctls_and_counter_deltas() {
     );
 
     // Two runs compare; different functions are refused unless forced.
-    let second = scratch("second.json");
+    let second = scratch.join("second.json");
     std::fs::copy(&path, &second).expect("copy");
     let out = run(&["compare", path.to_str().unwrap(), second.to_str().unwrap()]);
     assert!(out.success, "{}", out.stderr);
@@ -147,7 +142,8 @@ fn experiment_restores_the_sysctl_even_when_interrupted() {
     };
     let original = read();
     let changed = if original == "600" { "601" } else { "600" };
-    let dir = scratch("experiment");
+    let scratch = Scratch::new("record");
+    let dir = scratch.join("experiment");
 
     let out = run(&[
         "experiment",

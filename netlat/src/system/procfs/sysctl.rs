@@ -73,11 +73,12 @@ mod tests {
 
     #[test]
     fn absent_keys_are_none_and_present_ones_read() {
-        let dir = std::env::temp_dir().join(format!("netlat-sysctl-{}", std::process::id()));
+        let scratch = netlat_testkit::scratch::Scratch::new("sysctl");
+        let dir = scratch.path();
         std::fs::create_dir_all(dir.join("proc/sys/net/core")).unwrap();
         std::fs::write(dir.join("proc/sys/net/core/netdev_budget"), "300\n").unwrap();
         std::fs::write(dir.join("proc/sys/net/core/rmem_max"), "lots\n").unwrap();
-        let root = Root::under(&dir);
+        let root = Root::under(dir);
         assert_eq!(
             read_u64_at(&root, "net.core.netdev_budget").unwrap(),
             Some(300)
@@ -87,6 +88,5 @@ mod tests {
             None
         );
         assert!(read_u64_at(&root, "net.core.rmem_max").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
