@@ -257,6 +257,7 @@ mod tests {
             per_cpu: None,
             by: None,
             missed: None,
+            windows: None,
             conditions: Some(Conditions {
                 sysctls_start: sysctls.clone(),
                 sysctls_end: sysctls,

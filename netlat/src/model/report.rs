@@ -46,10 +46,25 @@ pub struct HistogramReport {
     /// `--by`: the same calls again, one histogram per group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<Grouping>,
+    /// `--interval` runs written with `--output`: each window as it was
+    /// printed. The report itself then covers the whole run (its counts are
+    /// the windows' sum), like its conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Vec<WindowSummary>>,
     /// What the kernel itself counted as skipped while netlat was attached
     /// (final report only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<Missed>,
+}
+
+/// One `--interval` window of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    /// RFC 3339 UTC time the window started.
+    pub start: String,
+    pub window_ns: u64,
+    #[serde(flatten)]
+    pub summary: Summary,
 }
 
 /// Work the kernel skipped, by its own counters: each is a call netlat

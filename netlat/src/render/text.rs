@@ -295,6 +295,7 @@ mod tests {
             per_cpu: None,
             by: None,
             missed: None,
+            windows: None,
         }
     }
 
