@@ -404,7 +404,7 @@ fn time_wait_per_port_matches_ss_between_two_namespaces() {
     let started = Instant::now();
     let listener = server.run(|| TcpListener::bind((SERVER, PORT)).expect("bind in the namespace"));
     // The server closes first (write, then drop), so the TIME_WAIT sockets
-    // are its own, on its port: seed 000's `ss -tan 'sport = :4140'`.
+    // are its own, on its port: the notes' `ss -tan 'sport = :4140'`.
     let acceptor = thread::spawn(move || {
         for _ in 0..CONNECTIONS {
             let (mut conn, _) = listener.accept().expect("accept");

@@ -1,4 +1,5 @@
-//! The checklist of seed 000 (and seed 003's receive-buffer story) as pure
+//! The checklist of Linkerd's network-performance notes (and the
+//! receive-buffer story of "The story of one latency spike") as pure
 //! functions from two samples to verdicts, each with the numbers behind it.
 
 use std::{collections::BTreeMap, time::Duration};
@@ -48,7 +49,7 @@ pub struct Check {
     /// What was found, in plain words ("unavailable: why" when unreadable).
     pub summary: String,
     pub evidence: Vec<Evidence>,
-    /// Tuning or next steps, as the seeds suggest them.
+    /// Tuning or next steps, as the published checklists suggest them.
     pub suggestions: Vec<String>,
 }
 
@@ -427,7 +428,7 @@ impl Ctx<'_> {
                     .into(),
             );
             suggestions.push(
-                "a large net.ipv4.tcp_rmem maximum makes each collapse longer (seed 003: max 21 ms with \"4096 5242880 33554432\", 3 ms with \"4096 1048576 2097152\"); try: netlat experiment tcp_collapse --sysctl net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
+                "a large net.ipv4.tcp_rmem maximum makes each collapse longer (\"The story of one latency spike\": max 21 ms with \"4096 5242880 33554432\", 3 ms with \"4096 1048576 2097152\"); try: netlat experiment tcp_collapse --sysctl net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
                     .into(),
             );
         }
@@ -787,7 +788,7 @@ fn plural_s(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Seed 000: many TIME_WAIT sockets together with dropped SYNs tell that
+/// Linkerd's network-performance notes: many TIME_WAIT sockets together with dropped SYNs tell that
 /// connection pooling is not used.
 fn tie_time_wait_to_syn_drops(checks: &mut [Check]) {
     let drops = checks
@@ -869,7 +870,7 @@ mod tests {
         assert_eq!(judge(&quiet(), &after(9), "softnet").verdict, Verdict::Ok);
         let c = judge(&quiet(), &after(10), "softnet");
         assert_eq!(c.verdict, Verdict::Warn);
-        // No sysctl readable: the seed's value, without "(now ...)".
+        // No sysctl readable: the checklist's value, without "(now ...)".
         assert_eq!(
             c.suggestions,
             ["give softirq processing more room: sysctl -w net.core.netdev_budget=600"]

@@ -1,4 +1,4 @@
-//! `netlat doctor` (issue 6): seed 000's network-latency checklist,
+//! `netlat doctor`: the checklist of Linkerd's network-performance notes,
 //! measured instead of read. Two readings of /proc and /sys a window apart
 //! (`sample`), verdicts with their evidence (`checks`), then text or JSON
 //! (`text`, `json`). Needs no eBPF, so it works on every kernel.
@@ -66,7 +66,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             .context("cannot write the report")?;
         return Ok(());
     };
-    // Like seed 000's `while true; do ...; sleep 5; done`: each interval
+    // Like the notes' `while true; do ...; sleep 5; done`: each interval
     // judged on its own deltas. Ctrl-C ends it the usual way.
     let mut before = sample::take(&root);
     let mut start = Instant::now();

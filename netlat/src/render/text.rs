@@ -300,8 +300,8 @@ mod tests {
     }
 
     #[test]
-    fn seed_003_histogram_in_milliseconds() {
-        // The shape of the seed's net_rx_action run: most calls under 1 ms.
+    fn net_rx_action_histogram_in_milliseconds_as_in_the_latency_spike_story() {
+        // The shape of the story's net_rx_action run: most calls under 1 ms.
         let r = report(&[
             (200_000, 3_685_011),
             (1_500_000, 215),

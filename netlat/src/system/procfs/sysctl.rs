@@ -4,8 +4,9 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use super::{ProcError, Root, read_text};
 
-/// The sysctls behind seed 003's story (receive buffers and tcp_collapse)
-/// and seed 000's softnet checklist, recorded beside every result.
+/// The sysctls behind "The story of one latency spike" (receive buffers and
+/// tcp_collapse) and the softnet checklist of Linkerd's network-performance
+/// notes, recorded beside every result.
 pub const RECORDED: [&str; 10] = [
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_wmem",
