@@ -42,7 +42,7 @@ pub struct FlamegraphArgs {
     #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
     /// Keep only samples taken while this kernel function runs.
-    #[arg(long, value_name = "FUNCTION")]
+    #[arg(long, value_name = "FUNCTION", value_parser = crate::system::kallsyms::function_name)]
     pub during: Option<String>,
     /// Keep only samples from calls of --during that last longer than this (e.g. 1ms).
     #[arg(long, value_parser = crate::model::duration::parse, requires = "during", value_name = "DURATION")]

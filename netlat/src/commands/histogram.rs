@@ -25,6 +25,7 @@ use crate::{
 #[derive(clap::Args, Debug, Clone)]
 pub struct HistogramArgs {
     /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
+    #[arg(value_parser = crate::system::kallsyms::function_name)]
     pub function: String,
     /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
     /// Without it, trace until Ctrl-C.
@@ -39,7 +40,7 @@ pub struct HistogramArgs {
     /// Print (and reset) a histogram every interval, with a timestamp.
     /// With --output, the file still holds the whole run: the windows'
     /// sum, each window, and the kernel counters over the same span.
-    #[arg(long, value_parser = crate::model::duration::parse, value_name = "SECONDS")]
+    #[arg(long, value_parser = crate::model::duration::parse_interval, value_name = "SECONDS")]
     pub interval: Option<Duration>,
     /// One histogram per CPU, then all CPUs together.
     #[arg(long)]
