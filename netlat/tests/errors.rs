@@ -67,6 +67,17 @@ fn function_names_the_kernel_cannot_have_are_refused_at_once() {
 }
 
 #[test]
+fn flamegraph_argument_mistakes() {
+    let out = run(&["flamegraph", "-o", "x.svg", "--folded", "x.svg"]);
+    assert_one_line_error(&out, "--output and --folded both name x.svg");
+    let out = run(&["flamegraph", "net_rx_action", "--duration", "1"]);
+    assert_one_line_error(&out, "use --during net_rx_action");
+    let out = run(&["flamegraph", "--backend", "kprobe", "--duration", "1"]);
+    assert_one_line_error(&out, "--during");
+    assert!(!std::path::Path::new("x.svg").exists());
+}
+
+#[test]
 fn bad_option_values() {
     let out = run(&["histogram", "net_rx_action", "--backend", "dtrace"]);
     assert_one_line_error(&out, "invalid value 'dtrace' for '--backend");

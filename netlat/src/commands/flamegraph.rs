@@ -48,7 +48,7 @@ pub struct FlamegraphArgs {
     #[arg(long, value_parser = crate::model::duration::parse, requires = "during", value_name = "DURATION")]
     pub slower_than: Option<std::time::Duration>,
     /// How to time --during (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto, requires = "during")]
     pub backend: crate::tracing::backend::choice::BackendChoice,
     /// Where to write the SVG.
     #[arg(long, short, default_value = "flamegraph.svg")]
@@ -56,9 +56,42 @@ pub struct FlamegraphArgs {
     /// Also write the collapsed stacks (FlameGraph/inferno folded format).
     #[arg(long, value_name = "FILE")]
     pub folded: Option<std::path::PathBuf>,
+    /// Not an argument: caught to point at --during.
+    #[arg(hide = true, value_name = "FUNCTION")]
+    pub stray: Vec<String>,
+}
+
+/// Mistakes in the arguments alone, before anything is touched.
+fn check_args(args: &FlamegraphArgs) -> Result<()> {
+    if let Some(first) = args.stray.first() {
+        bail!(
+            "netlat flamegraph takes no FUNCTION argument: to keep only samples taken while {} runs, use --during {}",
+            crate::render::printable(first),
+            crate::render::printable(first)
+        );
+    }
+    if let Some(folded) = &args.folded
+        && same_file(&args.output, folded)
+    {
+        bail!(
+            "--output and --folded both name {}: give the folded stacks a file of their own",
+            folded.display()
+        );
+    }
+    Ok(())
+}
+
+/// The same path, or two names of one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
+    check_args(args)?;
     privileges::check().map_err(anyhow::Error::msg)?;
     // Fail on an unwritable path now, not after the whole window.
     super::check_writable(&args.output)?;
