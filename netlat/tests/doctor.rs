@@ -531,3 +531,33 @@ fn tcp_collapse_generator_is_flagged_as_receive_buffer_pressure() {
         "{out}"
     );
 }
+
+/// This host has no kprobes and refuses fentry: netlat knows it cannot time
+/// tcp_collapse here, so doctor must not send the user to a command that
+/// fails.
+#[test]
+fn knows_when_tcp_collapse_cannot_be_timed_here() {
+    if !is_root() {
+        return skip("needs root to try loading an fentry program");
+    }
+    let why = netlat::tracing::backend::attach::function_probes_refused("tcp_collapse");
+    println!("tcp_collapse: {why:?}");
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    if kprobes {
+        assert_eq!(why, None, "kprobes are there: they can time it");
+        return;
+    }
+    let histogram = common::run(&["histogram", "tcp_collapse", "0.1"]);
+    match why {
+        // fentry loads: the command may work.
+        None => println!("fentry loads here: {}", histogram.stderr),
+        Some(why) => {
+            assert!(why.contains("kprobes are not available"), "{why}");
+            assert!(
+                !histogram.success,
+                "netlat said it cannot, but it did: {}",
+                histogram.stdout
+            );
+        }
+    }
+}

@@ -784,6 +784,32 @@ impl Ctx<'_> {
     }
 }
 
+/// The suggestions that run netlat on `function`, for a kernel where it
+/// cannot be timed: what that would need instead, and the tuning to try by
+/// hand.
+pub fn without_tracing(report: &mut Report, function: &str, why: &str) {
+    let histogram = format!("netlat histogram {function}");
+    let experiment = format!("netlat experiment {function}");
+    for check in &mut report.checks {
+        for s in &mut check.suggestions {
+            if s.contains(&histogram) {
+                *s = format!(
+                    "netlat cannot time {function} on this kernel ({why}): that needs a kernel with kprobes (CONFIG_KPROBES=y) or fentry (BTF and BPF trampolines, CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y, as Debian's cloud kernels have); the counters above still show how often it ran"
+                );
+            } else if let Some(at) = s.find(&experiment) {
+                let sysctl = s[at..]
+                    .split_once("--sysctl ")
+                    .map(|(_, kv)| kv.to_owned())
+                    .unwrap_or_default();
+                *s = format!(
+                    "{}by hand, since netlat cannot time {function} here: sysctl -w {sysctl}, then netlat doctor --watch 5 to see whether the counters calm down",
+                    &s[..at]
+                );
+            }
+        }
+    }
+}
+
 fn plural_s(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -838,6 +864,41 @@ mod tests {
             snmp: Ok(netstat::parse(text_snmp).unwrap()),
             ..quiet()
         }
+    }
+
+    #[test]
+    fn where_tcp_collapse_cannot_be_timed_the_advice_says_what_it_needs() {
+        let busy = with_counters(
+            "TcpExt: ListenOverflows ListenDrops TCPBacklogDrop PruneCalled RcvPruned OfoPruned TCPRcvCollapsed TCPTimeouts TCPSynRetrans TCPLostRetransmit\nTcpExt: 0 0 0 30 0 0 4000 0 0 0\n",
+            "Tcp: ActiveOpens PassiveOpens OutSegs RetransSegs\nTcp: 0 0 0 0\n",
+        );
+        let mut r = evaluate(&quiet(), &busy, Duration::from_secs(10));
+        let before = r.check("receive_buffers").unwrap().suggestions.clone();
+        assert!(
+            before
+                .iter()
+                .any(|s| s.contains("netlat histogram tcp_collapse")),
+            "{before:?}"
+        );
+        without_tracing(&mut r, "tcp_collapse", "no kprobes; fentry refused");
+        let after = &r.check("receive_buffers").unwrap().suggestions;
+        assert!(
+            !after
+                .iter()
+                .any(|s| s.contains("netlat histogram tcp_collapse")
+                    || s.contains("netlat experiment tcp_collapse")),
+            "{after:?}"
+        );
+        assert!(
+            after[0].starts_with("netlat cannot time tcp_collapse on this kernel (no kprobes; fentry refused): that needs a kernel with kprobes (CONFIG_KPROBES=y) or fentry"),
+            "{after:?}"
+        );
+        assert!(
+            after[1].contains(
+                "try: by hand, since netlat cannot time tcp_collapse here: sysctl -w net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
+            ),
+            "{after:?}"
+        );
     }
 
     fn judge(before: &Sample, after: &Sample, id: &str) -> Check {

@@ -286,6 +286,20 @@ pub fn attach_first(
     }
 }
 
+/// Why neither kprobes nor fentry can time `function` on this kernel,
+/// found without attaching anything (kprobes: is their PMU there; fentry:
+/// does a load get through). None when either may work, or when the
+/// answer is not known. Needs root: unprivileged, every load is refused.
+pub fn function_probes_refused(function: &str) -> Option<String> {
+    let kprobe = choice::unavailable_reason(Backend::Kprobe, function)?;
+    let fentry = match Tracer::load(function, Backend::Fentry) {
+        Ok(_) => return None,
+        Err(e @ (AttachError::Unavailable(_) | AttachError::CannotProbe(_))) => e.to_string(),
+        Err(AttachError::Other(_)) => return None,
+    };
+    Some(format!("{kprobe}; {fentry}"))
+}
+
 fn program_as<'a, P>(program: &'a mut aya::programs::Program) -> Result<&'a mut P, AttachError>
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program>,
