@@ -7,4 +7,5 @@ pub mod loopback;
 pub mod netlat;
 pub mod netstat;
 pub mod scrape;
+pub mod scratch;
 pub mod softirqs;

@@ -21,10 +21,14 @@ use serde_json::Value;
 /// Every series name `netlat serve --doctor` exports, plus Prometheus' `up`.
 const EXPORTED: &[&str] = &[
     "netlat_build_info",
+    "netlat_function_dropped_entries_total",
     "netlat_function_info",
+    "netlat_function_kprobe_missed_total",
     "netlat_function_latency_seconds_bucket",
     "netlat_function_latency_seconds_count",
     "netlat_function_latency_seconds_sum",
+    "netlat_function_missed_program_runs_total",
+    "netlat_function_unmatched_exits_total",
     "netlat_softnet_dropped_total",
     "netlat_softnet_processed_total",
     "netlat_softnet_time_squeeze_total",
@@ -216,6 +220,10 @@ fn exported_list_matches_netlat_renderer() {
             function: "net_rx_action".into(),
             backend: "raw_tp",
             series: vec![(None, Histogram::default())],
+            missed: Some(netlat::model::report::Missed {
+                program_runs: netlat::model::report::KernelCount::Counted(0),
+                kprobe_hits: Some(netlat::model::report::KernelCount::Counted(0)),
+            }),
         }],
         tcp_rmem: Some([4096, 131072, 6291456]),
         doctor: Some(DoctorCounters {

@@ -404,7 +404,7 @@ fn time_wait_per_port_matches_ss_between_two_namespaces() {
     let started = Instant::now();
     let listener = server.run(|| TcpListener::bind((SERVER, PORT)).expect("bind in the namespace"));
     // The server closes first (write, then drop), so the TIME_WAIT sockets
-    // are its own, on its port: seed 000's `ss -tan 'sport = :4140'`.
+    // are its own, on its port: the notes' `ss -tan 'sport = :4140'`.
     let acceptor = thread::spawn(move || {
         for _ in 0..CONNECTIONS {
             let (mut conn, _) = listener.accept().expect("accept");
@@ -530,4 +530,34 @@ fn tcp_collapse_generator_is_flagged_as_receive_buffer_pressure() {
         out.contains("Receive-buffer pressure: receive queues over budget"),
         "{out}"
     );
+}
+
+/// This host has no kprobes and refuses fentry: netlat knows it cannot time
+/// tcp_collapse here, so doctor must not send the user to a command that
+/// fails.
+#[test]
+fn knows_when_tcp_collapse_cannot_be_timed_here() {
+    if !is_root() {
+        return skip("needs root to try loading an fentry program");
+    }
+    let why = netlat::tracing::backend::attach::function_probes_refused("tcp_collapse");
+    println!("tcp_collapse: {why:?}");
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    if kprobes {
+        assert_eq!(why, None, "kprobes are there: they can time it");
+        return;
+    }
+    let histogram = common::run(&["histogram", "tcp_collapse", "0.1"]);
+    match why {
+        // fentry loads: the command may work.
+        None => println!("fentry loads here: {}", histogram.stderr),
+        Some(why) => {
+            assert!(why.contains("kprobes are not available"), "{why}");
+            assert!(
+                !histogram.success,
+                "netlat said it cannot, but it did: {}",
+                histogram.stdout
+            );
+        }
+    }
 }

@@ -36,6 +36,48 @@ fn bad_duration() {
 }
 
 #[test]
+fn too_long_a_duration_says_the_limit() {
+    for long in ["1e10", "40years"] {
+        let out = run(&["histogram", "net_rx_action", long]);
+        assert_one_line_error(&out, "at most 1000000000 seconds (about 31 years)");
+    }
+}
+
+#[test]
+fn an_interval_netlat_cannot_keep_is_refused() {
+    let out = run(&["histogram", "net_rx_action", "--interval", "1ms"]);
+    assert_one_line_error(&out, "the shortest netlat can keep is 10ms");
+}
+
+#[test]
+fn function_names_the_kernel_cannot_have_are_refused_at_once() {
+    let long = "x".repeat(20_000);
+    let started = std::time::Instant::now();
+    let out = run(&["histogram", &long, "1"]);
+    assert_one_line_error(&out, "the kernel's limit is 511 bytes (KSYM_NAME_LEN)");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let out = run(&["histogram", "", "1"]);
+    assert_one_line_error(&out, "the function name is empty");
+    let out = run(&["flamegraph", "--during", ""]);
+    assert_one_line_error(&out, "the function name is empty");
+}
+
+#[test]
+fn flamegraph_argument_mistakes() {
+    let out = run(&["flamegraph", "-o", "x.svg", "--folded", "x.svg"]);
+    assert_one_line_error(&out, "--output and --folded both name x.svg");
+    let out = run(&["flamegraph", "net_rx_action", "--duration", "1"]);
+    assert_one_line_error(&out, "use --during net_rx_action");
+    let out = run(&["flamegraph", "--backend", "kprobe", "--duration", "1"]);
+    assert_one_line_error(&out, "--during");
+    assert!(!std::path::Path::new("x.svg").exists());
+}
+
+#[test]
 fn bad_option_values() {
     let out = run(&["histogram", "net_rx_action", "--backend", "dtrace"]);
     assert_one_line_error(&out, "invalid value 'dtrace' for '--backend");

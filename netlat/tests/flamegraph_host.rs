@@ -13,13 +13,7 @@ use std::{
 };
 
 use common::{is_root, run, skip};
-use netlat_testkit::loopback;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netlat-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
+use netlat_testkit::{loopback, scratch::Scratch};
 
 fn kept(stderr: &str) -> u64 {
     stderr
@@ -48,7 +42,8 @@ fn during_net_rx_action_every_stack_contains_it() {
     if !is_root() {
         return skip("needs root to load eBPF programs");
     }
-    let (svg, folded) = (scratch("rx.svg"), scratch("rx.folded"));
+    let dir = Scratch::new("flamegraph");
+    let (svg, folded) = (dir.join("rx.svg"), dir.join("rx.folded"));
     let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(4)));
     let out = run(&[
         "flamegraph",
@@ -92,7 +87,8 @@ fn all_cpus_shows_the_tests_own_busy_loop() {
     if !is_root() {
         return skip("needs root to load eBPF programs");
     }
-    let (svg, folded) = (scratch("all.svg"), scratch("all.folded"));
+    let dir = Scratch::new("flamegraph");
+    let (svg, folded) = (dir.join("all.svg"), dir.join("all.folded"));
     let stop = Arc::new(AtomicBool::new(false));
     let busy = {
         let stop = Arc::clone(&stop);
@@ -176,7 +172,8 @@ fn slower_than_keeps_only_samples_of_slow_calls() {
         return skip("needs root to load eBPF programs");
     }
     // Every call is slower than 1 ns: all samples inside calls are kept.
-    let (svg, folded) = (scratch("slow.svg"), scratch("slow.folded"));
+    let dir = Scratch::new("flamegraph");
+    let (svg, folded) = (dir.join("slow.svg"), dir.join("slow.folded"));
     let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(5)));
     let out = run(&[
         "flamegraph",

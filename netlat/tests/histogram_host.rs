@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Netlat, bucket_total, is_root, skip};
-use netlat_testkit::{loopback, softirqs};
+use netlat_testkit::{loopback, scratch::Scratch, softirqs};
 use serde_json::Value;
 
 /// Checks `count` against the NET_RX delta: at least the calls made while
@@ -197,6 +197,114 @@ fn interval_reports_partition_the_calls() {
         inside_end - inside_start,
         after_end - before_start,
     );
+}
+
+/// The kernel's own counts of skipped work are in every final report:
+/// this kernel has `recursion_misses` (5.12+); raw_tp has no kprobe link.
+#[test]
+fn missed_counts_are_reported_in_json_and_text() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let netlat = Netlat::start(&["histogram", "net_rx_action", "--json"]);
+    loopback::run_for(Duration::from_millis(500));
+    let out = netlat.interrupt();
+    assert!(out.success, "stderr: {}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let missed = &report["missed"];
+    println!("missed: {missed}");
+    assert!(
+        missed["program_runs"].is_u64(),
+        "recursion_misses must be a number on this kernel: {report}"
+    );
+    assert!(
+        missed.get("kprobe_hits").is_none(),
+        "no kprobe link: {missed}"
+    );
+
+    let netlat = Netlat::start(&["histogram", "net_rx_action"]);
+    loopback::run_for(Duration::from_millis(300));
+    let out = netlat.interrupt();
+    assert!(
+        out.stdout
+            .contains("Missed by the kernel: program runs skipped (recursion_misses) "),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `--interval` with `--output`: the file is the whole run, the sum of the
+/// windows printed, with each window in it, and bracketed by /proc/softirqs
+/// over the run like the conditions beside it.
+#[test]
+fn interval_output_file_holds_the_whole_run() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let scratch = Scratch::new("interval");
+    let path = scratch.join("run.json");
+    let before_start = softirqs::net_rx_total();
+    let netlat = Netlat::start(&[
+        "histogram",
+        "net_rx_action",
+        "--interval",
+        "1",
+        "--json",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    let inside_start = softirqs::net_rx_total();
+    loopback::run_for(Duration::from_millis(3300));
+    let inside_end = softirqs::net_rx_total();
+    let out = netlat.interrupt();
+    let after_end = softirqs::net_rx_total();
+    assert!(out.success, "stderr: {}", out.stderr);
+    let printed: Vec<u64> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).expect("one JSON document per line");
+            r["count"].as_u64().unwrap()
+        })
+        .collect();
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("result file")).expect("JSON");
+    let windows = file["windows"]
+        .as_array()
+        .expect("the file lists its windows");
+    let in_file: Vec<u64> = windows
+        .iter()
+        .map(|w| w["count"].as_u64().unwrap())
+        .collect();
+    let total = file["count"].as_u64().unwrap();
+    println!("printed {printed:?}, file windows {in_file:?}, file total {total}");
+    assert!(windows.len() >= 4, "{file}");
+    assert_eq!(in_file, printed, "the file's windows are the ones printed");
+    assert_eq!(total, in_file.iter().sum::<u64>(), "total = sum of windows");
+    assert_eq!(bucket_total(&file), total, "the total's buckets");
+    for w in windows {
+        assert_eq!(bucket_total(w), w["count"].as_u64().unwrap());
+    }
+    assert_bracketed(
+        "file total",
+        total,
+        inside_end - inside_start,
+        after_end - before_start,
+    );
+    // One span for numbers and counters: the window is the whole run, and
+    // the windows lie inside it.
+    let window = file["window_ns"].as_u64().unwrap();
+    let windows_ns: u64 = windows
+        .iter()
+        .map(|w| w["window_ns"].as_u64().unwrap())
+        .sum();
+    assert!(
+        window >= windows_ns && window < windows_ns + 100_000_000,
+        "run {window} ns, windows {windows_ns} ns"
+    );
+    assert_eq!(file["start"], windows[0]["start"], "{file}");
+    assert!(file["conditions"]["netstat_delta"].is_object(), "{file}");
+    assert!(file["missed"].is_object(), "{file}");
 }
 
 #[test]

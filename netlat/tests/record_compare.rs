@@ -7,21 +7,16 @@ mod common;
 use std::{process::Command, time::Duration};
 
 use common::{Netlat, is_root, run, skip};
-use netlat_testkit::loopback;
+use netlat_testkit::{loopback, scratch::Scratch};
 use serde_json::Value;
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("netlat-record-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
 
 #[test]
 fn recorded_run_carries_sysctls_and_counter_deltas() {
     if !is_root() {
         return skip("needs root to load eBPF programs");
     }
-    let path = scratch("run.json");
+    let scratch = Scratch::new("record");
+    let path = scratch.join("run.json");
     let netlat = Netlat::start(&[
         "histogram",
         "net_rx_action",
@@ -83,7 +78,7 @@ fn recorded_run_carries_sysctls_and_counter_deltas() {
     );
 
     // Two runs compare; different functions are refused unless forced.
-    let second = scratch("second.json");
+    let second = scratch.join("second.json");
     std::fs::copy(&path, &second).expect("copy");
     let out = run(&["compare", path.to_str().unwrap(), second.to_str().unwrap()]);
     assert!(out.success, "{}", out.stderr);
@@ -147,7 +142,8 @@ fn experiment_restores_the_sysctl_even_when_interrupted() {
     };
     let original = read();
     let changed = if original == "600" { "601" } else { "600" };
-    let dir = scratch("experiment");
+    let scratch = Scratch::new("record");
+    let dir = scratch.join("experiment");
 
     let out = run(&[
         "experiment",
@@ -231,5 +227,82 @@ fn experiment_restores_the_sysctl_even_when_interrupted() {
     assert!(
         stdout.contains("before") && stdout.contains("after"),
         "{stdout}"
+    );
+}
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/compare/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Runs that differ in more than the tuning say so; the same file twice
+/// too. No root: recorded files only.
+#[test]
+fn compare_says_when_runs_are_not_comparable() {
+    let (all, cpu1) = (fixture("all-cpus.json"), fixture("cpu1.json"));
+    let out = run(&["compare", &all, &cpu1]);
+    println!("{}", out.stdout);
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with(
+            "Note: different CPU selections (all-cpus: all 2 CPUs; cpu1: CPU 1 only): count and calls/s cover different CPUs\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["compare", "--json", &all, &cpu1]);
+    let json: Value = serde_json::from_str(&out.stdout).expect("comparison JSON");
+    assert!(
+        json["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("different CPU selections"),
+        "{json}"
+    );
+    let out = run(&["compare", &all, &all]);
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "Note: all-cpus and all-cpus are the same run (identical contents: one file given twice, or a copy)"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+/// An endless file is refused after a bounded read, in one line; strings
+/// from a file never reach the terminal as control sequences.
+#[test]
+fn compare_refuses_endless_files_and_escapes_control_characters() {
+    let out = run(&["compare", "/dev/zero", &fixture("all-cpus.json")]);
+    assert!(!out.success);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "Error: /dev/zero is larger than 256 MiB: not a netlat result (a run's file is a few kB to a few MB)"
+    );
+    let evil = fixture("control-chars.json");
+    let out = run(&["compare", &fixture("all-cpus.json"), &evil]);
+    assert!(!out.success);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("control-chars times net_rx_action\\u{1b}[2J: use --force"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["compare", "--force", &fixture("all-cpus.json"), &evil]);
+    assert!(out.success, "{}", out.stderr);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
+    assert!(
+        out.stdout.contains("evil\\u{1b}]0;owned\\u{7}host"),
+        "{}",
+        out.stdout
     );
 }

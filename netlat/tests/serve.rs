@@ -225,9 +225,15 @@ fn page_passes_promtool_and_sigterm_detaches() {
         "netlat_softnet_time_squeeze_total{cpu=\"0\"}",
         "netlat_tcp_prune_called_total",
         "netlat_sysctl_tcp_rmem_bytes{field=\"max\"}",
+        // What was not timed, beside the histogram; this kernel (5.12+)
+        // counts skipped program runs.
+        "netlat_function_unmatched_exits_total{function=\"net_rx_action\"}",
+        "netlat_function_missed_program_runs_total{function=\"net_rx_action\"}",
     ] {
         assert!(sample(&page, name).is_some(), "no {name} in\n{page}");
     }
+    // raw_tp has no kprobe link to ask.
+    assert!(!page.contains("netlat_function_kprobe_missed"), "{page}");
     let rmem_max: f64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
         .unwrap()
         .split_whitespace()

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     model::compare::{self, Named},
-    render,
+    render::{self, printable},
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -23,12 +23,15 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs) -> Result<()> {
+    // Errors quote the files (a function name, a JSON fragment): printable.
+    let shown = |e: compare::CompareError| anyhow::anyhow!("{}", printable(&e.to_string()));
     let runs = args
         .files
         .iter()
         .map(|p| compare::load(p))
-        .collect::<Result<Vec<Named>, _>>()?;
-    compare::check_functions(&runs, args.force)?;
+        .collect::<Result<Vec<Named>, _>>()
+        .map_err(shown)?;
+    compare::check_functions(&runs, args.force).map_err(shown)?;
     print(&runs, args.json)
 }
 

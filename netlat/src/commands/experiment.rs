@@ -1,5 +1,5 @@
-//! `netlat experiment FUNCTION --sysctl KEY=VALUE`: the seed-003 workflow
-//! in one command. Record a run with the current setting, apply the new
+//! `netlat experiment FUNCTION --sysctl KEY=VALUE`: the before-and-after
+//! workflow of "The story of one latency spike" in one command. Record a run with the current setting, apply the new
 //! value, record a second run, put the original back (also on Ctrl-C,
 //! SIGTERM or an error), and compare.
 

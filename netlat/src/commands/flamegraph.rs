@@ -42,13 +42,13 @@ pub struct FlamegraphArgs {
     #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
     /// Keep only samples taken while this kernel function runs.
-    #[arg(long, value_name = "FUNCTION")]
+    #[arg(long, value_name = "FUNCTION", value_parser = crate::system::kallsyms::function_name)]
     pub during: Option<String>,
     /// Keep only samples from calls of --during that last longer than this (e.g. 1ms).
     #[arg(long, value_parser = crate::model::duration::parse, requires = "during", value_name = "DURATION")]
     pub slower_than: Option<std::time::Duration>,
     /// How to time --during (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
+    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto, requires = "during")]
     pub backend: crate::tracing::backend::choice::BackendChoice,
     /// Where to write the SVG.
     #[arg(long, short, default_value = "flamegraph.svg")]
@@ -56,9 +56,42 @@ pub struct FlamegraphArgs {
     /// Also write the collapsed stacks (FlameGraph/inferno folded format).
     #[arg(long, value_name = "FILE")]
     pub folded: Option<std::path::PathBuf>,
+    /// Not an argument: caught to point at --during.
+    #[arg(hide = true, value_name = "FUNCTION")]
+    pub stray: Vec<String>,
+}
+
+/// Mistakes in the arguments alone, before anything is touched.
+fn check_args(args: &FlamegraphArgs) -> Result<()> {
+    if let Some(first) = args.stray.first() {
+        bail!(
+            "netlat flamegraph takes no FUNCTION argument: to keep only samples taken while {} runs, use --during {}",
+            crate::render::printable(first),
+            crate::render::printable(first)
+        );
+    }
+    if let Some(folded) = &args.folded
+        && same_file(&args.output, folded)
+    {
+        bail!(
+            "--output and --folded both name {}: give the folded stacks a file of their own",
+            folded.display()
+        );
+    }
+    Ok(())
+}
+
+/// The same path, or two names of one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
+    check_args(args)?;
     privileges::check().map_err(anyhow::Error::msg)?;
     // Fail on an unwritable path now, not after the whole window.
     super::check_writable(&args.output)?;

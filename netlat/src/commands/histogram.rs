@@ -10,7 +10,9 @@ use anyhow::{Context as _, Result, bail};
 pub(crate) use super::stop::{self, Stop, Woke};
 use crate::{
     model::histogram::Histogram,
-    model::report::{CpuSummary, Grouping, HistogramReport, SCHEMA_VERSION, Summary},
+    model::report::{
+        CpuSummary, Grouping, HistogramReport, SCHEMA_VERSION, Summary, WindowSummary,
+    },
     model::unit::Unit,
     render,
     system::host::{self, HostInfo},
@@ -23,6 +25,7 @@ use crate::{
 #[derive(clap::Args, Debug, Clone)]
 pub struct HistogramArgs {
     /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
+    #[arg(value_parser = crate::system::kallsyms::function_name)]
     pub function: String,
     /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
     /// Without it, trace until Ctrl-C.
@@ -35,7 +38,9 @@ pub struct HistogramArgs {
     #[arg(long, value_enum, default_value_t = crate::model::unit::UnitChoice::Auto)]
     pub unit: crate::model::unit::UnitChoice,
     /// Print (and reset) a histogram every interval, with a timestamp.
-    #[arg(long, value_parser = crate::model::duration::parse, value_name = "SECONDS")]
+    /// With --output, the file still holds the whole run: the windows'
+    /// sum, each window, and the kernel counters over the same span.
+    #[arg(long, value_parser = crate::model::duration::parse_interval, value_name = "SECONDS")]
     pub interval: Option<Duration>,
     /// One histogram per CPU, then all CPUs together.
     #[arg(long)]
@@ -47,7 +52,9 @@ pub struct HistogramArgs {
     #[arg(long)]
     pub json: bool,
     /// Also write the final result, with the sysctls and kernel counters
-    /// around the run, as JSON to FILE (for `netlat compare`).
+    /// around the run, as JSON to FILE (for `netlat compare`). With
+    /// --interval it is the whole run (the windows' sum) and lists each
+    /// window under `windows`.
     #[arg(long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
     /// One histogram per group of calls: `rcvbuf` groups socket functions
@@ -120,6 +127,16 @@ pub(crate) async fn trace(
         key,
     };
     let mut collector = Collector::new();
+    // `--interval` with `--output`: the file holds the whole run, so every
+    // window is kept and added up.
+    let mut whole = (args.interval.is_some() && args.output.is_some()).then(|| WholeRun {
+        start: Window {
+            instant: started,
+            wall: window.wall,
+        },
+        slot: Slot::default(),
+        windows: Vec::new(),
+    });
     let deadline = args.seconds.map(|d| started + d);
     let mut interrupted = false;
     loop {
@@ -139,10 +156,19 @@ pub(crate) async fn trace(
             slot: collector.rotate(&mut tracer).await?,
             unfinished_calls: None,
             conditions: None,
+            missed: None,
         };
-        emit(&run, &tracer, &window, &snapshot)?;
+        let printed = emit(&run, &tracer, &window, &snapshot)?;
+        if let Some(whole) = &mut whole {
+            whole.add(&snapshot.slot, &printed);
+        }
         window = Window::start();
     }
+    // The kernel's missed counts live on the links: read them just before
+    // they go.
+    let missed = crate::tracing::missed::read(&tracer)
+        .map_err(|e| eprintln!("netlat: cannot read the kernel's missed counts: {e}"))
+        .ok();
     // Detach before the last read: nothing writes the maps any more, so the
     // snapshot is consistent (buckets sum to count on every CPU).
     tracer.detach()?;
@@ -150,12 +176,22 @@ pub(crate) async fn trace(
         slot: collector.read(&tracer)?,
         unfinished_calls: Some(collect::unfinished_calls(&tracer)?),
         conditions: Some(conditions.finish()),
+        missed,
     };
-    let report = if print {
+    let mut report = if print {
         emit(&run, &tracer, &window, &snapshot)?
     } else {
         build_report(&run, &tracer, &window, &snapshot)
     };
+    if let Some(mut whole) = whole {
+        whole.add(&snapshot.slot, &report);
+        let snapshot = Snapshot {
+            slot: whole.slot,
+            ..snapshot
+        };
+        report = build_report(&run, &tracer, &whole.start, &snapshot);
+        report.windows = Some(whole.windows);
+    }
     if let Some(path) = &args.output {
         std::fs::write(path, render::json::render(&report, false))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -184,6 +220,25 @@ impl Window {
     }
 }
 
+/// A run cut into `--interval` windows, added up for `--output`.
+struct WholeRun {
+    start: Window,
+    /// Every window's calls together.
+    slot: Slot,
+    windows: Vec<WindowSummary>,
+}
+
+impl WholeRun {
+    fn add(&mut self, slot: &Slot, printed: &HistogramReport) {
+        self.slot.absorb(slot);
+        self.windows.push(WindowSummary {
+            start: printed.start.clone(),
+            window_ns: printed.window_ns,
+            summary: printed.summary.clone(),
+        });
+    }
+}
+
 /// What one window's read of the maps gave.
 struct Snapshot {
     slot: Slot,
@@ -191,6 +246,8 @@ struct Snapshot {
     unfinished_calls: Option<u64>,
     /// Only for the final window: the whole run's conditions.
     conditions: Option<crate::model::report::Conditions>,
+    /// Only for the final window: what the kernel skipped over the run.
+    missed: Option<crate::model::report::Missed>,
 }
 
 /// The histogram the report is about: one CPU's with --cpu, else all CPUs'.
@@ -268,6 +325,8 @@ fn build_report(
         cpu: args.cpu,
         summary,
         unfinished_calls: snapshot.unfinished_calls,
+        missed: snapshot.missed,
+        windows: None,
         conditions: snapshot.conditions.clone(),
         per_cpu: cpus,
         by: run

@@ -32,6 +32,7 @@ pub(crate) fn attach_traced(
     choice: BackendChoice,
     globals: &Globals,
 ) -> Result<(Tracer, Vec<(Backend, String)>)> {
+    kallsyms::function_name(function).map_err(anyhow::Error::msg)?;
     let mut candidates = choice::candidates(choice, function).map_err(anyhow::Error::msg)?;
     if globals.rcvbuf_offset.is_some() {
         candidates = group_by::argument_backends(GroupBy::Rcvbuf, &candidates)

@@ -1,4 +1,5 @@
-//! The checklist of seed 000 (and seed 003's receive-buffer story) as pure
+//! The checklist of Linkerd's network-performance notes (and the
+//! receive-buffer story of "The story of one latency spike") as pure
 //! functions from two samples to verdicts, each with the numbers behind it.
 
 use std::{collections::BTreeMap, time::Duration};
@@ -48,7 +49,7 @@ pub struct Check {
     /// What was found, in plain words ("unavailable: why" when unreadable).
     pub summary: String,
     pub evidence: Vec<Evidence>,
-    /// Tuning or next steps, as the seeds suggest them.
+    /// Tuning or next steps, as the published checklists suggest them.
     pub suggestions: Vec<String>,
 }
 
@@ -427,7 +428,7 @@ impl Ctx<'_> {
                     .into(),
             );
             suggestions.push(
-                "a large net.ipv4.tcp_rmem maximum makes each collapse longer (seed 003: max 21 ms with \"4096 5242880 33554432\", 3 ms with \"4096 1048576 2097152\"); try: netlat experiment tcp_collapse --sysctl net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
+                "a large net.ipv4.tcp_rmem maximum makes each collapse longer (\"The story of one latency spike\": max 21 ms with \"4096 5242880 33554432\", 3 ms with \"4096 1048576 2097152\"); try: netlat experiment tcp_collapse --sysctl net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
                     .into(),
             );
         }
@@ -783,11 +784,37 @@ impl Ctx<'_> {
     }
 }
 
+/// The suggestions that run netlat on `function`, for a kernel where it
+/// cannot be timed: what that would need instead, and the tuning to try by
+/// hand.
+pub fn without_tracing(report: &mut Report, function: &str, why: &str) {
+    let histogram = format!("netlat histogram {function}");
+    let experiment = format!("netlat experiment {function}");
+    for check in &mut report.checks {
+        for s in &mut check.suggestions {
+            if s.contains(&histogram) {
+                *s = format!(
+                    "netlat cannot time {function} on this kernel ({why}): that needs a kernel with kprobes (CONFIG_KPROBES=y) or fentry (BTF and BPF trampolines, CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y, as Debian's cloud kernels have); the counters above still show how often it ran"
+                );
+            } else if let Some(at) = s.find(&experiment) {
+                let sysctl = s[at..]
+                    .split_once("--sysctl ")
+                    .map(|(_, kv)| kv.to_owned())
+                    .unwrap_or_default();
+                *s = format!(
+                    "{}by hand, since netlat cannot time {function} here: sysctl -w {sysctl}, then netlat doctor --watch 5 to see whether the counters calm down",
+                    &s[..at]
+                );
+            }
+        }
+    }
+}
+
 fn plural_s(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Seed 000: many TIME_WAIT sockets together with dropped SYNs tell that
+/// Linkerd's network-performance notes: many TIME_WAIT sockets together with dropped SYNs tell that
 /// connection pooling is not used.
 fn tie_time_wait_to_syn_drops(checks: &mut [Check]) {
     let drops = checks
@@ -839,6 +866,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn where_tcp_collapse_cannot_be_timed_the_advice_says_what_it_needs() {
+        let busy = with_counters(
+            "TcpExt: ListenOverflows ListenDrops TCPBacklogDrop PruneCalled RcvPruned OfoPruned TCPRcvCollapsed TCPTimeouts TCPSynRetrans TCPLostRetransmit\nTcpExt: 0 0 0 30 0 0 4000 0 0 0\n",
+            "Tcp: ActiveOpens PassiveOpens OutSegs RetransSegs\nTcp: 0 0 0 0\n",
+        );
+        let mut r = evaluate(&quiet(), &busy, Duration::from_secs(10));
+        let before = r.check("receive_buffers").unwrap().suggestions.clone();
+        assert!(
+            before
+                .iter()
+                .any(|s| s.contains("netlat histogram tcp_collapse")),
+            "{before:?}"
+        );
+        without_tracing(&mut r, "tcp_collapse", "no kprobes; fentry refused");
+        let after = &r.check("receive_buffers").unwrap().suggestions;
+        assert!(
+            !after
+                .iter()
+                .any(|s| s.contains("netlat histogram tcp_collapse")
+                    || s.contains("netlat experiment tcp_collapse")),
+            "{after:?}"
+        );
+        assert!(
+            after[0].starts_with("netlat cannot time tcp_collapse on this kernel (no kprobes; fentry refused): that needs a kernel with kprobes (CONFIG_KPROBES=y) or fentry"),
+            "{after:?}"
+        );
+        assert!(
+            after[1].contains(
+                "try: by hand, since netlat cannot time tcp_collapse here: sysctl -w net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
+            ),
+            "{after:?}"
+        );
+    }
+
     fn judge(before: &Sample, after: &Sample, id: &str) -> Check {
         evaluate(before, after, Duration::from_secs(10))
             .checks
@@ -869,7 +931,7 @@ mod tests {
         assert_eq!(judge(&quiet(), &after(9), "softnet").verdict, Verdict::Ok);
         let c = judge(&quiet(), &after(10), "softnet");
         assert_eq!(c.verdict, Verdict::Warn);
-        // No sysctl readable: the seed's value, without "(now ...)".
+        // No sysctl readable: the checklist's value, without "(now ...)".
         assert_eq!(
             c.suggestions,
             ["give softirq processing more room: sysctl -w net.core.netdev_budget=600"]

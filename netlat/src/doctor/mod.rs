@@ -1,4 +1,4 @@
-//! `netlat doctor` (issue 6): seed 000's network-latency checklist,
+//! `netlat doctor`: the checklist of Linkerd's network-performance notes,
 //! measured instead of read. Two readings of /proc and /sys a window apart
 //! (`sample`), verdicts with their evidence (`checks`), then text or JSON
 //! (`text`, `json`). Needs no eBPF, so it works on every kernel.
@@ -45,6 +45,29 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// The checklist points at `netlat histogram tcp_collapse`; where this
+/// kernel cannot run it, the advice says what it would need instead. Asked
+/// only when that advice is given, and only as root (unprivileged, every
+/// BPF load is refused, which says nothing about the kernel).
+fn advise_for_this_kernel(report: &mut Report) {
+    const FUNCTION: &str = "tcp_collapse";
+    let advised = report.checks.iter().any(|c| {
+        c.suggestions
+            .iter()
+            .any(|s| s.contains(&format!("netlat histogram {FUNCTION}")))
+    });
+    if !advised || crate::system::privileges::check().is_err() {
+        return;
+    }
+    // Once per process: --watch asks every interval, the answer stays.
+    static REFUSED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let refused =
+        REFUSED.get_or_init(|| crate::tracing::backend::attach::function_probes_refused(FUNCTION));
+    if let Some(why) = refused {
+        checks::without_tracing(report, FUNCTION, why);
+    }
+}
+
 pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let root = Root::host();
     let mut out = std::io::stdout().lock();
@@ -56,6 +79,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             );
         }
         let mut report = measure(&root, args.window);
+        advise_for_this_kernel(&mut report);
         report.at = Some(now_rfc3339());
         let text = if args.json {
             json::render(&report).context("cannot encode the report as JSON")? + "\n"
@@ -66,7 +90,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             .context("cannot write the report")?;
         return Ok(());
     };
-    // Like seed 000's `while true; do ...; sleep 5; done`: each interval
+    // Like the notes' `while true; do ...; sleep 5; done`: each interval
     // judged on its own deltas. Ctrl-C ends it the usual way.
     let mut before = sample::take(&root);
     let mut start = Instant::now();
@@ -75,6 +99,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         let end = Instant::now();
         let after = sample::take(&root);
         let mut report = evaluate(&before, &after, end - start);
+        advise_for_this_kernel(&mut report);
         let stamp = now_rfc3339();
         let text = if args.json {
             report.at = Some(stamp);

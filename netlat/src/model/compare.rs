@@ -1,10 +1,11 @@
-//! `netlat compare`: recorded runs side by side, as seed 001's tables put
-//! set-ups side by side, with the settings that differ and the kernel
-//! counters of each run. Pure data in, plain data out; rendering is apart.
+//! `netlat compare`: recorded runs side by side, as Buoyant's article on
+//! Linkerd's latency-aware load balancing puts set-ups side by side, with
+//! the settings that differ, the kernel counters of each run, and what makes
+//! runs not comparable. Pure data in, plain data out; rendering is apart.
 
-use std::{collections::BTreeSet, path::Path};
+use std::{collections::BTreeSet, io::Read as _, path::Path};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::report::{HistogramReport, SCHEMA_VERSION};
 
@@ -14,6 +15,11 @@ pub enum CompareError {
     Unreadable { path: String, why: String },
     #[error("{path} is not a netlat result: {why}")]
     NotAResult { path: String, why: String },
+    #[error(
+        "{path} is larger than {} MiB: not a netlat result (a run's file is a few kB to a few MB)",
+        MAX_FILE_BYTES >> 20
+    )]
+    TooLarge { path: String },
     #[error("{path} has schema {found}, but this netlat reads schema {SCHEMA_VERSION}")]
     Schema { path: String, found: u64 },
     #[error("{first} times {f1} but {other} times {f2}: use --force to compare them anyway")]
@@ -31,12 +37,37 @@ pub struct Named {
     pub report: HistogramReport,
 }
 
+/// Larger than any result netlat writes (a day of 1 s `--interval`
+/// windows is ~100 MB pretty-printed; a plain run is kB): past it, a file
+/// is refused before it is read whole.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`]: a huge file or an endless one
+/// (/dev/zero) is refused, not read until memory runs out.
+fn read_capped(path: &Path, shown: &str, cap: u64) -> Result<String, CompareError> {
+    let unreadable = |e: std::io::Error| CompareError::Unreadable {
+        path: shown.to_owned(),
+        why: crate::oneline::io_text(&e),
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > cap {
+        return Err(CompareError::TooLarge {
+            path: shown.to_owned(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| CompareError::NotAResult {
+        path: shown.to_owned(),
+        why: "not UTF-8 text".into(),
+    })
+}
+
 pub fn load(path: &Path) -> Result<Named, CompareError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| CompareError::Unreadable {
-        path: shown.clone(),
-        why: crate::oneline::io_text(&e),
-    })?;
+    let text = read_capped(path, &shown, MAX_FILE_BYTES)?;
     parse(&shown, &text).map(|report| Named {
         name: path
             .file_stem()
@@ -46,14 +77,21 @@ pub fn load(path: &Path) -> Result<Named, CompareError> {
     })
 }
 
+/// Just the schema field; the rest is skipped without being kept.
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: Option<serde_json::Value>,
+}
+
 /// Checks the schema before the shape, so a newer file gets the right error.
+/// Parses straight into the report, never into a `serde_json::Value` of the
+/// whole file (which takes ~17 times the file's size).
 pub fn parse(path: &str, text: &str) -> Result<HistogramReport, CompareError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| CompareError::NotAResult {
-            path: path.to_owned(),
-            why: e.to_string(),
-        })?;
-    match value.get("schema").and_then(serde_json::Value::as_u64) {
+    let peek: SchemaOnly = serde_json::from_str(text).map_err(|e| CompareError::NotAResult {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })?;
+    match peek.schema.as_ref().and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
         Some(found) => {
             return Err(CompareError::Schema {
@@ -68,7 +106,7 @@ pub fn parse(path: &str, text: &str) -> Result<HistogramReport, CompareError> {
             });
         }
     }
-    serde_json::from_value(value).map_err(|e| CompareError::NotAResult {
+    serde_json::from_str(text).map_err(|e| CompareError::NotAResult {
         path: path.to_owned(),
         why: e.to_string(),
     })
@@ -96,6 +134,9 @@ pub fn check_functions(runs: &[Named], force: bool) -> Result<(), CompareError> 
 pub struct Comparison {
     pub runs: Vec<String>,
     pub functions: Vec<String>,
+    /// Why the runs may not be comparable (other host, kernel, backend,
+    /// CPUs, the same run twice); empty when nothing stands out.
+    pub notes: Vec<String>,
     /// (label, value per run); latency values in nanoseconds.
     pub rows: Vec<Row>,
     /// Sysctls (at each run's start) whose values are not all equal.
@@ -211,10 +252,57 @@ pub fn compare(runs: &[Named]) -> Comparison {
     Comparison {
         runs: runs.iter().map(|r| r.name.clone()).collect(),
         functions: reports.iter().map(|r| r.function.clone()).collect(),
+        notes: not_comparable(runs),
         rows,
         sysctls_differing,
         counters,
     }
+}
+
+/// What differs between the runs besides the tuning under test, each as
+/// one sentence naming the runs: numbers from another host, kernel,
+/// backend or CPU selection differ for reasons of their own.
+pub fn not_comparable(runs: &[Named]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut differs = |what: &str, why: &str, value: &dyn Fn(&HistogramReport) -> String| {
+        let values: Vec<String> = runs.iter().map(|r| value(&r.report)).collect();
+        if values.iter().any(|v| v != &values[0]) {
+            let each: Vec<String> = runs
+                .iter()
+                .zip(&values)
+                .map(|(r, v)| format!("{}: {v}", r.name))
+                .collect();
+            notes.push(format!("different {what} ({}): {why}", each.join("; ")));
+        }
+    };
+    differs("hosts", "the numbers are not comparable", &|r| {
+        r.host.clone()
+    });
+    differs("kernels", "the numbers are not comparable", &|r| {
+        r.kernel.clone()
+    });
+    differs(
+        "backends",
+        "each times the function its own way, at its own cost",
+        &|r| r.backend.clone(),
+    );
+    differs(
+        "CPU selections",
+        "count and calls/s cover different CPUs",
+        &|r| match r.cpu {
+            Some(cpu) => format!("CPU {cpu} only"),
+            None => format!("all {} CPUs", r.cpus),
+        },
+    );
+    for (i, run) in runs.iter().enumerate().skip(1) {
+        if let Some(same) = runs[..i].iter().find(|r| r.report == run.report) {
+            notes.push(format!(
+                "{} and {} are the same run (identical contents: one file given twice, or a copy)",
+                same.name, run.name
+            ));
+        }
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -256,6 +344,8 @@ mod tests {
             unfinished_calls: Some(0),
             per_cpu: None,
             by: None,
+            missed: None,
+            windows: None,
             conditions: Some(Conditions {
                 sysctls_start: sysctls.clone(),
                 sysctls_end: sysctls,
@@ -273,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_003_before_and_after_tuning_tcp_rmem() {
+    fn before_and_after_tuning_tcp_rmem_as_in_the_latency_spike_story() {
         // tcp_collapse: avg 3 ms with 32 MiB tcp_rmem, under 1 ms with 2 MiB.
         let runs = [
             named(
@@ -347,6 +437,94 @@ mod tests {
         assert_eq!(
             missing,
             "cannot read /nonexistent/run.json: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn says_when_runs_are_not_comparable() {
+        let base = report("net_rx_action", 1000, 100, "1 2 3", 0);
+        let same = [named("a", base.clone()), named("b", base.clone())];
+        assert_eq!(
+            not_comparable(&same),
+            ["a and b are the same run (identical contents: one file given twice, or a copy)"]
+        );
+        let mut other = base.clone();
+        other.start = "2026-11-22T23:00:00Z".into();
+        assert!(not_comparable(&[named("a", base.clone()), named("b", other.clone())]).is_empty());
+
+        let mut one_cpu = other.clone();
+        one_cpu.cpu = Some(1);
+        one_cpu.host = "other-host".into();
+        one_cpu.kernel = "6.12".into();
+        one_cpu.backend = "raw_tp".into();
+        let runs = [named("all", base.clone()), named("cpu1", one_cpu)];
+        let notes = not_comparable(&runs);
+        assert_eq!(
+            notes,
+            [
+                "different hosts (all: h; cpu1: other-host): the numbers are not comparable",
+                "different kernels (all: 6.1; cpu1: 6.12): the numbers are not comparable",
+                "different backends (all: kprobe; cpu1: raw_tp): each times the function its own way, at its own cost",
+                "different CPU selections (all: all 2 CPUs; cpu1: CPU 1 only): count and calls/s cover different CPUs",
+            ]
+        );
+        let c = compare(&runs);
+        assert_eq!(c.notes, notes);
+        let text = crate::render::compare::render(&c);
+        assert!(
+            text.starts_with("Note: different hosts (all: h; cpu1: other-host)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["notes"][3], notes[3]);
+    }
+
+    #[test]
+    fn file_strings_never_reach_the_terminal_as_control_sequences() {
+        let mut evil = report("net_rx_action", 1000, 100, "1 2 3", 0);
+        evil.host = "h\u{1b}]0;owned\u{7}".into();
+        if let Some(c) = evil.conditions.as_mut() {
+            c.sysctls_start
+                .insert("net.core.x\u{1b}[2J".into(), Some("\r1".into()));
+        }
+        let runs = [
+            named("a", report("net_rx_action", 1000, 100, "1 2 3", 0)),
+            named("b\u{1b}[31m", evil),
+        ];
+        let text = crate::render::compare::render(&compare(&runs));
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("b\\u{1b}[31m"), "{text}");
+        assert!(text.contains("net.core.x\\u{1b}[2J"), "{text}");
+    }
+
+    #[test]
+    fn refuses_files_past_the_cap_and_endless_ones() {
+        let scratch = netlat_testkit::scratch::Scratch::new("compare-cap");
+        let path = scratch.join("big.json");
+        std::fs::write(&path, " ".repeat(2000)).unwrap();
+        let err = read_capped(&path, "big.json", 1000).unwrap_err();
+        assert_eq!(
+            err,
+            CompareError::TooLarge {
+                path: "big.json".into()
+            }
+        );
+        assert!(read_capped(&path, "big.json", 2000).is_ok());
+        // /dev/zero never ends: the cap stops the read.
+        let err = read_capped(Path::new("/dev/zero"), "/dev/zero", 1 << 20).unwrap_err();
+        assert_eq!(
+            err,
+            CompareError::TooLarge {
+                path: "/dev/zero".into()
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with("/dev/zero is larger than 256 MiB: not a netlat result"),
+            "{err}"
         );
     }
 

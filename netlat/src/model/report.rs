@@ -46,6 +46,79 @@ pub struct HistogramReport {
     /// `--by`: the same calls again, one histogram per group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<Grouping>,
+    /// `--interval` runs written with `--output`: each window as it was
+    /// printed. The report itself then covers the whole run (its counts are
+    /// the windows' sum), like its conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Vec<WindowSummary>>,
+    /// What the kernel itself counted as skipped while netlat was attached
+    /// (final report only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<Missed>,
+}
+
+/// One `--interval` window of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    /// RFC 3339 UTC time the window started.
+    pub start: String,
+    pub window_ns: u64,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// Work the kernel skipped, by its own counters: each is a call netlat
+/// could not time, or timed from only one end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missed {
+    /// Runs of netlat's entry and exit programs the kernel did not make
+    /// (`recursion_misses`: the program was already running on that CPU).
+    pub program_runs: KernelCount,
+    /// kprobe backend only: probe hits the kprobe machinery dropped (the
+    /// perf link's `missed`, Linux 6.7+), mostly kretprobes that found no
+    /// free return instance, so that call's exit was never seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kprobe_hits: Option<KernelCount>,
+}
+
+/// A kernel counter, or the kernel's silence about it: JSON holds the
+/// number, or the string "not reported by this kernel" (never a made-up 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KernelCount {
+    Counted(u64),
+    NotReported(NotReported),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotReported {
+    #[serde(rename = "not reported by this kernel")]
+    ByThisKernel,
+}
+
+impl KernelCount {
+    pub fn from_option(n: Option<u64>) -> KernelCount {
+        n.map_or(
+            KernelCount::NotReported(NotReported::ByThisKernel),
+            KernelCount::Counted,
+        )
+    }
+
+    pub fn count(self) -> Option<u64> {
+        match self {
+            KernelCount::Counted(n) => Some(n),
+            KernelCount::NotReported(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KernelCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelCount::Counted(n) => write!(f, "{n}"),
+            KernelCount::NotReported(_) => f.write_str("not reported by this kernel"),
+        }
+    }
 }
 
 /// The run's calls split by a key read at each call's entry.

@@ -43,6 +43,9 @@ pub fn render(c: &Comparison) -> String {
         table.push(std::iter::once(label).chain(cells).collect());
     }
     let mut out = String::new();
+    for note in &c.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
     if c.functions.iter().any(|f| f != &c.functions[0]) {
         let _ = writeln!(out, "Functions: {}", c.functions.join(" | "));
     }
@@ -86,7 +89,11 @@ pub fn render(c: &Comparison) -> String {
             .collect();
         write_table(&mut out, &rows);
     }
-    out
+    // Names, sysctls and counters come from the files: nothing in them
+    // may reach the terminal as a control sequence.
+    out.lines()
+        .map(|l| super::printable(l).into_owned() + "\n")
+        .collect()
 }
 
 /// First column left-aligned, the others right-aligned, two spaces apart.

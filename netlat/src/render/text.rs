@@ -193,6 +193,25 @@ fn footer(out: &mut String, r: &HistogramReport) {
             "Unfinished: {n} calls had no exit when the probes came off (still running, or exits the kernel did not report, e.g. missed kretprobes)"
         );
     }
+    if let Some(m) = &r.missed {
+        missed(out, m);
+    }
+}
+
+/// Always printed in a final report, zeros included: a count the kernel
+/// does not keep says so rather than reading as 0.
+fn missed(out: &mut String, m: &crate::model::report::Missed) {
+    let mut line = format!(
+        "Missed by the kernel: program runs skipped (recursion_misses) {}",
+        m.program_runs
+    );
+    if let Some(hits) = m.kprobe_hits {
+        let _ = write!(
+            line,
+            "; kprobe hits missed (kretprobes without a free instance: exits never seen) {hits}"
+        );
+    }
+    let _ = writeln!(out, "{line}");
 }
 
 fn conditions(out: &mut String, c: &crate::model::report::Conditions) {
@@ -275,12 +294,14 @@ mod tests {
             conditions: None,
             per_cpu: None,
             by: None,
+            missed: None,
+            windows: None,
         }
     }
 
     #[test]
-    fn seed_003_histogram_in_milliseconds() {
-        // The shape of the seed's net_rx_action run: most calls under 1 ms.
+    fn net_rx_action_histogram_in_milliseconds_as_in_the_latency_spike_story() {
+        // The shape of the story's net_rx_action run: most calls under 1 ms.
         let r = report(&[
             (200_000, 3_685_011),
             (1_500_000, 215),
@@ -362,6 +383,46 @@ value |-------------------------------------------------- count
             (by.groups[0].low, by.groups[0].high),
             (Some(131072), Some(262143))
         );
+    }
+
+    #[test]
+    fn missed_counts_are_printed_zeros_and_silence_included() {
+        use crate::model::report::{KernelCount, Missed};
+        let mut r = report(&[(3, 10)]);
+        r.missed = Some(Missed {
+            program_runs: KernelCount::Counted(0),
+            kprobe_hits: Some(KernelCount::from_option(None)),
+        });
+        let text = render(&r, Unit::Ns);
+        assert!(
+            text.contains("Missed by the kernel: program runs skipped (recursion_misses) 0; kprobe hits missed (kretprobes without a free instance: exits never seen) not reported by this kernel"),
+            "{text}"
+        );
+        r.missed = Some(Missed {
+            program_runs: KernelCount::Counted(3),
+            kprobe_hits: None,
+        });
+        let text = render(&r, Unit::Ns);
+        assert!(
+            text.contains("Missed by the kernel: program runs skipped (recursion_misses) 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missed_counts_round_trip_through_json() {
+        use crate::model::report::{KernelCount, Missed};
+        let mut r = report(&[(3, 10)]);
+        r.missed = Some(Missed {
+            program_runs: KernelCount::Counted(2),
+            kprobe_hits: Some(KernelCount::from_option(None)),
+        });
+        let json = crate::render::json::render(&r, true);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["missed"]["program_runs"], 2);
+        assert_eq!(v["missed"]["kprobe_hits"], "not reported by this kernel");
+        let back: HistogramReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

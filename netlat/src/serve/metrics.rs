@@ -22,7 +22,8 @@ use crate::{
 };
 
 /// Bucket bounds: 2^k ns for k in this range, then +Inf. 128 ns to 17 s
-/// covers a NET_RX softirq and seed 003's 1.8 s stall alike. Every bound is
+/// covers a NET_RX softirq and the 1.8 s stall of "The story of one latency
+/// spike" alike. Every bound is
 /// a kernel bucket boundary, so no bucket is split; the one inexactness is
 /// that a call of exactly 2^k ns counts under the next bound.
 const LE_POWERS: std::ops::RangeInclusive<u32> = 7..=34;
@@ -34,6 +35,8 @@ pub struct FunctionLatency {
     pub backend: &'static str,
     /// (CPU, histogram): one entry with `None` unless `--per-cpu`.
     pub series: Vec<(Option<u32>, Histogram)>,
+    /// The kernel's own counts of what it skipped (None if unreadable).
+    pub missed: Option<crate::model::report::Missed>,
 }
 
 /// The `--doctor` counters: the kernel's own drop/prune/squeeze tallies.
@@ -217,10 +220,12 @@ impl Collector for Scrape {
             }
         }
 
+        encode_lost(&self.functions, &mut encoder)?;
+
         if let Some(rmem) = self.tcp_rmem {
             let mut gauge = encoder.encode_descriptor(
                 "netlat_sysctl_tcp_rmem_bytes",
-                "net.ipv4.tcp_rmem: the receive buffer autotuning range (seed 003's knob).",
+                "net.ipv4.tcp_rmem: the receive buffer autotuning range (the knob Cloudflare lowered in The story of one latency spike).",
                 None,
                 MetricType::Gauge,
             )?;
@@ -235,6 +240,54 @@ impl Collector for Scrape {
         }
         Ok(())
     }
+}
+
+/// Calls each function's numbers leave out, as counters beside its
+/// histogram: netlat's own (exits without a seen entry, entries dropped) and
+/// the kernel's (program runs skipped, kprobe hits missed). A count this
+/// kernel does not keep is left out, not shown as 0.
+fn encode_lost(
+    functions: &[FunctionLatency],
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    type Pick = fn(&FunctionLatency) -> Option<u64>;
+    let families: [(&str, &str, Pick); 4] = [
+        (
+            "netlat_function_unmatched_exits",
+            "Exits seen without their entry (calls in flight at attach, or entries the kernel skipped): not timed.",
+            |f| Some(f.series.iter().map(|(_, h)| h.unmatched_exits).sum()),
+        ),
+        (
+            "netlat_function_dropped_entries",
+            "Entries not timed because netlat's nesting stack or thread table was full.",
+            |f| Some(f.series.iter().map(|(_, h)| h.dropped_entries).sum()),
+        ),
+        (
+            "netlat_function_missed_program_runs",
+            "Runs of netlat's entry and exit programs the kernel skipped (bpf_prog_info recursion_misses).",
+            |f| f.missed.and_then(|m| m.program_runs.count()),
+        ),
+        (
+            "netlat_function_kprobe_missed",
+            "kprobe/kretprobe hits the kernel missed (the perf link's missed count, Linux 6.7+): calls whose exit was never seen.",
+            |f| f.missed.and_then(|m| m.kprobe_hits).and_then(|c| c.count()),
+        ),
+    ];
+    for (name, help, pick) in families {
+        let values: Vec<(&str, u64)> = functions
+            .iter()
+            .filter_map(|f| pick(f).map(|v| (f.function.as_str(), v)))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (function, v) in values {
+            let labels = [("function", function)];
+            ConstCounter::new(v).encode(family.encode_family(&labels.as_slice())?)?;
+        }
+    }
+    Ok(())
 }
 
 /// (metric name without _total, TcpExt counter, help).
@@ -359,6 +412,10 @@ mod tests {
                 function: "net_rx_action".into(),
                 backend: "raw_tp",
                 series: vec![(None, histogram(&[(5000, 3), (70_000, 1)]))],
+                missed: Some(crate::model::report::Missed {
+                    program_runs: crate::model::report::KernelCount::Counted(5),
+                    kprobe_hits: Some(crate::model::report::KernelCount::from_option(None)),
+                }),
             }],
             tcp_rmem: Some([4096, 131072, 6291456]),
             doctor: Some(DoctorCounters {
@@ -389,6 +446,9 @@ mod tests {
             "netlat_tcp_prune_called_total 7",
             "netlat_softnet_dropped_total{cpu=\"0\"} 1",
             "netlat_tcp_retransmitted_segments_total 3",
+            "netlat_function_unmatched_exits_total{function=\"net_rx_action\"} 0",
+            "netlat_function_dropped_entries_total{function=\"net_rx_action\"} 0",
+            "netlat_function_missed_program_runs_total{function=\"net_rx_action\"} 5",
         ] {
             assert!(
                 page.lines().any(|l| l == line),
@@ -397,6 +457,7 @@ mod tests {
         }
         // Counters the kernel does not have are left out, not zero.
         assert!(!page.contains("netlat_tcp_backlog_drop"), "{page}");
+        assert!(!page.contains("netlat_function_kprobe_missed"), "{page}");
     }
 
     #[test]

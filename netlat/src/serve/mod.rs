@@ -28,7 +28,8 @@ use crate::{
 
 use metrics::{DoctorCounters, FunctionLatency, Scrape};
 
-/// What `serve` times when no function is named: seed 003's two suspects.
+/// What `serve` times when no function is named: the two suspects of "The
+/// story of one latency spike".
 pub const DEFAULT_FUNCTIONS: [&str; 2] = ["net_rx_action", "tcp_collapse"];
 
 struct Served {
@@ -61,6 +62,11 @@ impl Exporter {
                     function: s.function.clone(),
                     backend: s.tracer.backend().name(),
                     series: self.series(&slot),
+                    missed: crate::tracing::missed::read(&s.tracer)
+                        .map_err(|e| {
+                            eprintln!("netlat: cannot read {}'s missed counts: {e}", s.function)
+                        })
+                        .ok(),
                 }),
                 Err(e) => {
                     eprintln!("netlat: cannot read {}'s histogram: {e:#}", s.function);

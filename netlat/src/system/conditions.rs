@@ -14,7 +14,8 @@ use crate::{
 };
 
 /// TcpExt counters that explain receive-side latency: prunes and collapses
-/// (seed 003), backlog and listen-queue drops (seed 000).
+/// ("The story of one latency spike"), backlog and listen-queue drops
+/// (Linkerd's network-performance notes).
 pub const NETSTAT_COUNTERS: [&str; 7] = [
     "PruneCalled",
     "RcvPruned",

@@ -3,6 +3,29 @@
 
 use std::{collections::HashMap, io::BufRead};
 
+/// KSYM_NAME_LEN: the kernel keeps no symbol name longer than this,
+/// terminating NUL included.
+pub const KSYM_NAME_LEN: usize = 512;
+
+/// A name the kernel could have as a function, checked before anything is
+/// looked up (a 20,000-character name would take a minute to compare with
+/// every symbol for suggestions).
+pub fn function_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err(
+            "the function name is empty: name a kernel function, e.g. net_rx_action".into(),
+        );
+    }
+    if s.len() >= KSYM_NAME_LEN {
+        return Err(format!(
+            "a {}-byte function name cannot be a kernel symbol: the kernel's limit is {} bytes (KSYM_NAME_LEN)",
+            s.len(),
+            KSYM_NAME_LEN - 1
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 /// What /proc/kallsyms says about a name.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -140,6 +163,22 @@ fn is_text(ty: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_names_within_the_kernel_limit() {
+        assert_eq!(function_name("tcp_collapse").as_deref(), Ok("tcp_collapse"));
+        assert!(function_name(&"a".repeat(511)).is_ok());
+        let err = function_name(&"a".repeat(512)).unwrap_err();
+        assert!(
+            err.contains("the kernel's limit is 511 bytes (KSYM_NAME_LEN)"),
+            "{err}"
+        );
+        assert!(
+            function_name("")
+                .unwrap_err()
+                .starts_with("the function name is empty")
+        );
+    }
 
     const FIXTURE: &str = "\
 ffffffff81a00000 T net_rx_action

@@ -42,6 +42,23 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Adds `other`'s calls to these, CPU by CPU and group by group: the
+    /// windows of a run add up to the run.
+    pub fn absorb(&mut self, other: &Slot) {
+        fn add(into: &mut Vec<Histogram>, from: &[Histogram]) {
+            if into.len() < from.len() {
+                into.resize(from.len(), Histogram::default());
+            }
+            for (a, b) in into.iter_mut().zip(from) {
+                a.merge(b);
+            }
+        }
+        add(&mut self.per_cpu, &other.per_cpu);
+        add(&mut self.per_group, &other.per_group);
+    }
+}
+
 /// `--by` groups the STATS map was loaded with: the loader sized it
 /// `groups * EPOCHS`, so the map itself says.
 fn groups<T: std::borrow::Borrow<aya::maps::MapData>>(stats: &PerCpuArray<T, Stats>) -> u32 {

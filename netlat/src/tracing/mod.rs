@@ -7,5 +7,6 @@ pub mod capabilities;
 pub mod collect;
 pub mod group_by;
 pub mod kernel_btf;
+pub mod missed;
 pub mod slow_records;
 pub mod sock_fields;

@@ -11,6 +11,7 @@ mod collapse;
 mod generator_experiment;
 mod info;
 mod lifecycle;
+mod missed;
 mod slow;
 mod timing;
 mod verdict;
@@ -57,6 +58,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "info_agrees_with_histogram",
         info::info_agrees_with_histogram,
+    ),
+    (
+        "kretprobe_misses_reported",
+        missed::kretprobe_misses_reported,
     ),
 ];
 

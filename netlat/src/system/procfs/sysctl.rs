@@ -4,8 +4,9 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use super::{ProcError, Root, read_text};
 
-/// The sysctls behind seed 003's story (receive buffers and tcp_collapse)
-/// and seed 000's softnet checklist, recorded beside every result.
+/// The sysctls behind "The story of one latency spike" (receive buffers and
+/// tcp_collapse) and the softnet checklist of Linkerd's network-performance
+/// notes, recorded beside every result.
 pub const RECORDED: [&str; 10] = [
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_wmem",
@@ -73,11 +74,12 @@ mod tests {
 
     #[test]
     fn absent_keys_are_none_and_present_ones_read() {
-        let dir = std::env::temp_dir().join(format!("netlat-sysctl-{}", std::process::id()));
+        let scratch = netlat_testkit::scratch::Scratch::new("sysctl");
+        let dir = scratch.path();
         std::fs::create_dir_all(dir.join("proc/sys/net/core")).unwrap();
         std::fs::write(dir.join("proc/sys/net/core/netdev_budget"), "300\n").unwrap();
         std::fs::write(dir.join("proc/sys/net/core/rmem_max"), "lots\n").unwrap();
-        let root = Root::under(&dir);
+        let root = Root::under(dir);
         assert_eq!(
             read_u64_at(&root, "net.core.netdev_budget").unwrap(),
             Some(300)
@@ -87,6 +89,5 @@ mod tests {
             None
         );
         assert!(read_u64_at(&root, "net.core.rmem_max").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

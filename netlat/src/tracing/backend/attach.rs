@@ -199,8 +199,8 @@ impl Tracer {
         if let Some(reason) = choice::unavailable_reason(backend, function) {
             return Err(AttachError::Unavailable(reason));
         }
-        let (entry, exit) = backend.programs();
-        for name in [entry, exit] {
+        let entry = backend.programs().0;
+        for name in attach_order(backend) {
             let program = self
                 .ebpf
                 .program_mut(name)
@@ -248,8 +248,7 @@ impl Tracer {
     /// Detaches and unloads both programs; the maps stay readable. Reading
     /// after this gives a consistent snapshot: nothing writes any more.
     pub fn detach(&mut self) -> Result<(), AttachError> {
-        let (entry, exit) = self.backend.programs();
-        for name in [entry, exit] {
+        for name in detach_order(self.backend) {
             if let Some(program) = self.ebpf.program_mut(name) {
                 let unloaded = match program {
                     aya::programs::Program::KProbe(p) => p.unload(),
@@ -265,6 +264,22 @@ impl Tracer {
         }
         Ok(())
     }
+}
+
+/// Exit program first: a call that starts in the gap before the entry
+/// program attaches is then an exit without a seen entry (counted, never
+/// timed), rather than an entry whose exit nobody watched, left behind to
+/// pair with a later exit of the same thread.
+fn attach_order(backend: Backend) -> [&'static str; 2] {
+    let (entry, exit) = backend.programs();
+    [exit, entry]
+}
+
+/// The reverse of [`attach_order`]: calls under way when the entry program
+/// comes off still have their exit seen.
+fn detach_order(backend: Backend) -> [&'static str; 2] {
+    let [first, second] = attach_order(backend);
+    [second, first]
 }
 
 /// Tries the candidates in order; returns the first that attaches and why
@@ -308,6 +323,20 @@ pub fn attach_first(
             "no backend can trace {function}"
         ))),
     }
+}
+
+/// Why neither kprobes nor fentry can time `function` on this kernel,
+/// found without attaching anything (kprobes: is their PMU there; fentry:
+/// does a load get through). None when either may work, or when the
+/// answer is not known. Needs root: unprivileged, every load is refused.
+pub fn function_probes_refused(function: &str) -> Option<String> {
+    let kprobe = choice::unavailable_reason(Backend::Kprobe, function)?;
+    let fentry = match Tracer::load(function, Backend::Fentry) {
+        Ok(_) => return None,
+        Err(e @ (AttachError::Unavailable(_) | AttachError::CannotProbe(_))) => e.to_string(),
+        Err(AttachError::Other(_)) => return None,
+    };
+    Some(format!("{kprobe}; {fentry}"))
 }
 
 fn program_as<'a, P>(program: &'a mut aya::programs::Program) -> Result<&'a mut P, AttachError>
@@ -474,6 +503,21 @@ pub fn field_offset(format: &str, field: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_programs_attach_first_and_come_off_last() {
+        for backend in [
+            Backend::Fentry,
+            Backend::Kprobe,
+            Backend::TpBtf,
+            Backend::RawTp,
+            Backend::Tracepoint,
+        ] {
+            let (entry, exit) = backend.programs();
+            assert_eq!(attach_order(backend), [exit, entry], "{backend}");
+            assert_eq!(detach_order(backend), [entry, exit], "{backend}");
+        }
+    }
 
     #[test]
     fn reads_vec_offset_from_a_tracepoint_format() {
