@@ -177,8 +177,12 @@ async fn trace(
         }
         printer.drain(&mut records)?;
     }
-    // Detach first: then nothing writes any more, the last drain gets
+    // The kernel's missed counts live on the links: read them before the
+    // links go. Then detach: nothing writes any more, the last drain gets
     // every record, and the kernel's counts are final.
+    let missed = crate::tracing::missed::read(&tracer)
+        .map_err(|e| eprintln!("netlat: cannot read the kernel's missed counts: {e}"))
+        .ok();
     tracer.detach()?;
     printer.drain(&mut records)?;
     let printed = printer.printed;
@@ -189,6 +193,8 @@ async fn trace(
     let selected = |cpu: usize| args.cpu.is_none_or(|c| c as usize == cpu);
     let mut totals = Totals {
         printed,
+        missed_runs: missed.and_then(|m| m.program_runs.count()),
+        missed_hits: missed.and_then(|m| m.kprobe_hits.and_then(|h| h.count())),
         ..Totals::default()
     };
     for (cpu, h) in per_cpu.iter().enumerate().filter(|(c, _)| selected(*c)) {

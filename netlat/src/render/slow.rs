@@ -86,6 +86,11 @@ pub struct Totals {
     pub printed: u64,
     pub lost: u64,
     pub lost_stacks: u64,
+    /// Runs of netlat's programs the kernel skipped (recursion_misses) and
+    /// kprobe hits it dropped (kretprobes without a free instance), where
+    /// this kernel counts them: calls that were never timed.
+    pub missed_runs: Option<u64>,
+    pub missed_hits: Option<u64>,
 }
 
 pub fn summary(function: &str, threshold_ns: u64, t: &Totals) -> String {
@@ -102,6 +107,14 @@ pub fn summary(function: &str, threshold_ns: u64, t: &Totals) -> String {
     }
     if t.lost_stacks > 0 {
         let _ = write!(line, "; {} stacks could not be taken", t.lost_stacks);
+    }
+    let runs = t.missed_runs.unwrap_or(0);
+    let hits = t.missed_hits.unwrap_or(0);
+    if runs + hits > 0 {
+        let _ = write!(
+            line,
+            "; the kernel skipped {runs} program runs and {hits} kprobe hits, calls never timed"
+        );
     }
     line
 }
@@ -240,12 +253,25 @@ mod tests {
             over: 4,
             printed: 3,
             lost: 1,
-            lost_stacks: 0,
+            ..Totals::default()
         };
         let s = summary("net_rx_action", 2_000_000, &t);
         assert!(
             s.starts_with("netlat: slow net_rx_action >= 2.000ms: 10 calls timed, 4 at or over the threshold, 3 records printed, 1 lost"),
             "{s}"
+        );
+        assert!(!s.contains("skipped"), "{s}");
+        let missed = Totals {
+            missed_runs: Some(2),
+            missed_hits: None,
+            ..t
+        };
+        assert!(
+            summary("tcp_collapse", 0, &missed).ends_with(
+                "; the kernel skipped 2 program runs and 0 kprobe hits, calls never timed"
+            ),
+            "{}",
+            summary("tcp_collapse", 0, &missed)
         );
     }
 }
