@@ -1,10 +1,12 @@
-//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test`.
+//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test|dist`.
 //!
 //! Every command installs what it needs first, into user-level locations, so
 //! a fresh clone needs nothing but rustup and cargo.
 
+mod arch;
 mod bench;
 mod cmd;
+mod dist;
 mod serve_bench;
 mod setup;
 mod vm;
@@ -23,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install the nightly toolchain, rust-src and bpf-linker if missing.
+    /// Install the pinned nightly with rust-src, bpf-linker and the arm64
+    /// cross toolchain if missing.
     Setup,
     /// Set up, then build target/release/netlat with its eBPF object embedded.
     Build,
@@ -44,6 +47,9 @@ enum Command {
     Bench,
     /// Boot Debian kernels under QEMU and run the kprobe/fentry tests there.
     VmTest(vm::VmArgs),
+    /// Set up and build the release files in target/dist/: static, stripped
+    /// netlat binaries for x86_64 and arm64, and SHA256SUMS.
+    Dist,
 }
 
 fn main() -> Result<()> {
@@ -64,6 +70,7 @@ fn main() -> Result<()> {
             setup::all()?;
             vm::run(&args)
         }
+        Command::Dist => dist::run(),
     }
 }
 

@@ -50,6 +50,30 @@ const TESTS: &[(&str, Test)] = &[
     ("serve_defaults_with_kprobes", lifecycle::serve_defaults),
 ];
 
+/// `netlat_tests=a,b` on the kernel command line runs only those (the host
+/// runs a subset where emulation is slow); names that match no test are
+/// returned too, to fail loudly rather than shrink the run.
+fn selected(cmdline: &str) -> (Vec<(&'static str, Test)>, Vec<String>) {
+    let Some(list) = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("netlat_tests="))
+    else {
+        return (TESTS.to_vec(), Vec::new());
+    };
+    let wanted: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+    let tests = TESTS
+        .iter()
+        .filter(|(name, _)| wanted.contains(name))
+        .copied()
+        .collect();
+    let unknown = wanted
+        .iter()
+        .filter(|w| !TESTS.iter().any(|(name, _)| name == *w))
+        .map(|w| w.to_string())
+        .collect();
+    (tests, unknown)
+}
+
 fn main() {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     println!("netlat-vm: cmdline {}", cmdline.trim());
@@ -60,9 +84,14 @@ fn main() {
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("netlat-vm: kernel {}", kernel.trim());
-    println!("netlat-vm: planned {}", TESTS.len());
+    let (tests, unknown) = selected(&cmdline);
+    println!("netlat-vm: planned {}", tests.len() + unknown.len());
     let mut failed = 0;
-    for &(name, test) in TESTS {
+    for name in unknown {
+        failed += 1;
+        println!("netlat-vm: test {name} FAIL (0.0s) netlat_tests= names no such test");
+    }
+    for (name, test) in tests {
         let started = Instant::now();
         let result = panic::catch_unwind(test).unwrap_or_else(|p| {
             Err(p

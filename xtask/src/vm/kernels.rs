@@ -1,0 +1,249 @@
+//! The kernel matrix: which Debian kernels the VM stage boots, and getting
+//! each one's image (resolved to the newest matching package at run time,
+//! cached in ~/.cache/netlat/kernels, shared with other checkouts).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::apt::Apt;
+use crate::{arch::Arch, cmd};
+
+/// A kernel of the matrix.
+pub struct Kernel {
+    /// Its name in the report.
+    pub label: String,
+    pub arch: Arch,
+    /// An apt package name pattern (extended regex; the newest match wins),
+    /// or a path to a vmlinuz.
+    pub package: String,
+    /// Guest tests to run, when not all of them (see [`ARM64_TESTS`]).
+    pub tests: Option<&'static [&'static str]>,
+}
+
+/// The one kernel list. Adding a kernel is adding a line; the pattern
+/// names the Debian release through its version scheme (deb12, deb14).
+const KERNELS: &[(&str, Arch, &str, Option<&[&str]>)] = &[
+    // Debian 11's kernel, the oldest still common in fleets.
+    (
+        "5.10",
+        Arch::X86_64,
+        r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$",
+        None,
+    ),
+    (
+        "6.1",
+        Arch::X86_64,
+        r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        None,
+    ),
+    (
+        "6.12",
+        Arch::X86_64,
+        r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+        None,
+    ),
+    // Unstable's newest: its vmlinuz is in the linux-binary package.
+    (
+        "sid",
+        Arch::X86_64,
+        r"^linux-binary-[0-9.]+\+deb[0-9]+-cloud-amd64$",
+        None,
+    ),
+    (
+        "6.1-arm64",
+        Arch::Aarch64,
+        r"^linux-image-6\.1\.0-[0-9]+-cloud-arm64-unsigned$",
+        Some(ARM64_TESTS),
+    ),
+];
+
+/// What arm64 runs under TCG: the tests of the architecture-dependent code
+/// (kprobes reading arguments from arm64's pt_regs, fentry, perf-event
+/// stacks) and cleanup. The rest is architecture-independent userspace
+/// already run on four x86_64 kernels, and emulating arm64 costs about
+/// twice as much host time as x86_64.
+const ARM64_TESTS: &[&str] = &[
+    "kprobe_net_rx_action_matches_softirqs",
+    "fentry_net_rx_action_or_fallback",
+    "tcp_collapse_counted_under_pruning",
+    "sigkill_leaves_nothing_attached",
+    "flamegraph_during_tcp_collapse",
+    "by_rcvbuf_band_matches_so_rcvbuf",
+];
+
+pub fn default_list() -> Vec<Kernel> {
+    KERNELS
+        .iter()
+        .map(|&(label, arch, package, tests)| Kernel {
+            label: label.to_owned(),
+            arch,
+            package: package.to_owned(),
+            tests,
+        })
+        .collect()
+}
+
+/// `--kernel SPEC`: a label of the list (`5.10`, `6.1-arm64`), a package
+/// pattern, or a vmlinuz path; arm64 when the name says so.
+pub fn from_spec(spec: &str) -> Kernel {
+    if let Some(k) = default_list().into_iter().find(|k| k.label == spec) {
+        return k;
+    }
+    let arch = if spec.contains("arm64") || spec.contains("aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+    Kernel {
+        label: spec.to_owned(),
+        arch,
+        package: spec.to_owned(),
+        tests: None,
+    }
+}
+
+pub fn cache_root() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".cache/netlat"))
+}
+
+/// The kernel's vmlinuz and the package it came from: the newest package
+/// matching the pattern that the pool still has (the newest listed one
+/// sometimes 404s there: then the next older), unpacked once into the
+/// cache. Err, in one line, when none can be had.
+pub fn image(apt: &Apt, kernel: &Kernel) -> Result<(PathBuf, String)> {
+    if Path::new(&kernel.package).is_file() {
+        return Ok((PathBuf::from(&kernel.package), kernel.package.clone()));
+    }
+    let candidates = apt.search(&kernel.package)?;
+    if candidates.is_empty() {
+        bail!(
+            "no package in the private apt lists matches {}",
+            kernel.package
+        );
+    }
+    let cache = cache_root()?.join("kernels");
+    let mut refused = Vec::new();
+    for package in &candidates {
+        let dir = cache.join(package);
+        if let Some(found) = find_vmlinuz(&dir.join("root")) {
+            return Ok((found, package.clone()));
+        }
+        if apt.known_missing(package) {
+            continue;
+        }
+        println!("vm: {}: downloading {package}", kernel.label);
+        match fetch(apt, package, kernel.arch, &dir) {
+            Ok(found) => return Ok((found, package.clone())),
+            Err(e) => {
+                // Only this run's empty directory: the cache is shared.
+                let _ = fs::remove_dir(&dir);
+                let e = format!("{e:#}");
+                refused.push(format!("{package}: {e}"));
+                // The lists can name packages the pool no longer has; any
+                // other failure (no network) would fail the older ones too.
+                if !e.contains("404") {
+                    break;
+                }
+                apt.note_missing(package);
+                println!(
+                    "vm: {}: {package} is not in the pool (404); trying the next older",
+                    kernel.label
+                );
+            }
+        }
+    }
+    bail!("cannot fetch a kernel package: {}", refused.join("; "))
+}
+
+/// Downloads and unpacks a kernel package, keeping only its vmlinuz, at
+/// DIR/root/boot/vmlinuz-VERSION (moved there last, so a concurrent run
+/// never sees half a kernel).
+fn fetch(apt: &Apt, package: &str, arch: Arch, dir: &Path) -> Result<PathBuf> {
+    let work = dir.join(format!("unpack.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).with_context(|| format!("failed to create {}", work.display()))?;
+    let result = (|| {
+        let deb = apt.download(package, arch, None, &work)?;
+        let tree = work.join("tree");
+        cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
+        let vmlinuz = find_vmlinuz(&tree).with_context(|| format!("no vmlinuz in {package}"))?;
+        let version = vmlinuz_version(&vmlinuz)
+            .with_context(|| format!("cannot tell the version of {}", vmlinuz.display()))?;
+        let boot = work.join("root/boot");
+        fs::create_dir_all(&boot)?;
+        fs::rename(&vmlinuz, boot.join(format!("vmlinuz-{version}")))?;
+        let root = dir.join("root");
+        fs::rename(work.join("root"), &root)
+            .with_context(|| format!("failed to move the kernel to {}", root.display()))?;
+        find_vmlinuz(&root).context("the unpacked kernel vanished")
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// boot/vmlinuz-VERSION (linux-image packages) or
+/// usr/lib/modules/VERSION/vmlinuz (sid's linux-binary packages).
+fn find_vmlinuz(root: &Path) -> Option<PathBuf> {
+    let in_boot = fs::read_dir(root.join("boot")).ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+    });
+    in_boot.or_else(|| {
+        fs::read_dir(root.join("usr/lib/modules"))
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("vmlinuz"))
+            .find(|p| p.is_file())
+    })
+}
+
+fn vmlinuz_version(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    match name.strip_prefix("vmlinuz-") {
+        Some(v) => Some(v.to_owned()),
+        None => Some(path.parent()?.file_name()?.to_string_lossy().into_owned()),
+    }
+}
+
+/// A static busybox for the guest's architecture, from Debian 12 (the
+/// host's release), cached like the kernels.
+pub fn busybox(apt: &Apt, arch: Arch) -> Result<PathBuf> {
+    let dir = cache_root()?.join(format!("guest/busybox-static-{}", arch.debian()));
+    // Debian 12 ships it in /bin; later releases in /usr/bin.
+    let find = || {
+        ["root/bin/busybox", "root/usr/bin/busybox"]
+            .iter()
+            .map(|p| dir.join(p))
+            .find(|p| p.is_file())
+    };
+    if let Some(bin) = find() {
+        return Ok(bin);
+    }
+    let work = dir.join(format!("unpack.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let result = (|| {
+        let deb = apt
+            .download("busybox-static", arch, Some("bookworm"), &work)
+            .context("cannot fetch busybox-static")?;
+        cmd::run(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(work.join("root")),
+        )?;
+        let _ = fs::remove_dir_all(dir.join("root"));
+        fs::rename(work.join("root"), dir.join("root"))?;
+        find().context("no busybox in busybox-static")
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
