@@ -7,6 +7,7 @@
 //! One module per subject; a new test is a function in its module and a
 //! line in [`TESTS`].
 
+mod capabilities;
 mod collapse;
 mod generator_experiment;
 mod lifecycle;
@@ -84,6 +85,7 @@ fn main() {
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("netlat-vm: kernel {}", kernel.trim());
+    println!("netlat-vm: capabilities {}", capabilities::get());
     let (tests, unknown) = selected(&cmdline);
     println!("netlat-vm: planned {}", tests.len() + unknown.len());
     let mut failed = 0;
