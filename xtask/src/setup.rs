@@ -242,3 +242,16 @@ fn bpf_linker() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// A floating `nightly` would let a new nightly break a clean clone.
+    #[test]
+    fn the_ebpf_nightly_is_a_dated_one() {
+        let pin = super::ebpf_nightly();
+        let date = pin.strip_prefix("nightly-").expect("a nightly");
+        let parts: Vec<&str> = date.split('-').collect();
+        assert_eq!(parts.len(), 3, "{pin}");
+        assert!(parts.iter().all(|p| p.parse::<u32>().is_ok()), "{pin}");
+    }
+}

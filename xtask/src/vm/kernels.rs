@@ -236,3 +236,98 @@ pub fn busybox(apt: &Apt, arch: Arch) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&work);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    use super::*;
+
+    /// POSIX extended regex matching, as apt-cache does it.
+    fn ere_matches(pattern: &str, text: &str) -> bool {
+        let pattern = CString::new(pattern).unwrap();
+        let text = CString::new(text).unwrap();
+        // SAFETY: regcomp fills the zeroed regex_t, freed below; both
+        // strings outlive the calls.
+        unsafe {
+            let mut re: libc::regex_t = std::mem::zeroed();
+            assert_eq!(
+                libc::regcomp(
+                    &mut re,
+                    pattern.as_ptr(),
+                    libc::REG_EXTENDED | libc::REG_NOSUB
+                ),
+                0,
+                "bad pattern {pattern:?}"
+            );
+            let found = libc::regexec(&re, text.as_ptr(), 0, std::ptr::null_mut(), 0) == 0;
+            libc::regfree(&mut re);
+            found
+        }
+    }
+
+    /// Names from the mirror's lists (2026-12), each the kernel of one row.
+    const SEEN: &[(&str, &str)] = &[
+        ("5.10", "linux-image-5.10.0-43-cloud-amd64-unsigned"),
+        ("6.1", "linux-image-6.1.0-57-cloud-amd64-unsigned"),
+        ("6.12", "linux-image-6.12.117+deb12-cloud-amd64-unsigned"),
+        ("sid", "linux-binary-7.2.13+deb14-cloud-amd64"),
+        ("6.1-arm64", "linux-image-6.1.0-57-cloud-arm64-unsigned"),
+    ];
+
+    /// Names that sit beside them in the lists and must match no row.
+    const NEIGHBOURS: &[&str] = &[
+        "linux-image-6.1.0-57-cloud-amd64",
+        "linux-image-6.1.0-57-cloud-amd64-dbg",
+        "linux-image-6.12.117+deb12-cloud-amd64",
+        "linux-image-7.2.13+deb14-cloud-amd64",
+        "linux-binary-unsigned-7.2.13+deb14-cloud-amd64",
+        "linux-binary-7.2.13+deb14-cloud-arm64",
+        "linux-image-cloud-amd64",
+    ];
+
+    #[test]
+    fn each_pattern_picks_its_own_kernel_and_no_other() {
+        for kernel in default_list() {
+            for (label, name) in SEEN {
+                assert_eq!(
+                    ere_matches(&kernel.package, name),
+                    *label == kernel.label,
+                    "{} vs {name}",
+                    kernel.label
+                );
+            }
+            for name in NEIGHBOURS {
+                assert!(
+                    !ere_matches(&kernel.package, name),
+                    "{} matches {name}",
+                    kernel.label
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_spec_is_a_label_or_a_pattern() {
+        let k = from_spec("6.1-arm64");
+        assert_eq!((k.arch, k.package.contains("arm64")), (Arch::Aarch64, true));
+        let k = from_spec(r"^linux-image-6\.1\.0-[0-9]+-cloud-arm64-unsigned$");
+        assert_eq!(k.arch, Arch::Aarch64);
+        let k = from_spec(r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$");
+        assert_eq!(k.arch, Arch::X86_64);
+    }
+
+    #[test]
+    fn sid_keeps_its_vmlinuz_under_usr_lib_modules() {
+        let root = std::env::temp_dir().join(format!("netlat-kernels-{}", std::process::id()));
+        let image = root.join("usr/lib/modules/7.2.13+deb14-cloud-amd64/vmlinuz");
+        fs::create_dir_all(image.parent().unwrap()).unwrap();
+        fs::write(&image, b"").unwrap();
+        let found = find_vmlinuz(&root).unwrap();
+        assert_eq!(
+            vmlinuz_version(&found).as_deref(),
+            Some("7.2.13+deb14-cloud-amd64")
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

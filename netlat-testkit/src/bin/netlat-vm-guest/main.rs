@@ -120,3 +120,25 @@ fn main() {
     println!("netlat-vm: done");
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_test_without_a_filter() {
+        let (tests, unknown) = selected("console=ttyS0 quiet");
+        assert_eq!(tests.len(), TESTS.len());
+        assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn a_filter_runs_its_tests_and_names_the_unknown() {
+        let (tests, unknown) = selected(
+            "console=ttyAMA0 netlat_tests=sigkill_leaves_nothing_attached,no_such_test quiet",
+        );
+        let names: Vec<&str> = tests.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["sigkill_leaves_nothing_attached"]);
+        assert_eq!(unknown, ["no_such_test"]);
+    }
+}
