@@ -11,6 +11,7 @@ mod capabilities;
 mod collapse;
 mod generator_experiment;
 mod lifecycle;
+mod sampling;
 mod timing;
 mod verdict;
 
@@ -38,6 +39,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "flamegraph_during_tcp_collapse",
         collapse::flamegraph_tcp_collapse,
+    ),
+    (
+        "flamegraph_during_net_rx_action",
+        sampling::flamegraph_during_net_rx_action,
     ),
     (
         "blacklisted_function_one_line_error",
