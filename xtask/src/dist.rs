@@ -28,6 +28,8 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+const SUMS: &str = "SHA256SUMS";
+
 pub fn dist_dir() -> PathBuf {
     target_dir().join("dist")
 }
@@ -37,7 +39,14 @@ pub fn binary(arch: Arch) -> Result<PathBuf> {
     let built = static_build(arch, "netlat", "netlat")?;
     check_static_stripped(&built, arch)?;
     let out = dist_dir().join(format!("netlat-{}-linux", arch.name()));
-    copy_atomically(&built, &out)?;
+    let bytes = fs::read(&built).with_context(|| format!("failed to read {}", built.display()))?;
+    if fs::read(&out).ok().as_deref() != Some(bytes.as_slice()) {
+        // The sums no longer describe the files: gone until `dist` writes
+        // them again (the VM stage rebuilds only what it boots).
+        let _ = fs::remove_file(dist_dir().join(SUMS));
+        write_atomically(&out, &bytes)?;
+        cmd::run(Command::new("chmod").arg("755").arg(&out))?;
+    }
     Ok(out)
 }
 
@@ -154,13 +163,7 @@ fn checksums(files: &[PathBuf]) -> Result<()> {
         sums.arg(f.file_name().context("a dist file without a name")?);
     }
     let text = cmd::output(sums.current_dir(&dir)).context("sha256sum failed")?;
-    write_atomically(&dir.join("SHA256SUMS"), text.as_bytes())
-}
-
-fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
-    let bytes = fs::read(from).with_context(|| format!("failed to read {}", from.display()))?;
-    write_atomically(to, &bytes)?;
-    cmd::run(Command::new("chmod").arg("755").arg(to))
+    write_atomically(&dir.join(SUMS), text.as_bytes())
 }
 
 /// Nothing in target/dist is ever left half-written: temp file + rename.
