@@ -44,8 +44,7 @@ pub fn binary(arch: Arch) -> Result<PathBuf> {
         // The sums no longer describe the files: gone until `dist` writes
         // them again (the VM stage rebuilds only what it boots).
         let _ = fs::remove_file(dist_dir().join(SUMS));
-        write_atomically(&out, &bytes)?;
-        cmd::run(Command::new("chmod").arg("755").arg(&out))?;
+        write_atomically(&out, &bytes, 0o755)?;
     }
     Ok(out)
 }
@@ -163,15 +162,18 @@ fn checksums(files: &[PathBuf]) -> Result<()> {
         sums.arg(f.file_name().context("a dist file without a name")?);
     }
     let text = cmd::output(sums.current_dir(&dir)).context("sha256sum failed")?;
-    write_atomically(&dir.join(SUMS), text.as_bytes())
+    write_atomically(&dir.join(SUMS), text.as_bytes(), 0o644)
 }
 
 /// Nothing in target/dist is ever left half-written: temp file + rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().context("a path without a directory")?;
     fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes).with_context(|| format!("failed to write {}", tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("failed to chmod {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("failed to rename {}", tmp.display()))
 }
 
