@@ -59,7 +59,8 @@ pub fn build(netlat: &Path, tag: &str) -> Result<String> {
 
 /// `cargo xtask image`: the static binary, then the image.
 pub fn run(args: &ImageArgs) -> Result<()> {
-    let (netlat, _guest) = crate::vm::build_static()?;
+    // The same file `cargo xtask dist` ships and the VM stage boots.
+    let netlat = crate::dist::binary(crate::arch::Arch::X86_64)?;
     let id = build(&netlat, &args.tag)?;
     println!("image: built {} ({id})", args.tag);
     if args.check {

@@ -1,10 +1,12 @@
-//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test|docs`.
+//! Project automation: `cargo xtask setup|build|run|test|bench|vm-test|dist|docs|image`.
 //!
 //! Every command installs what it needs first, into user-level locations, so
 //! a fresh clone needs nothing but rustup and cargo.
 
+mod arch;
 mod bench;
 mod cmd;
+mod dist;
 mod docs;
 mod image;
 mod serve_bench;
@@ -26,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install the nightly toolchain, rust-src and bpf-linker if missing.
+    /// Install the pinned nightly with rust-src, bpf-linker and the arm64
+    /// cross toolchain if missing.
     Setup,
     /// Set up, then build target/release/netlat with its eBPF object embedded.
     Build,
@@ -56,6 +59,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Set up and build the release files in target/dist/: static, stripped
+    /// netlat binaries for x86_64 and arm64, and SHA256SUMS.
+    Dist,
 }
 
 fn main() -> Result<()> {
@@ -81,6 +87,7 @@ fn main() -> Result<()> {
             setup::all()?;
             vm::run(&args)
         }
+        Command::Dist => dist::run(),
     }
 }
 

@@ -11,7 +11,7 @@ use netlat_testkit::{
 use serde_json::Value;
 
 use crate::{
-    NETLAT,
+    NETLAT, capabilities,
     verdict::{Outcome, check, json, judge_collapse_calls},
 };
 
@@ -37,10 +37,19 @@ pub fn tcp_collapse() -> Result<Outcome, String> {
     check(out.success, || format!("netlat failed: {}", out.stderr))?;
     let r = json(&out.stdout)?;
     let count = r["count"].as_u64().unwrap_or(0);
-    check(
-        ["fentry", "kprobe"].contains(&r["backend"].as_str().unwrap_or("")),
-        || format!("auto picked {}", backend.trim()),
-    )?;
+    // Auto prefers fentry, where the kernel attaches it to tcp_collapse.
+    let expected = if capabilities::get().fentry_7_args.yes() {
+        "fentry"
+    } else {
+        "kprobe"
+    };
+    check(r["backend"] == expected, || {
+        format!(
+            "auto picked {} where {expected} was expected ({})",
+            backend.trim(),
+            capabilities::get()
+        )
+    })?;
     check(bucket_total(&r) == count, || {
         "buckets do not sum to count".into()
     })?;
@@ -114,10 +123,18 @@ pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
 /// Both argument-reading backends: kprobes read the socket from pt_regs,
 /// fentry from the BTF-typed context.
 pub fn by_rcvbuf() -> Result<Outcome, String> {
+    with_argument_backends(by_rcvbuf_with)
+}
+
+/// Runs `test` with the kprobe and the fentry backend: a pass if both
+/// passed, else a skip naming what each found.
+pub fn with_argument_backends(
+    test: impl Fn(&str) -> Result<Outcome, String>,
+) -> Result<Outcome, String> {
     let mut passed = Vec::new();
     let mut skipped = Vec::new();
     for backend in ["kprobe", "fentry"] {
-        match by_rcvbuf_with(backend).map_err(|e| format!("{backend}: {e}"))? {
+        match test(backend).map_err(|e| format!("{backend}: {e}"))? {
             Outcome::Pass(f) => passed.push(format!("{backend}: {f}")),
             Outcome::Skip(f) => skipped.push(format!("{backend}: {f}")),
         }
@@ -130,25 +147,50 @@ pub fn by_rcvbuf() -> Result<Outcome, String> {
     })
 }
 
+/// tcp_collapse has 7 arguments: x86_64 trampolines took at most 6 before
+/// Linux 6.5. Where the kernel's own probe refused fentry on it, netlat's
+/// `probe` run must have refused in one line that says why, not failed
+/// some other way: that is the whole verdict (Some). None: test on.
+pub fn fentry_refusal(
+    backend: &str,
+    probe: &netlat_testkit::netlat::Output,
+) -> Option<Result<Outcome, String>> {
+    let refused = &capabilities::get().fentry_7_args;
+    if backend != "fentry" || refused.yes() {
+        return None;
+    }
+    let judged = (|| {
+        check(!probe.success, || {
+            format!("the kernel refused fentry on tcp_collapse ({refused}), yet netlat attached")
+        })?;
+        let expected = if refused.to_string().contains("ENOTSUPP") {
+            "cannot be traced with fentry on this kernel (ENOTSUPP"
+        } else {
+            "fentry"
+        };
+        check(
+            probe.stderr.lines().count() == 1 && probe.stderr.contains(expected),
+            || format!("not the one-line refusal: {}", probe.stderr.trim()),
+        )?;
+        Ok(Outcome::Pass(format!(
+            "refused as the kernel does ({refused}): {}",
+            probe.stderr.trim()
+        )))
+    })();
+    Some(judged)
+}
+
 fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
-    // Linux 6.1's trampolines take at most 6 arguments and tcp_collapse has
-    // 7: fentry must then say so in one line, not fail some other way.
     let probe = run(
         Path::new(NETLAT),
         &["histogram", "--backend", backend, "tcp_collapse", "0.1"],
     );
-    if !probe.success {
-        let expected = "cannot be traced with fentry on this kernel (ENOTSUPP";
-        check(
-            backend == "fentry" && probe.stderr.contains(expected),
-            || format!("cannot attach: {}", probe.stderr.trim()),
-        )?;
-        // The refusal, in one line, is what must happen here: judged.
-        return Ok(Outcome::Pass(format!(
-            "refused as it must be on this kernel: {}",
-            probe.stderr.trim()
-        )));
+    if let Some(verdict) = fentry_refusal(backend, &probe) {
+        return verdict;
     }
+    check(probe.success, || {
+        format!("cannot attach: {}", probe.stderr.trim())
+    })?;
     let prune0 = tcp_ext("PruneCalled");
     let netlat = Netlat::start(
         NETLAT,

@@ -7,11 +7,13 @@
 //! One module per subject; a new test is a function in its module and a
 //! line in [`TESTS`].
 
+mod capabilities;
 mod collapse;
 mod generator_experiment;
 mod info;
 mod lifecycle;
 mod missed;
+mod sampling;
 mod slow;
 mod timing;
 mod verdict;
@@ -42,6 +44,10 @@ const TESTS: &[(&str, Test)] = &[
         collapse::flamegraph_tcp_collapse,
     ),
     (
+        "flamegraph_during_net_rx_action",
+        sampling::flamegraph_during_net_rx_action,
+    ),
+    (
         "blacklisted_function_one_line_error",
         lifecycle::blacklisted_function,
     ),
@@ -65,6 +71,30 @@ const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
+/// `netlat_tests=a,b` on the kernel command line runs only those (the host
+/// runs a subset where emulation is slow); names that match no test are
+/// returned too, to fail loudly rather than shrink the run.
+fn selected(cmdline: &str) -> (Vec<(&'static str, Test)>, Vec<String>) {
+    let Some(list) = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("netlat_tests="))
+    else {
+        return (TESTS.to_vec(), Vec::new());
+    };
+    let wanted: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+    let tests = TESTS
+        .iter()
+        .filter(|(name, _)| wanted.contains(name))
+        .copied()
+        .collect();
+    let unknown = wanted
+        .iter()
+        .filter(|w| !TESTS.iter().any(|(name, _)| name == *w))
+        .map(|w| w.to_string())
+        .collect();
+    (tests, unknown)
+}
+
 fn main() {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     println!("netlat-vm: cmdline {}", cmdline.trim());
@@ -75,9 +105,15 @@ fn main() {
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("netlat-vm: kernel {}", kernel.trim());
-    println!("netlat-vm: planned {}", TESTS.len());
+    println!("netlat-vm: capabilities {}", capabilities::get());
+    let (tests, unknown) = selected(&cmdline);
+    println!("netlat-vm: planned {}", tests.len() + unknown.len());
     let mut failed = 0;
-    for &(name, test) in TESTS {
+    for name in unknown {
+        failed += 1;
+        println!("netlat-vm: test {name} FAIL (0.0s) netlat_tests= names no such test");
+    }
+    for (name, test) in tests {
         let started = Instant::now();
         let result = panic::catch_unwind(test).unwrap_or_else(|p| {
             Err(p
@@ -103,4 +139,26 @@ fn main() {
     }
     println!("netlat-vm: done");
     std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_test_without_a_filter() {
+        let (tests, unknown) = selected("console=ttyS0 quiet");
+        assert_eq!(tests.len(), TESTS.len());
+        assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn a_filter_runs_its_tests_and_names_the_unknown() {
+        let (tests, unknown) = selected(
+            "console=ttyAMA0 netlat_tests=sigkill_leaves_nothing_attached,no_such_test quiet",
+        );
+        let names: Vec<&str> = tests.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["sigkill_leaves_nothing_attached"]);
+        assert_eq!(unknown, ["no_such_test"]);
+    }
 }

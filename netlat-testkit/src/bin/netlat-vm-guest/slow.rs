@@ -6,34 +6,19 @@
 use std::{path::Path, time::Duration};
 
 use netlat_testkit::{
-    collapse,
     netlat::{Netlat, run},
     netstat::tcp_ext,
 };
 use serde_json::Value;
 
 use crate::{
-    NETLAT,
+    NETLAT, collapse,
     verdict::{Outcome, check, judge_collapse_calls},
 };
 
-/// Both function backends; fentry is refused for tcp_collapse's seven
-/// arguments before Linux 6.5, which must then be said in one line.
+/// Both function backends, as `--by rcvbuf` is tested.
 pub fn slow_tcp_collapse() -> Result<Outcome, String> {
-    let mut passed = Vec::new();
-    let mut skipped = Vec::new();
-    for backend in ["kprobe", "fentry"] {
-        match with_backend(backend).map_err(|e| format!("{backend}: {e}"))? {
-            Outcome::Pass(f) => passed.push(format!("{backend}: {f}")),
-            Outcome::Skip(f) => skipped.push(format!("{backend}: {f}")),
-        }
-    }
-    let all: Vec<String> = passed.iter().chain(&skipped).cloned().collect();
-    Ok(if skipped.is_empty() {
-        Outcome::Pass(all.join("; "))
-    } else {
-        Outcome::Skip(all.join("; "))
-    })
+    collapse::with_argument_backends(with_backend)
 }
 
 /// `(calls timed, over the threshold, printed, lost)` from the summary line.
@@ -59,19 +44,12 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
         Path::new(NETLAT),
         &["slow", "--backend", backend, "tcp_collapse", "0", "0.1"],
     );
-    if !probe.success {
-        check(
-            backend == "fentry"
-                && probe
-                    .stderr
-                    .contains("cannot be traced with fentry on this kernel (ENOTSUPP"),
-            || format!("cannot attach: {}", probe.stderr.trim()),
-        )?;
-        return Ok(Outcome::Pass(format!(
-            "refused as it must be on this kernel: {}",
-            probe.stderr.trim()
-        )));
+    if let Some(verdict) = collapse::fentry_refusal(backend, &probe) {
+        return verdict;
     }
+    check(probe.success, || {
+        format!("cannot attach: {}", probe.stderr.trim())
+    })?;
     let prune0 = tcp_ext("PruneCalled");
     let netlat = Netlat::start(
         NETLAT,
@@ -85,7 +63,10 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
             "0",
         ],
     );
-    let generated = collapse::run_recipe(Duration::from_secs(4), collapse::Recipe::default());
+    let generated = netlat_testkit::collapse::run_recipe(
+        Duration::from_secs(4),
+        netlat_testkit::collapse::Recipe::default(),
+    );
     let out = netlat.interrupt();
     let pruned = tcp_ext("PruneCalled") - prune0;
     check(out.success, || format!("netlat failed: {}", out.stderr))?;

@@ -13,7 +13,7 @@ use netlat_testkit::{
 };
 
 use crate::{
-    NETLAT,
+    NETLAT, capabilities,
     verdict::{Outcome, check, json},
 };
 
@@ -56,15 +56,27 @@ pub fn kprobe_net_rx_action() -> Result<Outcome, String> {
     net_rx_bracket("kprobe").map(Outcome::Pass)
 }
 
+/// Where the kernel attaches fentry (its own probe says), netlat's fentry
+/// must count exactly; where it refuses, netlat must refuse in one line and
+/// auto fall back to kprobes.
 pub fn fentry_net_rx_action() -> Result<Outcome, String> {
+    let expected = &capabilities::get().fentry;
     let probe = run(
         Path::new(NETLAT),
         &["histogram", "--backend", "fentry", "net_rx_action", "0.2"],
     );
-    if probe.success {
+    if expected.yes() {
+        check(probe.success, || {
+            format!(
+                "this kernel attaches fentry to net_rx_action, netlat did not: {}",
+                probe.stderr.trim()
+            )
+        })?;
         return net_rx_bracket("fentry").map(|f| Outcome::Pass(format!("fentry works: {f}")));
     }
-    // Refused here: the error must be one line, and auto must fall back.
+    check(!probe.success, || {
+        format!("the kernel refused fentry ({expected}), yet netlat's fentry attached")
+    })?;
     check(
         probe.stderr.lines().count() == 1 && probe.stderr.contains("fentry"),
         || format!("fentry error not one line about fentry: {}", probe.stderr),
@@ -81,7 +93,7 @@ pub fn fentry_net_rx_action() -> Result<Outcome, String> {
         format!("auto picked {}", r["backend"])
     })?;
     Ok(Outcome::Pass(format!(
-        "fentry refused ({}); auto fell back to kprobe",
+        "fentry refused as the kernel does ({expected}): {}; auto fell back to kprobe",
         probe.stderr.trim()
     )))
 }

@@ -433,12 +433,17 @@ fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachErro
                 errno_text(errno.unwrap_or(libc::EINVAL))
             ))
         }
-        // The programs loaded against this function's BTF, so the kernel
-        // supports fentry; ENOTSUPP here is the trampoline refusing this
-        // function (Linux 6.1 on x86 takes at most 6 arguments;
-        // tcp_collapse has 7).
+        // The programs loaded against this function's BTF; ENOTSUPP here is
+        // the trampoline refusing: x86_64 before 6.5 takes at most 6
+        // arguments (tcp_collapse has 7); arm64 before 6.4 has no ftrace
+        // direct calls, so no trampoline on any kernel function.
         Backend::Fentry if errno == Some(ENOTSUPP) => AttachError::CannotProbe(format!(
-            "{function} cannot be traced with fentry on this kernel (ENOTSUPP: its BPF trampoline refuses the function, e.g. one with more than 6 arguments before Linux 6.5); kprobes can"
+            "{function} cannot be traced with fentry on this kernel (ENOTSUPP: its BPF trampoline refuses the function: {}); kprobes can",
+            if cfg!(target_arch = "aarch64") {
+                "arm64 kernels before Linux 6.4 attach fentry to no kernel function"
+            } else {
+                "e.g. more than 6 arguments before Linux 6.5"
+            }
         )),
         Backend::Fentry if matches!(errno, Some(libc::EPERM | libc::EOPNOTSUPP)) => {
             AttachError::Unavailable(format!(
