@@ -4,6 +4,7 @@ pub mod compare;
 pub mod experiment;
 pub mod flamegraph;
 pub mod histogram;
+pub mod progress;
 pub mod stop;
 
 use std::path::Path;
