@@ -248,6 +248,10 @@ fn live_report_on_this_kernel() {
 fn binary_json_and_watch() {
     let out = common::run(&["doctor", "--window", "0.3", "--json"]);
     assert!(out.success, "{}", out.stderr);
+    assert_eq!(
+        out.stderr, "netlat: doctor sampling /proc and /sys: two readings 300ms apart...\n",
+        "doctor says it is sampling"
+    );
     let r: Report = serde_json::from_str(&out.stdout).expect("one JSON report");
     assert_eq!(r.checks.len(), 7);
     assert!(r.at.is_some());

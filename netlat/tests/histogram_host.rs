@@ -339,3 +339,36 @@ fn sigterm_prints_what_was_collected_and_exits_0() {
     assert!(out.success, "exit after SIGTERM: {}", out.stderr);
     assert!(out.stdout.starts_with("Duration min:"), "{}", out.stdout);
 }
+
+/// A long run shows it is alive on a terminal: a line on stderr that
+/// redraws itself with the time gone and left; never when stderr is a pipe.
+#[test]
+fn long_runs_show_a_countdown_on_a_terminal_only() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    // util-linux `script` gives netlat a pseudo-terminal.
+    let cmd = format!("{} histogram net_rx_action 2.5", common::BIN);
+    let tty = std::process::Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .output();
+    let Ok(tty) = tty else {
+        return skip("script (util-linux) is not installed");
+    };
+    let seen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{seen}");
+    assert!(
+        seen.contains("\r\x1b[Knetlat: 1s of 2s 500ms, 2s left (Ctrl-C ends it early)"),
+        "{seen:?}"
+    );
+    // Wiped before the report.
+    assert!(seen.contains("\r\x1b[KDuration min:"), "{seen:?}");
+
+    let piped = common::run(&["histogram", "net_rx_action", "1.5"]);
+    assert!(piped.success, "{}", piped.stderr);
+    assert!(
+        !piped.stderr.contains(" left ") && !piped.stderr.contains('\r'),
+        "{:?}",
+        piped.stderr
+    );
+}

@@ -106,7 +106,9 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         sampler::attach(probes.ebpf(), args.frequency, &cpus)?;
         let started = Instant::now();
         announce(args, &probes);
-        stop.until(args.duration.map(|d| started + d)).await;
+        super::progress::Progress::start(args.duration)
+            .until(&mut stop, args.duration.map(|d| started + d))
+            .await;
         let window = started.elapsed();
 
         // Detach everything before reading: the maps are then final.

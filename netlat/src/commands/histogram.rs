@@ -138,11 +138,12 @@ pub(crate) async fn trace(
         windows: Vec::new(),
     });
     let deadline = args.seconds.map(|d| started + d);
+    let mut progress = super::progress::Progress::start(args.seconds);
     let mut interrupted = false;
     loop {
         let tick = args.interval.map(|i| window.instant + i);
         let wake = [tick, deadline].into_iter().flatten().min();
-        let ended = match stop.until(wake).await {
+        let ended = match progress.until(stop, wake).await {
             Woke::Signal => {
                 interrupted = true;
                 true

@@ -6,6 +6,7 @@ pub mod experiment;
 pub mod flamegraph;
 pub mod histogram;
 pub mod info;
+pub mod progress;
 pub mod slow;
 pub mod stop;
 

@@ -9,7 +9,7 @@ pub mod sample;
 pub mod text;
 
 use std::{
-    io::{IsTerminal as _, Write as _},
+    io::Write as _,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -71,13 +71,12 @@ fn advise_for_this_kernel(report: &mut Report) {
 pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let root = Root::host();
     let mut out = std::io::stdout().lock();
+    // Said on stderr every time, so a wait is never a silent one.
     let Some(every) = args.watch else {
-        if !args.json && std::io::stderr().is_terminal() {
-            eprintln!(
-                "netlat: doctor measuring for {:.1} s...",
-                args.window.as_secs_f64()
-            );
-        }
+        eprintln!(
+            "netlat: doctor sampling /proc and /sys: two readings {} apart...",
+            humantime::format_duration(args.window)
+        );
         let mut report = measure(&root, args.window);
         advise_for_this_kernel(&mut report);
         report.at = Some(now_rfc3339());
@@ -92,6 +91,10 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     };
     // Like the notes' `while true; do ...; sleep 5; done`: each interval
     // judged on its own deltas. Ctrl-C ends it the usual way.
+    eprintln!(
+        "netlat: doctor sampling /proc and /sys every {} until Ctrl-C",
+        humantime::format_duration(every)
+    );
     let mut before = sample::take(&root);
     let mut start = Instant::now();
     loop {
