@@ -31,11 +31,11 @@ pub fn generate_with(netlat: &Path, out_dir: &Path) -> Result<()> {
         ("zsh", "_netlat"),
         ("fish", "netlat.fish"),
     ] {
-        let text = stdout_of(Command::new(netlat).args(["completions", shell]))?;
+        let text = crate::cmd::stdout(Command::new(netlat).args(["completions", shell]))?;
         let path = completions.join(file);
         fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
     }
-    let pages = stdout_of(Command::new(netlat).args(["man-pages", "--out"]).arg(&man))?;
+    let pages = crate::cmd::stdout(Command::new(netlat).args(["man-pages", "--out"]).arg(&man))?;
     let pages: Vec<PathBuf> = pages.lines().map(PathBuf::from).collect();
     if pages.is_empty() {
         bail!("{} man-pages wrote no page", netlat.display());
@@ -47,17 +47,4 @@ pub fn generate_with(netlat: &Path, out_dir: &Path) -> Result<()> {
         man.display()
     );
     Ok(())
-}
-
-fn stdout_of(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("failed to run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

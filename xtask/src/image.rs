@@ -53,7 +53,9 @@ pub fn build(netlat: &Path, tag: &str) -> Result<String> {
             .args(["--tag", tag])
             .arg(&context),
     )?;
-    let id = output(Command::new("podman").args(["image", "inspect", "--format", "{{.Id}}", tag]))?;
+    let id = crate::cmd::stdout(
+        Command::new("podman").args(["image", "inspect", "--format", "{{.Id}}", tag]),
+    )?;
     Ok(id.trim().to_owned())
 }
 
@@ -78,7 +80,7 @@ pub fn test() -> Result<()> {
 }
 
 fn check(tag: &str, netlat: &Path) -> Result<()> {
-    let inspect: Value = serde_json::from_str(&output(
+    let inspect: Value = serde_json::from_str(&crate::cmd::stdout(
         Command::new("podman").args(["image", "inspect", tag]),
     )?)
     .context("podman image inspect gave no JSON")?;
@@ -195,7 +197,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) -> Result<()
 }
 
 fn sha256(path: &Path) -> Result<String> {
-    let out = output(Command::new("sha256sum").arg(path))?;
+    let out = crate::cmd::stdout(Command::new("sha256sum").arg(path))?;
     out.split_whitespace()
         .next()
         .map(str::to_owned)
@@ -205,7 +207,7 @@ fn sha256(path: &Path) -> Result<String> {
 /// `podman run IMAGE --version` must print what the binary prints; a
 /// refusal by the machine (not by the image) is reported, not failed.
 fn try_running(tag: &str, netlat: &Path) -> Result<()> {
-    let want = output(Command::new(netlat).arg("--version"))?;
+    let want = crate::cmd::stdout(Command::new(netlat).arg("--version"))?;
     let out = Command::new("podman")
         .args(["run", "--rm", "--network", "none", tag, "--version"])
         .output()
@@ -232,19 +234,6 @@ fn try_running(tag: &str, netlat: &Path) -> Result<()> {
 /// The OCI runtime failing to set up the container, before netlat starts.
 fn machine_refused(stderr: &str) -> bool {
     stderr.contains("OCI runtime") || stderr.contains("crun:") || stderr.contains("RLIMIT")
-}
-
-fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("failed to run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

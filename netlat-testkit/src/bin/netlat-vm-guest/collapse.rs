@@ -151,7 +151,7 @@ pub fn with_argument_backends(
 /// Linux 6.5. Where the kernel's own probe refused fentry on it, netlat's
 /// `probe` run must have refused in one line that says why, not failed
 /// some other way: that is the whole verdict (Some). None: test on.
-pub fn fentry_refusal(
+fn fentry_refusal(
     backend: &str,
     probe: &netlat_testkit::netlat::Output,
 ) -> Option<Result<Outcome, String>> {
@@ -180,17 +180,30 @@ pub fn fentry_refusal(
     Some(judged)
 }
 
-fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
-    let probe = run(
-        Path::new(NETLAT),
-        &["histogram", "--backend", backend, "tcp_collapse", "0.1"],
-    );
+/// A short `netlat SUBCOMMAND --backend BACKEND tcp_collapse REST` first:
+/// where the kernel refuses fentry on tcp_collapse, the one-line refusal
+/// is the verdict (Some); everywhere else netlat must attach (None).
+pub fn try_backend(
+    subcommand: &str,
+    rest: &[&str],
+    backend: &str,
+) -> Result<Option<Outcome>, String> {
+    let mut args = vec![subcommand, "--backend", backend, "tcp_collapse"];
+    args.extend(rest);
+    let probe = run(Path::new(NETLAT), &args);
     if let Some(verdict) = fentry_refusal(backend, &probe) {
-        return verdict;
+        return verdict.map(Some);
     }
     check(probe.success, || {
         format!("cannot attach: {}", probe.stderr.trim())
     })?;
+    Ok(None)
+}
+
+fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
+    if let Some(verdict) = try_backend("histogram", &["0.1"], backend)? {
+        return Ok(verdict);
+    }
     let prune0 = tcp_ext("PruneCalled");
     let netlat = Netlat::start(
         NETLAT,

@@ -3,12 +3,9 @@
 //! (getsockname/getpeername, getsockopt SO_RCVBUF) and, with --stack, the
 //! callers that led to the collapse.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
-use netlat_testkit::{
-    netlat::{Netlat, run},
-    netstat::tcp_ext,
-};
+use netlat_testkit::{netlat::Netlat, netstat::tcp_ext};
 use serde_json::Value;
 
 use crate::{
@@ -40,16 +37,9 @@ fn summary(stderr: &str) -> Result<[u64; 4], String> {
 }
 
 fn with_backend(backend: &str) -> Result<Outcome, String> {
-    let probe = run(
-        Path::new(NETLAT),
-        &["slow", "--backend", backend, "tcp_collapse", "0", "0.1"],
-    );
-    if let Some(verdict) = collapse::fentry_refusal(backend, &probe) {
-        return verdict;
+    if let Some(verdict) = collapse::try_backend("slow", &["0", "0.1"], backend)? {
+        return Ok(verdict);
     }
-    check(probe.success, || {
-        format!("cannot attach: {}", probe.stderr.trim())
-    })?;
     let prune0 = tcp_ext("PruneCalled");
     let netlat = Netlat::start(
         NETLAT,
