@@ -95,13 +95,20 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
             format!("a collapse with no receive memory in use: {s}")
         })?;
         let stack = r["stack"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        // tcp_prune_queue is inlined into tcp_try_rmem_schedule on some
-        // builds (Debian's 6.12): either names the caller.
+        // The frame under tcp_collapse is its caller, tcp_prune_queue, or
+        // what that was inlined into: tcp_try_rmem_schedule (Debian's
+        // x86_64 6.12), tcp_data_queue (arm64 6.1).
+        let caller = stack
+            .iter()
+            .position(|f| f == "tcp_collapse")
+            .and_then(|i| stack.get(i + 1));
         check(
-            stack
-                .iter()
-                .any(|f| f == "tcp_prune_queue" || f == "tcp_try_rmem_schedule"),
-            || format!("stack without tcp_collapse's caller: {stack:?}"),
+            caller.is_some_and(|f| {
+                ["tcp_prune_queue", "tcp_try_rmem_schedule", "tcp_data_queue"]
+                    .iter()
+                    .any(|c| f == c)
+            }),
+            || format!("no tcp_collapse called from the receive path in the stack: {stack:?}"),
         )?;
     }
     let max = records
