@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod slots;
 
 use std::{
     net::SocketAddr,
