@@ -12,8 +12,9 @@ use super::{
     histogram::{Stop, stop, trace},
 };
 use crate::{
-    commands::histogram::HistogramArgs, model::compare::Named, model::unit::UnitChoice,
-    system::privileges, system::procfs::sysctl,
+    commands::histogram::HistogramArgs, model::compare::Named, model::report::HistogramReport,
+    model::unit::UnitChoice, render, system::atomic_file, system::privileges,
+    system::procfs::sysctl,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -51,7 +52,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     }
     let online =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
-    let run_args = |name: &str| HistogramArgs {
+    let run_args = HistogramArgs {
         function: args.function.clone(),
         seconds: Some(args.duration),
         backend: args.backend,
@@ -60,39 +61,59 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         per_cpu: false,
         cpu: None,
         json: false,
-        output: args
-            .output_dir
-            .as_ref()
-            .map(|d| d.join(format!("{name}.json"))),
+        // experiment writes the files itself, so a failed write cannot cost
+        // the other run or the comparison.
+        output: None,
         by: args.by,
     };
+
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         eprintln!("netlat: run 1 of 2, with {key} = {original}");
-        let before = trace(&run_args("before"), &online, &mut stop, false).await?;
+        let before = trace(&run_args, &online, &mut stop, false).await?;
         if before.interrupted {
             eprintln!("netlat: interrupted before {key} was changed");
-            return print(&[named("before", before.report)], args.json);
+            print(&[named("before", before.report.clone())], args.json)?;
+            return save(args, "before", &before.report);
+        }
+        if let Err(e) = save(args, "before", &before.report) {
+            // Nothing changed yet: show run 1 and stop before touching the host.
+            print(&[named("before", before.report)], args.json)?;
+            return Err(e.context(format!("{key} was not changed")));
         }
         let applied = Applied::apply(&key, &value, &original)?;
         eprintln!(
             "netlat: run 2 of 2, with {key} = {}",
             sysctl::read(&key).unwrap_or_default()
         );
-        let after = trace(&run_args("after"), &online, &mut stop, false).await;
+        let after = trace(&run_args, &online, &mut stop, false).await;
         applied.restore()?;
         let after = after?;
         if after.interrupted {
             eprintln!("netlat: interrupted during run 2; comparing what was collected");
         }
         print(
-            &[named("before", before.report), named("after", after.report)],
+            &[
+                named("before", before.report),
+                named("after", after.report.clone()),
+            ],
             args.json,
-        )
+        )?;
+        save(args, "after", &after.report)
     })
 }
 
-fn named(name: &str, report: crate::model::report::HistogramReport) -> Named {
+/// Writes `NAME.json` into `--output-dir`, whole or not at all.
+fn save(args: &ExperimentArgs, name: &str, report: &HistogramReport) -> Result<()> {
+    let Some(dir) = &args.output_dir else {
+        return Ok(());
+    };
+    let path = dir.join(format!("{name}.json"));
+    atomic_file::write(&path, render::json::render(report, false).as_bytes())?;
+    Ok(())
+}
+
+fn named(name: &str, report: HistogramReport) -> Named {
     Named {
         name: name.to_owned(),
         report,

@@ -151,8 +151,7 @@ pub(crate) async fn trace(
         build_report(&run, &tracer, &window, &snapshot)
     };
     if let Some(path) = &args.output {
-        std::fs::write(path, render::json::render(&report, false))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::system::atomic_file::write(path, render::json::render(&report, false).as_bytes())?;
     }
     Ok(Traced {
         report,

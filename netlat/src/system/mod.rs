@@ -1,6 +1,7 @@
 //! The host as netlat reads it: /proc and /sys parsers, kallsyms, host
 //! identity, privileges, and the conditions recorded beside each run.
 
+pub mod atomic_file;
 pub mod conditions;
 pub mod host;
 pub mod kallsyms;
