@@ -1,9 +1,9 @@
 //! `netlat experiment FUNCTION --sysctl KEY=VALUE`: the seed-003 workflow
 //! in one command. Record a run with the current setting, apply the new
 //! value, record a second run, put the original back (also on Ctrl-C,
-//! SIGTERM or an error), and compare.
-
-use std::path::Path;
+//! SIGTERM, SIGHUP or an error), and compare. The change is journaled first
+//! (`system::journal`), so even a SIGKILLed experiment is undone by the next
+//! netlat run.
 
 use anyhow::{Context as _, Result, bail};
 
@@ -12,18 +12,31 @@ use super::{
     histogram::{Stop, stop, trace},
 };
 use crate::{
-    commands::histogram::HistogramArgs, model::compare::Named, model::report::HistogramReport,
-    model::unit::UnitChoice, render, system::atomic_file, system::privileges,
+    commands::histogram::HistogramArgs,
+    model::compare::Named,
+    model::report::HistogramReport,
+    model::unit::UnitChoice,
+    render,
+    system::atomic_file,
+    system::journal::{self, Journal, Outcome},
+    system::privileges,
     system::procfs::sysctl,
+    system::sysctl_change::{Change, Restore},
 };
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExperimentArgs {
     /// Kernel function to time, e.g. tcp_collapse.
-    pub function: String,
+    #[arg(required_unless_present = "restore")]
+    pub function: Option<String>,
     /// The setting to try, e.g. net.ipv4.tcp_rmem="4096 1048576 2097152".
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub sysctl: String,
+    #[arg(long, value_name = "KEY=VALUE", required_unless_present = "restore")]
+    pub sysctl: Option<String>,
+    /// Put back every sysctl a netlat experiment changed and could not
+    /// restore (it was killed), from its records in /run/netlat, then exit.
+    /// Any netlat run as root does this too, at start-up.
+    #[arg(long, conflicts_with_all = ["function", "sysctl", "output_dir"])]
+    pub restore: bool,
     /// Length of each of the two runs.
     #[arg(long, value_parser = crate::model::duration::parse, default_value = "10")]
     pub duration: std::time::Duration,
@@ -43,7 +56,13 @@ pub struct ExperimentArgs {
 
 pub fn run(args: &ExperimentArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
-    let (key, value) = parse_assignment(&args.sysctl)?;
+    if args.restore {
+        return restore_recorded();
+    }
+    let (Some(function), Some(assignment)) = (&args.function, &args.sysctl) else {
+        bail!("experiment needs FUNCTION and --sysctl KEY=VALUE (or --restore)");
+    };
+    let (key, value) = parse_assignment(assignment)?;
     let original = sysctl::read(&key)
         .with_context(|| format!("unknown sysctl {key} (no {})", sysctl::path(&key)))?;
     if let Some(dir) = &args.output_dir {
@@ -53,7 +72,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let online =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
     let run_args = HistogramArgs {
-        function: args.function.clone(),
+        function: function.clone(),
         seconds: Some(args.duration),
         backend: args.backend,
         unit: UnitChoice::Auto,
@@ -81,14 +100,30 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             print(&[named("before", before.report)], args.json)?;
             return Err(e.context(format!("{key} was not changed")));
         }
-        let applied = Applied::apply(&key, &value, &original)?;
-        eprintln!(
-            "netlat: run 2 of 2, with {key} = {}",
-            sysctl::read(&key).unwrap_or_default()
-        );
+        let journal = Journal::host();
+        let change = match Change::apply(&journal, &key, &value, &original) {
+            Ok(change) => change,
+            Err(e) => {
+                print(&[named("before", before.report)], args.json)?;
+                return Err(e.into());
+            }
+        };
+        eprintln!("netlat: run 2 of 2, with {key} = {}", change.value());
+        let set = change.value().to_owned();
         let after = trace(&run_args, &online, &mut stop, false).await;
-        applied.restore()?;
-        let after = after?;
+        match change.restore()? {
+            Restore::Restored => eprintln!("netlat: restored {key} = {original}"),
+            Restore::LeftAlone { now } => eprintln!(
+                "netlat: not restoring {key}: it is now {now}, not the {set} netlat set, so someone changed it during run 2; it was {original} before"
+            ),
+        }
+        let after = match after {
+            Ok(after) => after,
+            Err(e) => {
+                print(&[named("before", before.report)], args.json)?;
+                return Err(e.context("run 2 failed"));
+            }
+        };
         if after.interrupted {
             eprintln!("netlat: interrupted during run 2; comparing what was collected");
         }
@@ -132,44 +167,27 @@ pub fn parse_assignment(s: &str) -> Result<(String, String)> {
     }
 }
 
-/// A sysctl set to a new value; dropping it puts the original back, so an
-/// error or a panic between apply and restore cannot leave the host tuned.
-struct Applied {
-    key: String,
-    original: String,
-    restored: bool,
-}
-
-impl Applied {
-    fn apply(key: &str, value: &str, original: &str) -> Result<Applied> {
-        write(key, value)?;
-        Ok(Applied {
-            key: key.to_owned(),
-            original: original.to_owned(),
-            restored: false,
-        })
+/// `--restore`: the journal's records whose netlat is gone, put back.
+fn restore_recorded() -> Result<()> {
+    let outcomes = Journal::host().recover();
+    if outcomes.is_empty() {
+        eprintln!(
+            "netlat: nothing to restore (no records in {})",
+            journal::DIR
+        );
     }
-
-    fn restore(mut self) -> Result<()> {
-        self.restored = true;
-        write(&self.key, &self.original)?;
-        eprintln!("netlat: restored {} = {}", self.key, self.original);
-        Ok(())
+    let mut failed = 0;
+    for outcome in &outcomes {
+        eprintln!("{outcome}");
+        failed += usize::from(matches!(outcome, Outcome::Failed { .. }));
     }
-}
-
-impl Drop for Applied {
-    fn drop(&mut self) {
-        if !self.restored {
-            let _ = write(&self.key, &self.original);
-        }
+    if failed > 0 {
+        bail!(
+            "{failed} sysctl(s) could not be restored; their records stay in {}",
+            journal::DIR
+        );
     }
-}
-
-fn write(key: &str, value: &str) -> Result<()> {
-    let path = sysctl::path(key);
-    std::fs::write(Path::new(&path), value)
-        .with_context(|| format!("cannot set {key} = {value} ({path})"))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 pub mod atomic_file;
 pub mod conditions;
 pub mod host;
+pub mod journal;
 pub mod kallsyms;
 pub mod privileges;
 pub mod procfs;
+pub mod sysctl_change;
