@@ -21,7 +21,7 @@ use crate::{
     system::journal::{self, Journal, Outcome},
     system::privileges,
     system::procfs::sysctl,
-    system::sysctl_change::{Change, Restore},
+    system::sysctl_change::{self, Change, Restore},
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -65,6 +65,12 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     let (key, value) = parse_assignment(assignment)?;
     let original = sysctl::read(&key)
         .with_context(|| format!("unknown sysctl {key} (no {})", sysctl::path(&key)))?;
+    // Found now, not after run 1: a bad value, a read-only key.
+    let trial = sysctl_change::trial(&Journal::host(), &key, &value, &original)
+        .map_err(|e| anyhow::anyhow!("{e} (checked before run 1; nothing was changed)"))?;
+    if trial != value {
+        eprintln!("netlat: note: {key} reads back as {trial} after writing {value}");
+    }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         super::check_writable(&dir.join("before.json"))?;

@@ -24,7 +24,7 @@ pub const DIR: &str = "/run/netlat";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot create {dir}: {why}")]
+    #[error("cannot keep a restore record in {dir}, so nothing was changed: {why}")]
     Dir { dir: String, why: String },
     #[error(transparent)]
     Write(#[from] atomic_file::WriteError),

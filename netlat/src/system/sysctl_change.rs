@@ -9,12 +9,10 @@ use super::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
-    #[error("cannot record the original value of {key} before changing it: {source}")]
-    Journal {
-        key: String,
-        #[source]
-        source: JournalError,
-    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{key} is read-only (its /proc/sys file has no write permission)")]
+    ReadOnly { key: String },
     #[error("cannot set {key} = {value}: {why}")]
     Write {
         key: String,
@@ -55,10 +53,7 @@ impl<'a> Change<'a> {
         let journaled = |set: &str| {
             journal
                 .record(&Record::mine(key, original, set))
-                .map_err(|source| ChangeError::Journal {
-                    key: key.to_owned(),
-                    source,
-                })
+                .map_err(ChangeError::Journal)
         };
         journaled(value)?;
         if let Err(why) = write(key, value) {
@@ -116,6 +111,29 @@ impl Drop for Change<'_> {
             }
         }
     }
+}
+
+/// Writes `value`, reads it back and restores at once, so a bad value or a
+/// read-only key is found before a long run rather than after it. Returns
+/// the value as the kernel reads it back.
+pub fn trial(
+    journal: &Journal,
+    key: &str,
+    value: &str,
+    original: &str,
+) -> Result<String, ChangeError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(sysctl::path(key))
+        && meta.permissions().mode() & 0o222 == 0
+    {
+        return Err(ChangeError::ReadOnly {
+            key: key.to_owned(),
+        });
+    }
+    let change = Change::apply(journal, key, value, original)?;
+    let set = change.value().to_owned();
+    change.restore()?;
+    Ok(set)
 }
 
 fn write(key: &str, value: &str) -> Result<(), String> {
