@@ -14,7 +14,7 @@ use super::{
 use crate::{
     commands::histogram::HistogramArgs,
     model::compare::Named,
-    model::report::HistogramReport,
+    model::report::{Experiment, ExperimentRun, HistogramReport},
     model::unit::UnitChoice,
     render,
     system::atomic_file,
@@ -95,7 +95,16 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         eprintln!("netlat: run 1 of 2, with {key} = {original}");
-        let before = trace(&run_args, &online, &mut stop, false).await?;
+        let mut before = trace(&run_args, &online, &mut stop, false).await?;
+        // Recorded in both files: the key may be outside the ones every
+        // report carries (net.core.somaxconn), and compare must see it.
+        let experiment = |run, during: &str| Experiment {
+            sysctl: key.clone(),
+            before: original.clone(),
+            during: during.to_owned(),
+            run,
+        };
+        before.report.experiment = Some(experiment(ExperimentRun::Before, &trial));
         if before.interrupted {
             eprintln!("netlat: interrupted before {key} was changed");
             print(&[named("before", before.report.clone())], args.json)?;
@@ -123,13 +132,14 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
                 "netlat: not restoring {key}: it is now {now}, not the {set} netlat set, so someone changed it during run 2; it was {original} before"
             ),
         }
-        let after = match after {
+        let mut after = match after {
             Ok(after) => after,
             Err(e) => {
                 print(&[named("before", before.report)], args.json)?;
                 return Err(e.context("run 2 failed"));
             }
         };
+        after.report.experiment = Some(experiment(ExperimentRun::After, &set));
         if after.interrupted {
             eprintln!("netlat: interrupted during run 2; comparing what was collected");
         }

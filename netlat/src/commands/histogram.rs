@@ -290,6 +290,7 @@ fn build_report(
             .key
             .as_ref()
             .map(|k| Grouping::new(k, &snapshot.slot.per_group)),
+        experiment: None,
     }
 }
 

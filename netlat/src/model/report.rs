@@ -46,6 +46,39 @@ pub struct HistogramReport {
     /// `--by`: the same calls again, one histogram per group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<Grouping>,
+    /// Set by `netlat experiment`: the sysctl it changed, recorded whether
+    /// or not it is among the ones every report carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
+}
+
+/// The one setting an experiment changed between its two runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Experiment {
+    pub sysctl: String,
+    /// The value during the "before" run (the host's own).
+    pub before: String,
+    /// The value during the "after" run, as the kernel read it back.
+    pub during: String,
+    /// Which of the two runs this report is.
+    pub run: ExperimentRun,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExperimentRun {
+    Before,
+    After,
+}
+
+impl Experiment {
+    /// The value in force during this report's run.
+    pub fn in_force(&self) -> &str {
+        match self.run {
+            ExperimentRun::Before => &self.before,
+            ExperimentRun::After => &self.during,
+        }
+    }
 }
 
 /// The run's calls split by a key read at each call's entry.

@@ -275,6 +275,7 @@ mod tests {
             conditions: None,
             per_cpu: None,
             by: None,
+            experiment: None,
         }
     }
 
