@@ -126,16 +126,21 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         eprintln!("netlat: run 2 of 2, with {key} = {}", change.value());
         let set = change.value().to_owned();
         let after = trace(&run_args, &online, &mut stop, false).await;
-        match change.restore()? {
-            Restore::Restored => eprintln!("netlat: restored {key} = {original}"),
-            Restore::LeftAlone { now } => eprintln!(
+        // A failed restore is reported after the runs are printed; the
+        // journal keeps the record for the next netlat run.
+        let restored = change.restore();
+        match &restored {
+            Ok(Restore::Restored) => eprintln!("netlat: restored {key} = {original}"),
+            Ok(Restore::LeftAlone { now }) => eprintln!(
                 "netlat: not restoring {key}: it is now {now}, not the {set} netlat set, so someone changed it during run 2; it was {original} before"
             ),
+            Err(_) => {}
         }
         let mut after = match after {
             Ok(after) => after,
             Err(e) => {
                 print(&[named("before", before.report)], args.json)?;
+                restored?;
                 return Err(e.context("run 2 failed"));
             }
         };
@@ -150,7 +155,9 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             ],
             args.json,
         )?;
-        save(args, "after", &after.report)
+        let saved = save(args, "after", &after.report);
+        restored?;
+        saved
     })
 }
 

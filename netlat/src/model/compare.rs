@@ -6,7 +6,10 @@ use std::{collections::BTreeSet, path::Path};
 
 use serde::Serialize;
 
-use crate::model::report::{HistogramReport, SCHEMA_VERSION};
+use crate::model::{
+    experiment_change::{self, ExperimentChange},
+    report::{HistogramReport, SCHEMA_VERSION},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CompareError {
@@ -107,13 +110,6 @@ pub struct Comparison {
 }
 
 #[derive(Debug, Serialize, PartialEq)]
-pub struct ExperimentChange {
-    pub sysctl: String,
-    pub before: String,
-    pub during: String,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
 pub struct Row {
     pub label: &'static str,
     /// Whether the value is a duration in nanoseconds.
@@ -161,7 +157,7 @@ pub fn compare(runs: &[Named]) -> Comparison {
         .filter_map(|r| r.conditions.as_ref())
         .flat_map(|c| c.sysctls_start.keys())
         .collect();
-    let experiments = experiments(&reports);
+    let experiments = experiment_change::experiments(&reports);
     let mut sysctls_differing: Vec<Differing> = sysctl_names
         .iter()
         .copied()
@@ -180,7 +176,11 @@ pub fn compare(runs: &[Named]) -> Comparison {
             })
         })
         .collect();
-    sysctls_differing.extend(experiment_sysctls(&reports, &experiments, &sysctl_names));
+    sysctls_differing.extend(experiment_change::sysctls(
+        &reports,
+        &experiments,
+        &sysctl_names,
+    ));
     let counter_names: BTreeSet<&String> = reports
         .iter()
         .filter_map(|r| r.conditions.as_ref())
@@ -230,53 +230,8 @@ pub fn compare(runs: &[Named]) -> Comparison {
     }
 }
 
-/// Each sysctl an experiment changed, once, from the runs that say so.
-fn experiments(reports: &[&HistogramReport]) -> Vec<ExperimentChange> {
-    let mut seen: Vec<ExperimentChange> = Vec::new();
-    for e in reports.iter().filter_map(|r| r.experiment.as_ref()) {
-        if !seen.iter().any(|s| s.sysctl == e.sysctl) {
-            seen.push(ExperimentChange {
-                sysctl: e.sysctl.clone(),
-                before: e.before.clone(),
-                during: e.during.clone(),
-            });
-        }
-    }
-    seen
-}
-
-/// Experiment sysctls outside the recorded ones, with each run's value: the
-/// one its experiment record says was in force, else the run's recorded
-/// start value (unknown for keys it did not record).
-fn experiment_sysctls(
-    reports: &[&HistogramReport],
-    experiments: &[ExperimentChange],
-    recorded: &BTreeSet<&String>,
-) -> Vec<Differing> {
-    experiments
-        .iter()
-        .filter(|e| !recorded.contains(&e.sysctl))
-        .filter_map(|e| {
-            let values: Vec<Option<String>> = reports
-                .iter()
-                .map(|r| match &r.experiment {
-                    Some(x) if x.sysctl == e.sysctl => Some(x.in_force().to_owned()),
-                    _ => r
-                        .conditions
-                        .as_ref()
-                        .and_then(|c| c.sysctls_start.get(&e.sysctl).cloned().flatten()),
-                })
-                .collect();
-            values.iter().any(|v| v != &values[0]).then(|| Differing {
-                sysctl: e.sysctl.clone(),
-                values,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         model::histogram::Histogram,
@@ -284,7 +239,13 @@ mod tests {
     };
     use netlat_common::buckets;
 
-    fn report(function: &str, ns: u64, n: u64, tcp_rmem: &str, pruned: u64) -> HistogramReport {
+    pub(crate) fn report(
+        function: &str,
+        ns: u64,
+        n: u64,
+        tcp_rmem: &str,
+        pruned: u64,
+    ) -> HistogramReport {
         let mut h = Histogram {
             count: n,
             sum_ns: ns * n,
@@ -324,7 +285,7 @@ mod tests {
         }
     }
 
-    fn named(name: &str, r: HistogramReport) -> Named {
+    pub(crate) fn named(name: &str, r: HistogramReport) -> Named {
         Named {
             name: name.into(),
             report: r,
@@ -407,50 +368,6 @@ mod tests {
             missing,
             "cannot read /nonexistent/run.json: No such file or directory"
         );
-    }
-
-    #[test]
-    fn an_experiment_on_an_unrecorded_sysctl_shows_in_the_comparison() {
-        use crate::model::report::{Experiment, ExperimentRun};
-        let mut runs = [
-            named("before", report("tcp_collapse", 1000, 10, "1 2 3", 0)),
-            named("after", report("tcp_collapse", 2000, 10, "1 2 3", 0)),
-        ];
-        for (r, run) in runs
-            .iter_mut()
-            .zip([ExperimentRun::Before, ExperimentRun::After])
-        {
-            r.report.experiment = Some(Experiment {
-                sysctl: "net.core.somaxconn".into(),
-                before: "4096".into(),
-                during: "8192".into(),
-                run,
-            });
-        }
-        let c = compare(&runs);
-        assert_eq!(c.sysctls_differing.len(), 1);
-        assert_eq!(
-            c.sysctls_differing[0].values,
-            [Some("4096".to_owned()), Some("8192".to_owned())]
-        );
-        let text = crate::render::compare::render(&c);
-        assert!(
-            text.contains("Experiment: net.core.somaxconn 4096 -> 8192"),
-            "{text}"
-        );
-        assert!(text.contains("net.core.somaxconn  4096  8192"), "{text}");
-        assert!(!text.contains("the same in every run"), "{text}");
-        let json = serde_json::to_value(&c).unwrap();
-        assert_eq!(json["experiments"][0]["during"], "8192");
-        // Older files, without the field, still load.
-        let mut old = serde_json::to_value(&runs[0].report).unwrap();
-        old.as_object_mut().unwrap().remove("experiment");
-        assert_eq!(
-            parse("old.json", &old.to_string()).unwrap().experiment,
-            None
-        );
-        let text = crate::render::json::render(&runs[1].report, false);
-        assert_eq!(parse("r.json", &text).unwrap(), runs[1].report);
     }
 
     #[test]
