@@ -64,6 +64,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
+    if recovers_at_start(&cli.command) {
+        crate::system::journal::recover_at_start();
+    }
     let result = match &cli.command {
         Command::Histogram(args) => commands::histogram::run(args),
         Command::Slow(args) => commands::slow::run(args),
@@ -85,6 +88,14 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every run as root first puts back what a killed netlat left changed;
+/// `experiment --restore` does it itself, to report what it did.
+fn recovers_at_start(command: &Command) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && !matches!(command, Command::Experiment(args) if args.restore)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

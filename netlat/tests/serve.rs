@@ -344,3 +344,53 @@ fn nothing_to_serve_is_one_line() {
         out.stderr
     );
 }
+
+#[test]
+fn listen_port_0_localhost_and_a_function_named_twice() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let netlat = Netlat::start(&[
+        "serve",
+        "--listen",
+        "localhost:0",
+        "net_rx_action",
+        "net_rx_action",
+    ]);
+    // "netlat: serving net_rx_action (...) on http://127.0.0.1:PORT/metrics"
+    let line = netlat.first_line.trim_end().to_owned();
+    let addr: SocketAddr = line
+        .rsplit_once("http://")
+        .and_then(|(_, rest)| rest.strip_suffix("/metrics"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in: {line}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{line}");
+    assert_ne!(addr.port(), 0, "the port it got: {line}");
+    assert_eq!(
+        line.matches("net_rx_action").count(),
+        1,
+        "served once: {line}"
+    );
+    let (status, page) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(page.lines().filter(|l| l.starts_with(COUNT)).count(), 1);
+
+    // Only a port in use suggests another netlat serve.
+    let out = run(&["serve", "--listen", &addr.to_string(), "net_rx_action"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("Address already in use (is another netlat serve running?"),
+        "{}",
+        out.stderr
+    );
+    assert!(netlat.terminate().success);
+    let out = run(&["serve", "--listen", "192.0.2.1:9435", "net_rx_action"]);
+    assert!(!out.success);
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("Error: cannot listen on 192.0.2.1:9435: Cannot assign requested address"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,9 +1,9 @@
 //! `netlat experiment FUNCTION --sysctl KEY=VALUE`: the before-and-after
 //! workflow of "The story of one latency spike" in one command. Record a run with the current setting, apply the new
 //! value, record a second run, put the original back (also on Ctrl-C,
-//! SIGTERM or an error), and compare.
-
-use std::path::Path;
+//! SIGTERM, SIGHUP or an error), and compare. The change is journaled first
+//! (`system::journal`), so even a SIGKILLed experiment is undone by the next
+//! netlat run.
 
 use anyhow::{Context as _, Result, bail};
 
@@ -12,17 +12,31 @@ use super::{
     histogram::{Stop, stop, trace},
 };
 use crate::{
-    commands::histogram::HistogramArgs, model::compare::Named, model::unit::UnitChoice,
-    system::privileges, system::procfs::sysctl,
+    commands::histogram::HistogramArgs,
+    model::compare::Named,
+    model::report::{Experiment, ExperimentRun, HistogramReport},
+    model::unit::UnitChoice,
+    render,
+    system::atomic_file,
+    system::journal::{self, Journal, Outcome},
+    system::privileges,
+    system::procfs::sysctl,
+    system::sysctl_change::{self, Change, Restore},
 };
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExperimentArgs {
     /// Kernel function to time, e.g. tcp_collapse.
-    pub function: String,
+    #[arg(required_unless_present = "restore")]
+    pub function: Option<String>,
     /// The setting to try, e.g. net.ipv4.tcp_rmem="4096 1048576 2097152".
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub sysctl: String,
+    #[arg(long, value_name = "KEY=VALUE", required_unless_present = "restore")]
+    pub sysctl: Option<String>,
+    /// Put back every sysctl a netlat experiment changed and could not
+    /// restore (it was killed), from its records in /run/netlat, then exit.
+    /// Any netlat run as root does this too, at start-up.
+    #[arg(long, conflicts_with_all = ["function", "sysctl", "output_dir"])]
+    pub restore: bool,
     /// Length of each of the two runs.
     #[arg(long, value_parser = crate::model::duration::parse, default_value = "10")]
     pub duration: std::time::Duration,
@@ -42,17 +56,29 @@ pub struct ExperimentArgs {
 
 pub fn run(args: &ExperimentArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
-    let (key, value) = parse_assignment(&args.sysctl)?;
+    if args.restore {
+        return restore_recorded();
+    }
+    let (Some(function), Some(assignment)) = (&args.function, &args.sysctl) else {
+        bail!("experiment needs FUNCTION and --sysctl KEY=VALUE (or --restore)");
+    };
+    let (key, value) = parse_assignment(assignment)?;
     let original = sysctl::read(&key)
         .with_context(|| format!("unknown sysctl {key} (no {})", sysctl::path(&key)))?;
+    // Found now, not after run 1: a bad value, a read-only key.
+    let trial = sysctl_change::trial(&Journal::host(), &key, &value, &original)
+        .map_err(|e| anyhow::anyhow!("{e} (checked before run 1; nothing was changed)"))?;
+    if trial != value {
+        eprintln!("netlat: note: {key} reads back as {trial} after writing {value}");
+    }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         super::check_writable(&dir.join("before.json"))?;
     }
     let online =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
-    let run_args = |name: &str| HistogramArgs {
-        function: args.function.clone(),
+    let run_args = HistogramArgs {
+        function: function.clone(),
         seconds: Some(args.duration),
         backend: args.backend,
         unit: UnitChoice::Auto,
@@ -60,39 +86,92 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         per_cpu: false,
         cpu: None,
         json: false,
-        output: args
-            .output_dir
-            .as_ref()
-            .map(|d| d.join(format!("{name}.json"))),
+        // experiment writes the files itself, so a failed write cannot cost
+        // the other run or the comparison.
+        output: None,
         by: args.by,
     };
+
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         eprintln!("netlat: run 1 of 2, with {key} = {original}");
-        let before = trace(&run_args("before"), &online, &mut stop, false).await?;
+        let mut before = trace(&run_args, &online, &mut stop, false).await?;
+        // Recorded in both files: the key may be outside the ones every
+        // report carries (net.core.somaxconn), and compare must see it.
+        let experiment = |run, during: &str| Experiment {
+            sysctl: key.clone(),
+            before: original.clone(),
+            during: during.to_owned(),
+            run,
+        };
+        before.report.experiment = Some(experiment(ExperimentRun::Before, &trial));
         if before.interrupted {
             eprintln!("netlat: interrupted before {key} was changed");
-            return print(&[named("before", before.report)], args.json);
+            print(&[named("before", before.report.clone())], args.json)?;
+            return save(args, "before", &before.report);
         }
-        let applied = Applied::apply(&key, &value, &original)?;
-        eprintln!(
-            "netlat: run 2 of 2, with {key} = {}",
-            sysctl::read(&key).unwrap_or_default()
-        );
-        let after = trace(&run_args("after"), &online, &mut stop, false).await;
-        applied.restore()?;
-        let after = after?;
+        if let Err(e) = save(args, "before", &before.report) {
+            // Nothing changed yet: show run 1 and stop before touching the host.
+            print(&[named("before", before.report)], args.json)?;
+            return Err(e.context(format!("{key} was not changed")));
+        }
+        let journal = Journal::host();
+        let change = match Change::apply(&journal, &key, &value, &original) {
+            Ok(change) => change,
+            Err(e) => {
+                print(&[named("before", before.report)], args.json)?;
+                return Err(e.into());
+            }
+        };
+        eprintln!("netlat: run 2 of 2, with {key} = {}", change.value());
+        let set = change.value().to_owned();
+        let after = trace(&run_args, &online, &mut stop, false).await;
+        // A failed restore is reported after the runs are printed; the
+        // journal keeps the record for the next netlat run.
+        let restored = change.restore();
+        match &restored {
+            Ok(Restore::Restored) => eprintln!("netlat: restored {key} = {original}"),
+            Ok(Restore::LeftAlone { now }) => eprintln!(
+                "netlat: not restoring {key}: it is now {now}, not the {set} netlat set, so someone changed it during run 2; it was {original} before"
+            ),
+            Err(_) => {}
+        }
+        let mut after = match after {
+            Ok(after) => after,
+            Err(e) => {
+                print(&[named("before", before.report)], args.json)?;
+                restored?;
+                return Err(e.context("run 2 failed"));
+            }
+        };
+        after.report.experiment = Some(experiment(ExperimentRun::After, &set));
         if after.interrupted {
             eprintln!("netlat: interrupted during run 2; comparing what was collected");
         }
         print(
-            &[named("before", before.report), named("after", after.report)],
+            &[
+                named("before", before.report),
+                named("after", after.report.clone()),
+            ],
             args.json,
-        )
+        )?;
+        let saved = save(args, "after", &after.report);
+        restored?;
+        saved
     })
 }
 
-fn named(name: &str, report: crate::model::report::HistogramReport) -> Named {
+/// Writes `NAME.json` into `--output-dir`, whole or not at all.
+fn save(args: &ExperimentArgs, name: &str, report: &HistogramReport) -> Result<()> {
+    let Some(dir) = &args.output_dir else {
+        return Ok(());
+    };
+    let path = dir.join(format!("{name}.json"));
+    atomic_file::write(&path, render::json::render(report, false).as_bytes())?;
+    Ok(())
+}
+
+fn named(name: &str, report: HistogramReport) -> Named {
     Named {
         name: name.to_owned(),
         report,
@@ -111,44 +190,27 @@ pub fn parse_assignment(s: &str) -> Result<(String, String)> {
     }
 }
 
-/// A sysctl set to a new value; dropping it puts the original back, so an
-/// error or a panic between apply and restore cannot leave the host tuned.
-struct Applied {
-    key: String,
-    original: String,
-    restored: bool,
-}
-
-impl Applied {
-    fn apply(key: &str, value: &str, original: &str) -> Result<Applied> {
-        write(key, value)?;
-        Ok(Applied {
-            key: key.to_owned(),
-            original: original.to_owned(),
-            restored: false,
-        })
+/// `--restore`: the journal's records whose netlat is gone, put back.
+fn restore_recorded() -> Result<()> {
+    let outcomes = Journal::host().recover();
+    if outcomes.is_empty() {
+        eprintln!(
+            "netlat: nothing to restore (no records in {})",
+            journal::DIR
+        );
     }
-
-    fn restore(mut self) -> Result<()> {
-        self.restored = true;
-        write(&self.key, &self.original)?;
-        eprintln!("netlat: restored {} = {}", self.key, self.original);
-        Ok(())
+    let mut failed = 0;
+    for outcome in &outcomes {
+        eprintln!("{outcome}");
+        failed += usize::from(matches!(outcome, Outcome::Failed { .. }));
     }
-}
-
-impl Drop for Applied {
-    fn drop(&mut self) {
-        if !self.restored {
-            let _ = write(&self.key, &self.original);
-        }
+    if failed > 0 {
+        bail!(
+            "{failed} sysctl(s) could not be restored; their records stay in {}",
+            journal::DIR
+        );
     }
-}
-
-fn write(key: &str, value: &str) -> Result<()> {
-    let path = sysctl::path(key);
-    std::fs::write(Path::new(&path), value)
-        .with_context(|| format!("cannot set {key} = {value} ({path})"))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `netlat flamegraph`: attach the sampler (and the timing programs for
 //! `--during`), wait, then fold and draw what was kept.
 
-use std::{path::Path, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
@@ -11,6 +11,7 @@ use super::stop::{self, Stop};
 use crate::{
     flamegraph::{fold, sampler, svg},
     model::histogram::Histogram,
+    system::atomic_file,
     system::host::HostInfo,
     system::kallsyms::Symbols,
     system::privileges,
@@ -82,7 +83,7 @@ fn check_args(args: &FlamegraphArgs) -> Result<()> {
 }
 
 /// The same path, or two names of one existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     a == b
         || matches!(
             (std::fs::canonicalize(a), std::fs::canonicalize(b)),
@@ -163,11 +164,20 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             );
         }
         let image = svg::render(&folded.stacks, &title, &subtitle).context("cannot render the flame graph")?;
-        write(&args.output, &image)?;
-        if let Some(path) = &args.folded {
-            write(path, fold::to_text(&folded.stacks).as_bytes())?;
-        }
-        report(args, &tally, folded.incomplete, calls.as_ref());
+        // Both files are attempted and what was measured is printed even
+        // if a write fails (a full disk), then the first failure is the error.
+        let svg_written = atomic_file::write(&args.output, &image);
+        let folded_written = args
+            .folded
+            .as_ref()
+            .map(|path| atomic_file::write(path, fold::to_text(&folded.stacks).as_bytes()));
+        let written = Written {
+            svg: svg_written.is_ok(),
+            folded: folded_written.as_ref().is_some_and(Result::is_ok),
+        };
+        report(args, &tally, folded.incomplete, calls.as_ref(), &written);
+        svg_written?;
+        folded_written.transpose()?;
         Ok(())
     })
 }
@@ -208,7 +218,19 @@ fn announce(args: &FlamegraphArgs, probes: &Probes) {
     );
 }
 
-fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Option<&Histogram>) {
+/// Which of the files were written.
+struct Written {
+    svg: bool,
+    folded: bool,
+}
+
+fn report(
+    args: &FlamegraphArgs,
+    t: &sampler::Tally,
+    incomplete: u64,
+    calls: Option<&Histogram>,
+    written: &Written,
+) {
     let mut dropped = Vec::new();
     if let Some(f) = &args.during {
         dropped.push(format!("{} outside {f}", t.outside));
@@ -221,11 +243,19 @@ fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Opt
         ));
     }
     let lost = t.lost_stack + t.lost_pending + t.lost_count;
-    let mut line = format!(
-        "netlat: wrote {}: {} samples kept",
-        args.output.display(),
-        t.kept
-    );
+    let mut line = if written.svg {
+        format!(
+            "netlat: wrote {}: {} samples kept",
+            args.output.display(),
+            t.kept
+        )
+    } else {
+        format!(
+            "netlat: could not write {}: {} samples kept",
+            args.output.display(),
+            t.kept
+        )
+    };
     if !dropped.is_empty() {
         line.push_str(&format!(", dropped {}", dropped.join(", ")));
     }
@@ -248,12 +278,12 @@ fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Opt
             h.max_ns / 1000
         ));
     }
-    if let Some(path) = &args.folded {
-        line.push_str(&format!("; folded stacks in {}", path.display()));
+    match &args.folded {
+        Some(path) if written.folded => {
+            line.push_str(&format!("; folded stacks in {}", path.display()));
+        }
+        Some(path) => line.push_str(&format!("; could not write {}", path.display())),
+        None => {}
     }
     eprintln!("{line}");
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }

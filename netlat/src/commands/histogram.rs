@@ -194,8 +194,7 @@ pub(crate) async fn trace(
         report.windows = Some(whole.windows);
     }
     if let Some(path) = &args.output {
-        std::fs::write(path, render::json::render(&report, false))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::system::atomic_file::write(path, render::json::render(&report, false).as_bytes())?;
     }
     Ok(Traced {
         report,
@@ -334,6 +333,7 @@ fn build_report(
             .key
             .as_ref()
             .map(|k| Grouping::new(k, &snapshot.slot.per_group)),
+        experiment: None,
     }
 }
 

@@ -12,9 +12,10 @@ pub mod stop;
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::{
+    system::atomic_file,
     system::kallsyms::{self, Lookup},
     tracing::backend::{
         Backend,
@@ -94,29 +95,9 @@ fn check_function(function: &str) -> Result<()> {
     }
 }
 
-/// Checks that `path` can be written without creating it, so a run that
-/// fails later leaves no empty file behind.
+/// Checks that `path` can be written (replaced whole, see `atomic_file`)
+/// without creating it, so a run that fails later leaves no file behind and
+/// a path that can never hold a result is refused before tracing starts.
 pub(crate) fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    let target = if path.exists() {
-        path
-    } else {
-        match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        }
-    };
-    let c_path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .with_context(|| format!("cannot write {}: bad path", path.display()))?;
-    // SAFETY: access() reads a NUL-terminated path.
-    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } != 0 {
-        bail!(
-            "cannot write {}: {}",
-            path.display(),
-            crate::oneline::io_text(&std::io::Error::last_os_error())
-        );
-    }
-    Ok(())
+    Ok(atomic_file::check(path)?)
 }

@@ -1,4 +1,5 @@
-//! Waiting for the end of a window: a deadline, Ctrl-C or SIGTERM.
+//! Waiting for the end of a window: a deadline, Ctrl-C, SIGTERM or SIGHUP
+//! (the terminal or SSH session went away: end as cleanly as on SIGTERM).
 
 use std::{future, time::Instant};
 
@@ -8,13 +9,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 pub struct Stop {
     sigint: Signal,
     sigterm: Signal,
+    sighup: Signal,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Woke {
     /// The wake-up time passed.
     Time,
-    /// SIGINT or SIGTERM: print what was collected and exit 0.
+    /// SIGINT, SIGTERM or SIGHUP: print what was collected and exit 0.
     Signal,
 }
 
@@ -25,6 +27,7 @@ impl Stop {
         Ok(Stop {
             sigint: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
             sigterm: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            sighup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
         })
     }
 
@@ -40,6 +43,7 @@ impl Stop {
             () = sleep => Woke::Time,
             _ = self.sigint.recv() => Woke::Signal,
             _ = self.sigterm.recv() => Woke::Signal,
+            _ = self.sighup.recv() => Woke::Signal,
         }
     }
 }

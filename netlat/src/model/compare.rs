@@ -7,7 +7,10 @@ use std::{collections::BTreeSet, io::Read as _, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::report::{HistogramReport, SCHEMA_VERSION};
+use crate::model::{
+    experiment_change::{self, ExperimentChange},
+    report::{HistogramReport, SCHEMA_VERSION},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CompareError {
@@ -143,6 +146,8 @@ pub struct Comparison {
     pub sysctls_differing: Vec<Differing>,
     /// Kernel counter growth per run (absent when a run did not record it).
     pub counters: Vec<Counter>,
+    /// What `netlat experiment` changed between the runs, as the runs say.
+    pub experiments: Vec<ExperimentChange>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -193,8 +198,10 @@ pub fn compare(runs: &[Named]) -> Comparison {
         .filter_map(|r| r.conditions.as_ref())
         .flat_map(|c| c.sysctls_start.keys())
         .collect();
-    let sysctls_differing = sysctl_names
-        .into_iter()
+    let experiments = experiment_change::experiments(&reports);
+    let mut sysctls_differing: Vec<Differing> = sysctl_names
+        .iter()
+        .copied()
         .filter_map(|name| {
             let values: Vec<Option<String>> = reports
                 .iter()
@@ -210,6 +217,11 @@ pub fn compare(runs: &[Named]) -> Comparison {
             })
         })
         .collect();
+    sysctls_differing.extend(experiment_change::sysctls(
+        &reports,
+        &experiments,
+        &sysctl_names,
+    ));
     let counter_names: BTreeSet<&String> = reports
         .iter()
         .filter_map(|r| r.conditions.as_ref())
@@ -256,6 +268,7 @@ pub fn compare(runs: &[Named]) -> Comparison {
         rows,
         sysctls_differing,
         counters,
+        experiments,
     }
 }
 
@@ -306,7 +319,7 @@ pub fn not_comparable(runs: &[Named]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         model::histogram::Histogram,
@@ -314,7 +327,13 @@ mod tests {
     };
     use netlat_common::buckets;
 
-    fn report(function: &str, ns: u64, n: u64, tcp_rmem: &str, pruned: u64) -> HistogramReport {
+    pub(crate) fn report(
+        function: &str,
+        ns: u64,
+        n: u64,
+        tcp_rmem: &str,
+        pruned: u64,
+    ) -> HistogramReport {
         let mut h = Histogram {
             count: n,
             sum_ns: ns * n,
@@ -346,6 +365,7 @@ mod tests {
             by: None,
             missed: None,
             windows: None,
+            experiment: None,
             conditions: Some(Conditions {
                 sysctls_start: sysctls.clone(),
                 sysctls_end: sysctls,
@@ -355,7 +375,7 @@ mod tests {
         }
     }
 
-    fn named(name: &str, r: HistogramReport) -> Named {
+    pub(crate) fn named(name: &str, r: HistogramReport) -> Named {
         Named {
             name: name.into(),
             report: r,

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod duration;
+pub mod experiment_change;
 pub mod histogram;
 pub mod info;
 pub mod report;

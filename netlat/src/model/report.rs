@@ -55,6 +55,10 @@ pub struct HistogramReport {
     /// (final report only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<Missed>,
+    /// Set by `netlat experiment`: the sysctl it changed, recorded whether
+    /// or not it is among the ones every report carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
 }
 
 /// One `--interval` window of a run.
@@ -117,6 +121,35 @@ impl std::fmt::Display for KernelCount {
         match self {
             KernelCount::Counted(n) => write!(f, "{n}"),
             KernelCount::NotReported(_) => f.write_str("not reported by this kernel"),
+        }
+    }
+}
+
+/// The one setting an experiment changed between its two runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Experiment {
+    pub sysctl: String,
+    /// The value during the "before" run (the host's own).
+    pub before: String,
+    /// The value during the "after" run, as the kernel read it back.
+    pub during: String,
+    /// Which of the two runs this report is.
+    pub run: ExperimentRun,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExperimentRun {
+    Before,
+    After,
+}
+
+impl Experiment {
+    /// The value in force during this report's run.
+    pub fn in_force(&self) -> &str {
+        match self.run {
+            ExperimentRun::Before => &self.before,
+            ExperimentRun::After => &self.during,
         }
     }
 }

@@ -50,6 +50,13 @@ pub fn render(c: &Comparison) -> String {
         let _ = writeln!(out, "Functions: {}", c.functions.join(" | "));
     }
     write_table(&mut out, &table);
+    for e in &c.experiments {
+        let _ = writeln!(
+            out,
+            "\nExperiment: {} {} -> {}",
+            e.sysctl, e.before, e.during
+        );
+    }
     if c.sysctls_differing.is_empty() {
         let _ = writeln!(
             out,

@@ -296,6 +296,7 @@ mod tests {
             by: None,
             missed: None,
             windows: None,
+            experiment: None,
         }
     }
 

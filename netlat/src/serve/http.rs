@@ -1,9 +1,18 @@
 //! The HTTP side of `netlat serve`, on hyper. GET /metrics and /healthz,
 //! nothing else. Each connection is its own task with bounded buffers and
-//! deadlines, and the number of connections is capped, so a slow or hostile
-//! client costs at most one slot and cannot hold up a scrape.
+//! deadlines, and the number of connections is capped. When every slot is
+//! held, the newcomer takes the slot of the connection that has done least
+//! (`slots`), and clients that have not made a request are given less time,
+//! so idle floods and slowloris cannot shut a scrape out.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use http_body_util::Full;
 use hyper::{
@@ -14,17 +23,29 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+};
 
-use super::metrics::Format;
+use super::{
+    metrics::Format,
+    slots::{Conn, Slots},
+};
 
-/// Connections served at once; more are closed on accept. Each costs at
-/// most `MAX_BUF` plus a task, so this bounds memory (~8 MiB worst case).
+/// Connections served at once; a newcomer beyond it evicts the connection
+/// that has done least. Each costs at most `MAX_BUF` plus a task, so this
+/// bounds memory (~8 MiB worst case).
 pub const MAX_CONNECTIONS: usize = 256;
 /// hyper's smallest allowed read buffer: headers beyond it get a 431.
 const MAX_BUF: usize = 8192;
 /// A client must send its request headers within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// While more than half the slots are held, a connection must complete its
+/// first request within this (a scraper sends it at once).
+const PRESSED_FIRST_REQUEST: Duration = Duration::from_secs(1);
+/// How often a connection checks its first-request deadline.
+const DEADLINE_CHECK: Duration = Duration::from_millis(200);
 /// No connection lives longer, whatever it does: Prometheus reconnects.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -36,7 +57,7 @@ pub trait Pages: Send + Sync + 'static {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -47,25 +68,105 @@ pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>) {
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
+        let slot = slots.take();
         let pages = Arc::clone(&pages);
+        let slots = Arc::clone(&slots);
         tokio::spawn(async move {
+            let conn = Arc::clone(&slot.conn);
+            let served = Arc::clone(&conn);
             let service = service_fn(move |req| {
                 let pages = Arc::clone(&pages);
+                served.mark_served();
                 async move { Ok::<_, Infallible>(respond(&req, pages.as_ref())) }
             });
+            let io = Watched {
+                stream,
+                conn: Arc::clone(&conn),
+            };
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_BUF)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(io), service);
             // Errors here are the client's (reset, timeout, bad request).
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            tokio::select! {
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, connection) => {}
+                () = conn.evicted() => {}
+                () = first_request_deadline(&slots, &conn) => {}
+            }
             drop(slot);
         });
+    }
+}
+
+/// Resolves when `conn` has taken too long to complete its first request:
+/// `HEADER_TIMEOUT` normally, `PRESSED_FIRST_REQUEST` while slots are short.
+/// (hyper's header timeout alone does not cover a client that sends nothing.)
+async fn first_request_deadline(slots: &Slots, conn: &Conn) {
+    loop {
+        tokio::time::sleep(DEADLINE_CHECK).await;
+        if conn.served() > 0 {
+            return std::future::pending().await;
+        }
+        let limit = if slots.under_pressure() {
+            PRESSED_FIRST_REQUEST
+        } else {
+            HEADER_TIMEOUT
+        };
+        if conn.accepted.elapsed() >= limit {
+            return;
+        }
+    }
+}
+
+/// The client's socket, noting in its slot when the client sends anything.
+struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.conn.mark_sent();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }
 

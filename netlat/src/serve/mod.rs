@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod slots;
 
 use std::{
     net::SocketAddr,
@@ -99,7 +100,9 @@ pub struct ServeArgs {
     pub functions: Vec<String>,
     /// Address to serve /metrics on. Other hosts can reach it only if you
     /// say so, e.g. --listen 0.0.0.0:9435.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9435")]
+    /// Port 0 picks a free port (printed at start); HOST may be a name
+    /// such as localhost.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9435", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
     /// How to time the functions (as for histogram).
     #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
@@ -124,21 +127,27 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (is another netlat serve running? use --listen)"
+                } else {
+                    ""
+                };
                 anyhow::anyhow!(
-                    "cannot listen on {}: {} (is another netlat serve running? use --listen)",
+                    "cannot listen on {}: {}{hint}",
                     args.listen,
                     crate::oneline::io_text(&e)
                 )
             })?;
+        // The address actually bound: with port 0 the kernel picked one.
+        let bound = listener.local_addr().unwrap_or(args.listen);
         let served = attach_all(args)?;
         let names: Vec<String> = served
             .iter()
             .map(|s| format!("{} ({})", s.function, s.tracer.backend()))
             .collect();
         eprintln!(
-            "netlat: serving {} on http://{}/metrics",
+            "netlat: serving {} on http://{bound}/metrics",
             names.join(", "),
-            args.listen
         );
         let exporter = Arc::new(Exporter {
             served: Mutex::new(served),
@@ -162,11 +171,15 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 /// Attaches each function; one that cannot be traced here is skipped with
 /// its reason, but at least one must work.
 fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
-    let functions: Vec<String> = if args.functions.is_empty() {
+    let mut functions: Vec<String> = if args.functions.is_empty() {
         DEFAULT_FUNCTIONS.iter().map(|f| f.to_string()).collect()
     } else {
         args.functions.clone()
     };
+    // A function named twice is served once (two series with the same
+    // labels would make the page invalid).
+    let mut seen = std::collections::HashSet::new();
+    functions.retain(|f| seen.insert(f.clone()));
     let mut served = Vec::new();
     let mut reasons = Vec::new();
     for function in functions {
@@ -189,5 +202,53 @@ fn warn_if_exposed(listen: SocketAddr) {
         eprintln!(
             "netlat: listening on {listen}, reachable from other hosts: the metrics name kernel functions and counters"
         );
+    }
+}
+
+/// `--listen`: an address (127.0.0.1:9435, [::1]:9435) or HOST:PORT with a
+/// name (localhost:9435), which is resolved, IPv4 first.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let bad = || format!("expected HOST:PORT, e.g. 127.0.0.1:9435 or localhost:9435, not '{s}'");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    if host == "localhost" {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("cannot resolve {host}: {}", crate::oneline::io_text(&e)))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_listen;
+
+    #[test]
+    fn listen_takes_addresses_and_localhost() {
+        assert_eq!(
+            parse_listen("localhost:9435").unwrap().to_string(),
+            "127.0.0.1:9435"
+        );
+        assert_eq!(parse_listen("[::1]:0").unwrap().to_string(), "[::1]:0");
+        assert_eq!(
+            parse_listen("0.0.0.0:9435").unwrap().to_string(),
+            "0.0.0.0:9435"
+        );
+        for bad in ["9435", "localhost", ":9435", "localhost:99999"] {
+            let err = parse_listen(bad).unwrap_err();
+            assert!(err.starts_with("expected HOST:PORT"), "{bad}: {err}");
+        }
     }
 }
