@@ -75,6 +75,20 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     })
 }
 
+/// Writes `path` whole only if it does not exist yet, in one step another
+/// process cannot interleave with (a hard link of the finished temporary
+/// file fails if the name is taken). Ok(false): it existed, left as it was.
+pub fn create(path: &Path, bytes: &[u8]) -> Result<bool, WriteError> {
+    let temp = temporary(path);
+    let linked = write_new(&temp, path, bytes).and_then(|()| fs::hard_link(&temp, path));
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(WriteError::io(path, &e)),
+    }
+}
+
 fn write_new(temp: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
     // Keep the mode of the file being replaced (a file made group-readable
@@ -129,6 +143,17 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn create_never_replaces() {
+        let dir = scratch("create");
+        let path = dir.join("claim");
+        assert!(create(&path, b"first").unwrap());
+        assert!(!create(&path, b"second").unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary left");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -137,6 +137,17 @@ impl Journal {
     /// Writes `record` before the change it describes; refuses while another
     /// live netlat holds a record for the same key.
     pub fn record(&self, record: &Record) -> Result<(), JournalError> {
+        fs::create_dir_all(&self.dir).map_err(|e| JournalError::Dir {
+            dir: self.dir.display().to_string(),
+            why: crate::oneline::io_text(&e),
+        })?;
+        let text = serde_json::to_string(record).expect("a record serializes") + "\n";
+        let path = self.file(&record.key);
+        // Claimed in one step: two netlat runs changing one key at the same
+        // moment cannot both pass a look-then-write.
+        if atomic_file::create(&path, text.as_bytes())? {
+            return Ok(());
+        }
         if let Some(other) = self.read(&record.key)
             && other.pid != record.pid
             && other.writer_alive()
@@ -146,12 +157,8 @@ impl Journal {
                 pid: other.pid,
             });
         }
-        fs::create_dir_all(&self.dir).map_err(|e| JournalError::Dir {
-            dir: self.dir.display().to_string(),
-            why: crate::oneline::io_text(&e),
-        })?;
-        let text = serde_json::to_string(record).expect("a record serializes") + "\n";
-        atomic_file::write(&self.file(&record.key), text.as_bytes())?;
+        // Ours (a value re-read after writing it), or a dead writer's.
+        atomic_file::write(&path, text.as_bytes())?;
         Ok(())
     }
 
