@@ -9,11 +9,12 @@ use netlat_common::sample_filter;
 
 use super::stop::{self, Stop};
 use crate::{
-    flamegraph::{fold, sampler, svg},
+    flamegraph::{culprit, fold, sampler, summary, svg},
     model::histogram::Histogram,
     system::host::HostInfo,
     system::kallsyms::Symbols,
     system::privileges,
+    tracing::backend::Backend,
     tracing::backend::attach::{self, Globals, Tracer},
     tracing::collect::Collector,
 };
@@ -56,13 +57,20 @@ pub struct FlamegraphArgs {
     /// Also write the collapsed stacks (FlameGraph/inferno folded format).
     #[arg(long, value_name = "FILE")]
     pub folded: Option<std::path::PathBuf>,
+    /// Also write a differential flame graph of the slow calls against the
+    /// fast ones (red: more of the slow calls' time).
+    #[arg(long, value_name = "FILE.svg", requires = "slower_than")]
+    pub diff: Option<std::path::PathBuf>,
+    /// Print the ranking of functions under --during as JSON on stdout.
+    #[arg(long, requires = "during")]
+    pub json: bool,
 }
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
     // Fail on an unwritable path now, not after the whole window.
     super::check_writable(&args.output)?;
-    if let Some(path) = &args.folded {
+    for path in args.folded.iter().chain(&args.diff) {
         super::check_writable(path)?;
     }
     let cpus =
@@ -71,6 +79,9 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let mut stop = Stop::install()?;
         let mut probes = attach_probes(args)?;
         sampler::attach(probes.ebpf(), args.frequency, &cpus)?;
+        // Read while netlat's programs are loaded, so their JIT-ed frames
+        // have names (kallsyms drops them at unload).
+        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
         let started = Instant::now();
         announce(args, &probes);
         stop.until(args.duration.map(|d| started + d)).await;
@@ -78,17 +89,20 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
 
         // Detach everything before reading: the maps are then final.
         sampler::detach(probes.ebpf())?;
-        let calls = match &mut probes {
+        let (calls, softirq) = match &mut probes {
             Probes::During(t) => {
                 t.detach()?;
-                Some(Histogram::merged(&Collector::new().read(t)?.per_cpu))
+                let softirq = !matches!(t.backend(), Backend::Fentry | Backend::Kprobe);
+                (Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)), softirq)
             }
-            Probes::Plain(_) => None,
+            Probes::Plain(_) => (None, false),
         };
-        let (stacks, tally) = sampler::read(probes.ebpf())?;
+        let samples = sampler::read(probes.ebpf())?;
+        let tally = &samples.tally;
 
-        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
-        let folded = fold::fold(&stacks, &symbols, args.during.as_deref());
+        let anchor = args.during.as_deref().map(|function| fold::Anchor { function, softirq });
+        let folded = fold::fold(&samples.kept, &symbols, anchor);
+        let fast = fold::fold(&samples.fast, &symbols, anchor);
         let host = HostInfo::read();
         let title = match (&args.during, args.slower_than) {
             (Some(f), Some(t)) => format!("Kernel stacks in {f} calls slower than {}", humantime::format_duration(t)),
@@ -132,8 +146,59 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         if let Some(path) = &args.folded {
             write(path, fold::to_text(&folded.stacks).as_bytes())?;
         }
-        report(args, &tally, folded.incomplete, calls.as_ref());
+        if let Some(path) = &args.diff {
+            let title = format!("{title}, against the faster calls");
+            let image = svg::render_diff(&fast.stacks, &folded.stacks, &title, &subtitle)
+                .context("cannot render the differential flame graph")?;
+            write(path, &image)?;
+        }
+        report(args, tally, &folded, calls.as_ref());
+        if let (Some(function), Some(h)) = (&args.during, &calls) {
+            let ranking = culprit::rank(
+                &folded.stacks,
+                args.slower_than.map(|_| &fast.stacks),
+                function,
+            );
+            let threshold = args.slower_than.map(|t| humantime::format_duration(t).to_string());
+            let slow_calls = if args.slower_than.is_some() { tally.slow_calls } else { h.count };
+            if let Some(warning) = cost_warning(args.slower_than, samples.cost_ns()) {
+                eprintln!("{warning}");
+            }
+            if args.json {
+                let doc = summary::Summary::new(function, args.slower_than, &samples, slow_calls, ranking);
+                println!("{}", serde_json::to_string(&doc)?);
+            } else {
+                print!(
+                    "{}",
+                    culprit::to_text(
+                        &ranking,
+                        &culprit::Calls {
+                            function,
+                            threshold: threshold.as_deref(),
+                            calls: slow_calls,
+                            fast_calls: tally.fast_calls,
+                            hz: args.frequency,
+                        }
+                    )
+                );
+            }
+        }
         Ok(())
+    })
+}
+
+/// Each sample stretches the call it lands in by at least the sampler's
+/// own run time: a threshold within ~10x of it mostly keeps calls the
+/// sampler slowed down.
+fn cost_warning(slower_than: Option<std::time::Duration>, cost_ns: Option<f64>) -> Option<String> {
+    let (limit, cost) = (slower_than?, cost_ns?);
+    ((limit.as_nanos() as f64) < 10.0 * cost).then(|| {
+        format!(
+            "netlat: warning: each sample costs {:.1} us here (the sampler's own run time), so calls just over --slower-than {} may be slow only because samples landed in them; use a threshold of at least {:.0} us",
+            cost / 1e3,
+            humantime::format_duration(limit),
+            (10.0 * cost / 1e3).ceil()
+        )
     })
 }
 
@@ -173,14 +238,19 @@ fn announce(args: &FlamegraphArgs, probes: &Probes) {
     );
 }
 
-fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Option<&Histogram>) {
+fn report(
+    args: &FlamegraphArgs,
+    t: &sampler::Tally,
+    folded: &fold::Folded,
+    calls: Option<&Histogram>,
+) {
     let mut dropped = Vec::new();
     if let Some(f) = &args.during {
         dropped.push(format!("{} outside {f}", t.outside));
     }
     if let Some(limit) = args.slower_than {
         dropped.push(format!(
-            "{} in calls faster than {}",
+            "{} in calls faster than {} (ranked against, not drawn)",
             t.fast,
             humantime::format_duration(limit)
         ));
@@ -200,11 +270,17 @@ fn report(args: &FlamegraphArgs, t: &sampler::Tally, incomplete: u64, calls: Opt
             t.lost_stack, t.lost_pending, t.lost_count
         ));
     }
-    if incomplete > 0 {
-        line.push_str(&format!(
-            " ({incomplete} under {} where unwinding stopped early)",
-            fold::INCOMPLETE
-        ));
+    let labelled: Vec<String> = [
+        (folded.own_probes, fold::OWN_PROBES),
+        (folded.softirq_outside, fold::SOFTIRQ_OUTSIDE),
+        (folded.incomplete, fold::INCOMPLETE),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, label)| format!("{n} under {label}"))
+    .collect();
+    if !labelled.is_empty() {
+        line.push_str(&format!(" ({})", labelled.join(", ")));
     }
     if let (Some(h), Some(f)) = (calls, &args.during) {
         line.push_str(&format!(

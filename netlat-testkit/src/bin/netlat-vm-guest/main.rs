@@ -10,6 +10,7 @@
 mod collapse;
 mod generator_experiment;
 mod lifecycle;
+mod story;
 mod timing;
 mod verdict;
 
@@ -48,6 +49,10 @@ const TESTS: &[(&str, Test)] = &[
         collapse::experiment_tcp_rmem,
     ),
     ("serve_defaults_with_kprobes", lifecycle::serve_defaults),
+    (
+        "story_tcp_rmem_cause_cure_and_culprit",
+        story::rmem_cause_and_cure,
+    ),
 ];
 
 fn main() {
@@ -60,9 +65,19 @@ fn main() {
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("netlat-vm: kernel {}", kernel.trim());
-    println!("netlat-vm: planned {}", TESTS.len());
+    // `netlat_only=A,B` on the kernel command line runs only those tests
+    // (`cargo xtask vm-test --append netlat_only=...` while iterating).
+    let only: Option<Vec<&str>> = cmdline
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("netlat_only="))
+        .map(|list| list.split(',').collect());
+    let tests: Vec<_> = TESTS
+        .iter()
+        .filter(|(name, _)| only.as_ref().is_none_or(|o| o.contains(name)))
+        .collect();
+    println!("netlat-vm: planned {}", tests.len());
     let mut failed = 0;
-    for &(name, test) in TESTS {
+    for &&(name, test) in &tests {
         let started = Instant::now();
         let result = panic::catch_unwind(test).unwrap_or_else(|p| {
             Err(p
