@@ -168,7 +168,14 @@ pub fn call_ended(context: StartKey, duration_ns: u64) {
     if threshold == 0 {
         return;
     }
-    let slow = duration_ns > threshold;
+    // Branch-free on purpose: the verifier knows `threshold` (a load-time
+    // constant), and a `duration_ns > threshold` branch would teach it
+    // `duration_ns >= threshold + 1` for the rest of the exit program.
+    // Linux 6.1's verifier then fails to see that the histogram's
+    // small-bucket path is dead under that bound (it keeps a register
+    // with umin > umax) and rejects the bucket index ("R0 invalid mem
+    // access 'scalar'"). Both values are far below 2^63 ns.
+    let slow = (threshold.wrapping_sub(duration_ns) >> 63) != 0;
     count(|s| {
         if slow {
             s.slow_calls += 1

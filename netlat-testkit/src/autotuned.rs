@@ -44,7 +44,7 @@ impl Default for Knobs {
     fn default() -> Self {
         Knobs {
             bulk: Duration::from_millis(600),
-            trickle: Duration::from_secs(3),
+            trickle: Duration::from_secs(6),
             pace: Duration::from_micros(2),
         }
     }
@@ -54,14 +54,16 @@ impl Default for Knobs {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Summary {
     pub cycles: u64,
-    /// Cycles whose connection the kernel pruned.
-    pub pruned_cycles: u64,
+    /// Cycles whose receive queue the kernel collapsed.
+    pub collapsed_cycles: u64,
     /// Cycles dropped because `tcp_rmem` changed under them: their queue
     /// would have been sized by the old setting.
     pub abandoned: u64,
     /// Largest `sk_rcvbuf` the receiver reached after its bulk phase
     /// (`getsockopt(SO_RCVBUF)`).
     pub max_rcvbuf: i64,
+    /// The longest trickle before a collapse.
+    pub max_until_collapse: Duration,
 }
 
 fn rmem() -> String {
@@ -95,9 +97,10 @@ pub fn run_until(stop: &AtomicBool, knobs: Knobs) -> Summary {
     while !stop.load(Ordering::Relaxed) {
         let cycle = cycle(stop, knobs);
         summary.cycles += 1;
-        summary.pruned_cycles += cycle.pruned as u64;
+        summary.collapsed_cycles += cycle.collapsed as u64;
         summary.abandoned += cycle.abandoned as u64;
         summary.max_rcvbuf = summary.max_rcvbuf.max(cycle.rcvbuf);
+        summary.max_until_collapse = summary.max_until_collapse.max(cycle.until_collapse);
     }
     summary
 }
@@ -125,7 +128,8 @@ impl Running {
 }
 
 struct Cycle {
-    pruned: bool,
+    collapsed: bool,
+    until_collapse: Duration,
     abandoned: bool,
     rcvbuf: i64,
 }
@@ -148,6 +152,21 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
                     Ok(_) => {}
                 }
             }
+            // Empty the queue of bulk data, so the whole budget is left
+            // for the trickle (a queue of full-sized skbs has nothing to
+            // collapse, and it would hold the machine's TCP memory).
+            conn.set_nonblocking(true).expect("nonblocking");
+            let quiet = Instant::now() + Duration::from_millis(50);
+            while Instant::now() < quiet {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => break,
+                }
+            }
             // Stall: the trickle piles up behind this until the caller
             // drops the connection.
             let grown = rcvbuf(&conn);
@@ -167,12 +186,14 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
     // One more write so a reader blocked in read() wakes and sees the flag.
     let _ = sender.write_all(&block);
     let (conn, grown) = receiver.join().expect("receiver");
+    let trickle_started = Instant::now();
     sender.set_nonblocking(true).expect("nonblocking");
-    let prune0 = tcp_ext("PruneCalled");
+    let collapsed0 = tcp_ext("TCPRcvCollapsed");
     let deadline = Instant::now() + knobs.trickle;
     let mut next_check = Instant::now();
     let mut outcome = Cycle {
-        pruned: false,
+        collapsed: false,
+        until_collapse: Duration::ZERO,
         abandoned: false,
         rcvbuf: grown,
     };
@@ -191,10 +212,12 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
                 outcome.abandoned = true;
                 break;
             }
-            if tcp_ext("PruneCalled") > prune0 {
-                outcome.pruned = true;
-                // The first prune collapsed the stalled queue; more
-                // trickle would only add small ones.
+            // The first prunes only grow sk_rcvbuf toward tcp_rmem[2]
+            // (tcp_clamp_window); the one after that collapses the queue,
+            // and more trickle would only add small collapses.
+            if tcp_ext("TCPRcvCollapsed") > collapsed0 {
+                outcome.collapsed = true;
+                outcome.until_collapse = trickle_started.elapsed();
                 break;
             }
         }

@@ -54,6 +54,8 @@ impl Drop for Restore {
 }
 
 pub fn rmem_cause_and_cure() -> Result<Outcome, String> {
+    // SAFETY: DEBUG ONLY, single-threaded at this point.
+    unsafe { std::env::set_var("NETLAT_VERIFIER_LOG", "1") };
     let restore = Restore(vec![(RMEM, read(RMEM)), (AUTOCORKING, read(AUTOCORKING))]);
     write(AUTOCORKING, "0")?;
     write(RMEM, LARGE)?;
@@ -129,7 +131,7 @@ fn experiment() -> Result<Outcome, String> {
     };
     let (large, small) = (load("before")?, load("after")?);
     let seen = format!(
-        "{LARGE}: {} calls max {} mean {} PruneCalled+={}; {SMALL}: {} calls max {} mean {} PruneCalled+={} ({} cycles, {} pruned, {} abandoned at the switch, sk_rcvbuf up to {})",
+        "{LARGE}: {} calls max {} mean {} PruneCalled+={}; {SMALL}: {} calls max {} mean {} PruneCalled+={} ({} cycles, {} collapsed, {} abandoned at the switch, sk_rcvbuf up to {}, trickle up to {:.1}s before a collapse)",
         large.count,
         ms(large.max_ns as f64),
         ms(large.mean_ns),
@@ -139,9 +141,10 @@ fn experiment() -> Result<Outcome, String> {
         ms(small.mean_ns),
         small.pruned,
         generated.cycles,
-        generated.pruned_cycles,
+        generated.collapsed_cycles,
         generated.abandoned,
-        generated.max_rcvbuf
+        generated.max_rcvbuf,
+        generated.max_until_collapse.as_secs_f64()
     );
     // On the console even when a later check fails: the figures behind
     // MIN_RATIO.
@@ -206,7 +209,15 @@ fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
     if !out.success {
         // No slow call had a sample: only acceptable if nothing collapsed.
         check(out.stderr.contains("no samples were kept"), || {
-            format!("flamegraph failed: {}", out.stderr)
+            format!(
+                "flamegraph failed: {}",
+                out.stderr
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
         })?;
         return Ok(Outcome::Skip(format!(
             "no slow net_rx_action call was sampled (PruneCalled+={pruned}): {last}"
