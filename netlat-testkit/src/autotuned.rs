@@ -35,17 +35,22 @@ pub struct Knobs {
     pub bulk: Duration,
     /// The longest the trickle waits for a prune before giving up.
     pub trickle: Duration,
-    /// Gap between two 10-byte writes, so even with autocorking on they
+    /// Gap between two trickle writes, so even with autocorking on they
     /// would not merge.
     pub pace: Duration,
+    /// Bytes per trickle write. Each becomes one skb whose truesize is
+    /// ~1 KiB of overhead plus the payload; below ~800 bytes that is
+    /// more than twice the payload, which is what makes it collapsible.
+    pub chunk: usize,
 }
 
 impl Default for Knobs {
     fn default() -> Self {
         Knobs {
             bulk: Duration::from_millis(600),
-            trickle: Duration::from_secs(6),
+            trickle: Duration::from_secs(8),
             pace: Duration::from_micros(2),
+            chunk: 10,
         }
     }
 }
@@ -127,11 +132,20 @@ impl Running {
     }
 }
 
-struct Cycle {
-    collapsed: bool,
-    until_collapse: Duration,
-    abandoned: bool,
-    rcvbuf: i64,
+/// One connection's run.
+#[derive(Clone, Copy, Debug)]
+pub struct Cycle {
+    pub collapsed: bool,
+    /// How long the trickle ran before the collapse.
+    pub until_collapse: Duration,
+    pub abandoned: bool,
+    /// `sk_rcvbuf` after the bulk phase.
+    pub rcvbuf: i64,
+}
+
+/// One cycle, in the caller's thread.
+pub fn one_cycle(knobs: Knobs) -> Cycle {
+    cycle(&AtomicBool::new(false), knobs)
 }
 
 fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
@@ -197,7 +211,7 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
         abandoned: false,
         rcvbuf: grown,
     };
-    let chunk = [b'y'; 10];
+    let chunk = vec![b'y'; knobs.chunk.max(1)];
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         match sender.write(&chunk) {
             Ok(_) => {}
