@@ -19,12 +19,15 @@ const LARGE: &str = "4096 5242880 33554432";
 const SMALL: &str = "4096 1048576 2097152";
 const AUTOCORKING: &str = "net.ipv4.tcp_autocorking";
 
-/// How many times the large setting's tcp_collapse max (and mean) must
-/// exceed the small one's. Measured in the 6.1 and 6.12 guests under TCG
-/// over several runs: see `MEASURED` below; the bound leaves a margin.
-const MIN_RATIO: f64 = 3.0;
+/// How many times the large setting's tcp_collapse max and mean must
+/// exceed the small one's. Measured under TCG (one call of ~50-70 ms per
+/// large-setting cycle against ~6-9 ms at 2 MiB), max / mean ratios:
+/// 6.1: 6.4/8.0, 5.6/7.2, 3.7/7.6; 6.12: 11.0/10.5. The max of the small
+/// runs is one call and jitters most (13.5 ms once), hence the looser bound.
+const MIN_MAX_RATIO: f64 = 2.5;
+const MIN_MEAN_RATIO: f64 = 4.0;
 /// What the runs measured, quoted in failures so a reader can judge.
-const MEASURED: &str = "max ratio 8-20x, mean ratio 5-15x";
+const MEASURED: &str = "max ratio 3.7-11x, mean ratio 7.2-10.5x";
 
 fn path(key: &str) -> String {
     format!("/proc/sys/{}", key.replace('.', "/"))
@@ -159,9 +162,14 @@ fn experiment() -> Result<Outcome, String> {
     let max_ratio = large.max_ns as f64 / small.max_ns.max(1) as f64;
     let mean_ratio = large.mean_ns / small.mean_ns.max(1.0);
     let ratios = format!("max ratio {max_ratio:.1}x, mean ratio {mean_ratio:.1}x");
-    check(max_ratio >= MIN_RATIO && mean_ratio >= MIN_RATIO, || {
-        format!("{ratios}, want both >= {MIN_RATIO}x (measured before: {MEASURED}): {seen}")
-    })?;
+    check(
+        max_ratio >= MIN_MAX_RATIO && mean_ratio >= MIN_MEAN_RATIO,
+        || {
+            format!(
+                "{ratios}, want >= {MIN_MAX_RATIO}x and >= {MIN_MEAN_RATIO}x (measured before: {MEASURED}): {seen}"
+            )
+        },
+    )?;
     Ok(Outcome::Pass(format!("{ratios}: {seen}")))
 }
 
@@ -193,9 +201,10 @@ fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
             "--duration",
             "7",
             // TCG delivers far fewer samples inside a long softirq than
-            // asked for (seen: 32 in a 52 ms call at 4999 Hz).
+            // asked for (seen: ~32 in a 50-70 ms call at 4999 Hz, and no
+            // more at 9999 Hz, which only stretched more calls past 5 ms).
             "--frequency",
-            "9999",
+            "4999",
             "--json",
             "-o",
             "/tmp/story.svg",
@@ -270,7 +279,10 @@ fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
         c["pct"].as_f64().unwrap_or(0.0),
         c["fast_pct"].as_f64().unwrap_or(100.0),
     );
-    check(slow >= 30.0 + fast && slow >= 3.0 * fast, || {
+    // Other slow calls (TCG stretches some past 5 ms, the sampler more)
+    // dilute its slow share; that it is many times its fast share is the
+    // point.
+    check(slow >= 10.0 && slow >= 10.0 * fast, || {
         format!(
             "tcp_collapse's slow share {slow:.1}% is not far above its fast share {fast:.1}%: {seen}"
         )
