@@ -47,7 +47,7 @@ pub struct Knobs {
 impl Default for Knobs {
     fn default() -> Self {
         Knobs {
-            bulk: Duration::from_millis(600),
+            bulk: Duration::from_millis(300),
             trickle: Duration::from_secs(8),
             pace: Duration::from_micros(2),
             chunk: 10,

@@ -202,8 +202,10 @@ fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
             "net_rx_action",
             "--slower-than",
             "5ms",
+            // A large-setting cycle takes 5-7 s under TCG to collapse,
+            // longer while sampling.
             "--duration",
-            "7",
+            "10",
             // TCG delivers far fewer samples inside a long softirq than
             // asked for (seen: ~32 in a 50-70 ms call at 4999 Hz, and no
             // more at 9999 Hz, which only stretched more calls past 5 ms).
