@@ -20,14 +20,15 @@ const SMALL: &str = "4096 1048576 2097152";
 const AUTOCORKING: &str = "net.ipv4.tcp_autocorking";
 
 /// How many times the large setting's tcp_collapse max and mean must
-/// exceed the small one's. Measured under TCG (one call of ~50-70 ms per
-/// large-setting cycle against ~6-9 ms at 2 MiB), max / mean ratios:
-/// 6.1: 6.4/8.0, 5.6/7.2, 3.7/7.6; 6.12: 11.0/10.5. The max of the small
-/// runs is one call and jitters most (13.5 ms once), hence the looser bound.
-const MIN_MAX_RATIO: f64 = 2.5;
+/// exceed the small one's. Measured under TCG (one call of ~48-75 ms per
+/// large-setting cycle against ~6-9 ms at 2 MiB), max / mean ratios over
+/// seven runs: 6.1: 6.4/8.0, 5.6/7.2, 3.7/7.6, 5.9/6.3, 3.1/5.6; 6.12:
+/// 11.0/10.5, 7.1/9.8. The small runs' max is a single call and jitters
+/// most (13-15 ms twice), hence its looser bound.
+const MIN_MAX_RATIO: f64 = 2.0;
 const MIN_MEAN_RATIO: f64 = 4.0;
 /// What the runs measured, quoted in failures so a reader can judge.
-const MEASURED: &str = "max ratio 3.7-11x, mean ratio 7.2-10.5x";
+const MEASURED: &str = "max ratio 3.1-11x, mean ratio 5.6-10.5x";
 
 /// Samples tcp_collapse needs before the ranking must name it (the
 /// ranking's own minimum for the slow calls).
@@ -203,14 +204,15 @@ fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
             "--slower-than",
             "5ms",
             // A large-setting cycle takes 5-7 s under TCG to collapse,
-            // longer while sampling.
+            // longer while sampling (10 s was once not enough at 4999 Hz).
             "--duration",
-            "10",
+            "12",
             // TCG delivers far fewer samples inside a long softirq than
             // asked for (seen: ~32 in a 50-70 ms call at 4999 Hz, and no
-            // more at 9999 Hz, which only stretched more calls past 5 ms).
+            // more at 9999 Hz, which only stretched more calls past 5 ms
+            // and slowed the generator).
             "--frequency",
-            "4999",
+            "2999",
             "--json",
             "-o",
             "/tmp/story.svg",
