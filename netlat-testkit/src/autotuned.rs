@@ -35,9 +35,8 @@ pub struct Knobs {
     pub bulk: Duration,
     /// The longest the trickle waits for a prune before giving up.
     pub trickle: Duration,
-    /// Gap between two trickle writes, so that with autocorking on they
-    /// would not merge; zero (the default) when the caller turned
-    /// autocorking off, as the story's recipe does.
+    /// Gap between two trickle writes, so even with autocorking on they
+    /// would not merge.
     pub pace: Duration,
     /// Bytes per trickle write. Each becomes one skb whose truesize is
     /// ~1 KiB of overhead plus the payload; below ~800 bytes that is
@@ -50,7 +49,7 @@ impl Default for Knobs {
         Knobs {
             bulk: Duration::from_millis(300),
             trickle: Duration::from_secs(8),
-            pace: Duration::ZERO,
+            pace: Duration::from_micros(2),
             chunk: 10,
         }
     }
@@ -213,10 +212,7 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
         rcvbuf: grown,
     };
     let chunk = vec![b'y'; knobs.chunk.max(1)];
-    // Clock reads are few on purpose: under QEMU the guest clock may be
-    // the emulated HPET, where each read costs as much as a write.
-    let mut writes = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         match sender.write(&chunk) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -224,33 +220,24 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
             }
             Err(_) => break,
         }
-        writes += 1;
-        if writes.is_multiple_of(64) {
-            let now = Instant::now();
-            if now >= deadline {
+        if Instant::now() >= next_check {
+            next_check = Instant::now() + Duration::from_millis(10);
+            if rmem() != setting {
+                outcome.abandoned = true;
                 break;
             }
-            if now >= next_check {
-                next_check = now + Duration::from_millis(10);
-                if rmem() != setting {
-                    outcome.abandoned = true;
-                    break;
-                }
-                // The first prunes only grow sk_rcvbuf toward tcp_rmem[2]
-                // (tcp_clamp_window); the one after that collapses the
-                // queue, and more trickle would only add small collapses.
-                if tcp_ext("TCPRcvCollapsed") > collapsed0 {
-                    outcome.collapsed = true;
-                    outcome.until_collapse = trickle_started.elapsed();
-                    break;
-                }
+            // The first prunes only grow sk_rcvbuf toward tcp_rmem[2]
+            // (tcp_clamp_window); the one after that collapses the queue,
+            // and more trickle would only add small collapses.
+            if tcp_ext("TCPRcvCollapsed") > collapsed0 {
+                outcome.collapsed = true;
+                outcome.until_collapse = trickle_started.elapsed();
+                break;
             }
         }
-        if !knobs.pace.is_zero() {
-            let next = Instant::now() + knobs.pace;
-            while Instant::now() < next {
-                std::hint::spin_loop();
-            }
+        let next = Instant::now() + knobs.pace;
+        while Instant::now() < next {
+            std::hint::spin_loop();
         }
     }
     drop(sender);
