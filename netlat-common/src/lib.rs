@@ -118,14 +118,25 @@ pub mod sample_filter {
     pub const DURING: u32 = 1;
 }
 
+/// Set in a [`STACK_COUNTS_MAP`] key when the samples counted under it came
+/// from calls faster than `--slower-than`: kept apart, so userspace can
+/// rank what the slow calls do more than the fast ones. Stack ids stay
+/// below the stack map's size, far under this bit.
+pub const FAST_CALL: u32 = 1 << 31;
+/// Name of the map of samples still held for calls in progress.
+pub const PENDING_MAP: &str = "PENDING";
+
 /// What happened to the flame graph's samples, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SampleStats {
+    /// Drawn: every sample, the in-call ones (`--during`) or those of slow
+    /// calls (`--slower-than`).
     pub kept: u64,
     /// Outside the traced function (`--during`).
     pub outside: u64,
-    /// Held for a call that turned out faster than `--slower-than`.
+    /// Of calls that turned out faster than `--slower-than`: counted under
+    /// [`FAST_CALL`] keys, not drawn.
     pub fast: u64,
     /// The kernel could not record the stack (stack map full or error).
     pub lost_stack: u64,
@@ -133,6 +144,17 @@ pub struct SampleStats {
     pub lost_pending: u64,
     /// The count map was full.
     pub lost_count: u64,
+    /// Inside the traced function with a recorded stack (`--during`):
+    /// kept, fast, lost to the pending list or the count map, or still
+    /// pending when the probes detached.
+    pub in_call: u64,
+    /// Calls that ended slower / not slower than `--slower-than`.
+    pub slow_calls: u64,
+    pub fast_calls: u64,
+    /// The sampler program's own run time, summed, and its runs: what
+    /// each sample adds (at least) to the call it lands in.
+    pub cost_ns: u64,
+    pub runs: u64,
 }
 
 impl SampleStats {
@@ -144,6 +166,11 @@ impl SampleStats {
         self.lost_stack += o.lost_stack;
         self.lost_pending += o.lost_pending;
         self.lost_count += o.lost_count;
+        self.in_call += o.in_call;
+        self.slow_calls += o.slow_calls;
+        self.fast_calls += o.fast_calls;
+        self.cost_ns += o.cost_ns;
+        self.runs += o.runs;
     }
 }
 
@@ -313,4 +340,5 @@ mod pod {
     unsafe impl aya::Pod for super::Stats {}
     unsafe impl aya::Pod for super::StartKey {}
     unsafe impl aya::Pod for super::StartStack {}
+    unsafe impl aya::Pod for super::Pending {}
 }

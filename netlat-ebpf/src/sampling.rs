@@ -2,12 +2,12 @@
 //! calls of the traced function.
 
 use aya_ebpf::{
-    helpers::bpf_get_smp_processor_id,
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::{map, perf_event},
     maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{PerfEventContext, tracing::StackIdContext as _},
 };
-use netlat_common::{MAX_PENDING, Pending, SampleStats, StartKey, sample_filter};
+use netlat_common::{FAST_CALL, MAX_PENDING, Pending, SampleStats, StartKey, sample_filter};
 
 use crate::timing;
 
@@ -20,7 +20,8 @@ static SLOWER_THAN_NS: u64 = 0;
 #[map(name = "STACKS")]
 static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 
-/// Per-CPU so counting needs no atomics; userspace sums the CPUs.
+/// Per-CPU so counting needs no atomics; userspace sums the CPUs. Keys are
+/// stack ids, with `FAST_CALL` set for the samples of fast calls.
 #[map(name = "STACK_COUNTS")]
 static STACK_COUNTS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
@@ -60,6 +61,20 @@ pub fn softirq_key() -> StartKey {
 
 #[perf_event]
 pub fn netlat_sample(ctx: PerfEventContext) -> u32 {
+    // SAFETY: helper without preconditions.
+    let started = unsafe { bpf_ktime_get_ns() };
+    sample(&ctx);
+    // SAFETY: as above.
+    let took = unsafe { bpf_ktime_get_ns() }.saturating_sub(started);
+    count(|s| {
+        s.cost_ns += took;
+        s.runs += 1;
+    });
+    0
+}
+
+#[inline(always)]
+fn sample(ctx: &PerfEventContext) {
     let filter = read_global(&SAMPLE_FILTER);
     let context = if filter == sample_filter::DURING {
         let thread = timing::key();
@@ -69,7 +84,7 @@ pub fn netlat_sample(ctx: PerfEventContext) -> u32 {
             thread
         } else {
             count(|s| s.outside += 1);
-            return 0;
+            return;
         }
     } else {
         softirq_key()
@@ -79,15 +94,17 @@ pub fn netlat_sample(ctx: PerfEventContext) -> u32 {
         Ok(id) => id as u32,
         Err(_) => {
             count(|s| s.lost_stack += 1);
-            return 0;
+            return;
         }
     };
+    if filter != sample_filter::ALL {
+        count(|s| s.in_call += 1);
+    }
     if filter != sample_filter::ALL && slower_than_ns() > 0 {
         hold(context, id);
     } else {
-        keep(id, 1);
+        keep(id);
     }
-    0
 }
 
 #[inline(always)]
@@ -97,19 +114,25 @@ fn count(f: impl FnOnce(&mut SampleStats)) {
     }
 }
 
+/// Counts one sample under `key` (a stack id, `FAST_CALL` set for a fast
+/// call's sample).
 #[inline(always)]
-fn keep(id: u32, n: u64) {
-    match STACK_COUNTS.get_ptr_mut(id) {
+fn keep(key: u32) {
+    match STACK_COUNTS.get_ptr_mut(key) {
         // SAFETY: this CPU's value.
-        Some(c) => unsafe { *c += n },
+        Some(c) => unsafe { *c += 1 },
         None => {
-            if STACK_COUNTS.insert(id, n, 0).is_err() {
-                count(|s| s.lost_count += n);
+            if STACK_COUNTS.insert(key, 1, 0).is_err() {
+                count(|s| s.lost_count += 1);
                 return;
             }
         }
     }
-    count(|s| s.kept += n);
+    if key & FAST_CALL != 0 {
+        count(|s| s.fast += 1);
+    } else {
+        count(|s| s.kept += 1);
+    }
 }
 
 #[inline(always)]
@@ -137,29 +160,41 @@ fn hold(context: StartKey, id: u32) {
     }
 }
 
-/// The outermost call in `context` ended after `duration_ns`: keep its held
-/// samples if it was slow, drop them if not.
+/// The outermost call in `context` ended after `duration_ns`: count its
+/// held samples as a slow or a fast call's.
 #[inline(always)]
 pub fn call_ended(context: StartKey, duration_ns: u64) {
     let threshold = slower_than_ns();
     if threshold == 0 {
         return;
     }
+    // Branch-free on purpose: the verifier knows `threshold` (a load-time
+    // constant), and a `duration_ns > threshold` branch would teach it
+    // `duration_ns >= threshold + 1` for the rest of the exit program.
+    // Linux 6.1's verifier then fails to see that the histogram's
+    // small-bucket path is dead under that bound (it keeps a register
+    // with umin > umax) and rejects the bucket index ("R0 invalid mem
+    // access 'scalar'"). Both values are far below 2^63 ns.
+    let slow = (threshold.wrapping_sub(duration_ns) >> 63) != 0;
+    count(|s| {
+        if slow {
+            s.slow_calls += 1
+        } else {
+            s.fast_calls += 1
+        }
+    });
     let Some(p) = PENDING.get_ptr(context) else {
         return;
     };
     // SAFETY: as in hold().
     let p = unsafe { &*p };
     let len = (p.len as usize).min(MAX_PENDING);
-    if duration_ns > threshold {
-        for i in 0..MAX_PENDING {
-            if i >= len {
-                break;
-            }
-            keep(p.stack_ids[i], 1);
+    let flag = if slow { 0 } else { FAST_CALL };
+    for i in 0..MAX_PENDING {
+        if i >= len {
+            break;
         }
-    } else {
-        count(|s| s.fast += len as u64);
+        keep(p.stack_ids[i] | flag);
     }
     let _ = PENDING.remove(context);
 }

@@ -2,6 +2,7 @@
 //! real traffic generators, independent readers of the kernel's own counters
 //! (ground truth; deliberately not netlat's parsers), and running netlat.
 
+pub mod autotuned;
 pub mod collapse;
 pub mod loopback;
 pub mod netlat;

@@ -80,6 +80,97 @@ fn during_net_rx_action_every_stack_contains_it() {
         kept(&out.stderr),
         "folded counts add up to the kept samples"
     );
+    // Without --slower-than the table ranks by share of all in-call samples.
+    assert!(
+        out.stdout
+            .starts_with("Where net_rx_action spent its time (")
+            || out.stdout.starts_with("Only "),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("fast"), "{}", out.stdout);
+}
+
+/// The median net_rx_action call under the ping-pong load, in ns.
+fn median_call_ns() -> u64 {
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(3)));
+    let out = run(&["histogram", "--json", "net_rx_action", "2"]);
+    traffic.join().expect("traffic");
+    assert!(out.success, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    r["percentiles_ns"]["p50"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no p50: {}", out.stdout))
+}
+
+#[test]
+fn slower_than_under_the_median_ranks_with_fast_and_slow_adding_up() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let median = median_call_ns();
+    // p50 is a bucket's upper bound: half of it is surely under the median,
+    // so both slow and fast calls exist.
+    let threshold = format!("{}ns", (median / 2).max(1));
+    let dir = Scratch::new("flamegraph");
+    let (svg, diff) = (dir.join("rank.svg"), dir.join("rank-diff.svg"));
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(4)));
+    let out = run(&[
+        "flamegraph",
+        "--during",
+        "net_rx_action",
+        "--slower-than",
+        &threshold,
+        "--duration",
+        "3",
+        "--frequency",
+        "4999",
+        "--json",
+        "-o",
+        svg.to_str().unwrap(),
+        "--diff",
+        diff.to_str().unwrap(),
+    ]);
+    traffic.join().expect("traffic");
+    println!("median {median} ns, threshold {threshold}\n{}", out.stderr);
+    assert!(out.success, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON on stdout");
+    println!("{r:#}");
+    let n = |v: &serde_json::Value| {
+        v.as_u64()
+            .unwrap_or_else(|| panic!("not a count: {v} in {r}"))
+    };
+    let (slow, fast) = (n(&r["slow"]["samples"]), n(&r["fast"]["samples"]));
+    assert!(
+        n(&r["slow"]["calls"]) > 0 && n(&r["fast"]["calls"]) > 0,
+        "{r}"
+    );
+    assert_eq!(slow, kept(&out.stderr), "JSON and summary line agree");
+    // The kernel's own count of in-call samples, against where each went.
+    assert_eq!(
+        slow + fast + n(&r["undecided_samples"]) + n(&r["lost_in_call_samples"]),
+        n(&r["in_call_samples"]),
+        "{r}"
+    );
+    assert!(slow + fast > 0, "{r}");
+    assert_eq!(
+        n(&r["lost_in_call_samples"]),
+        0,
+        "nothing lost under light load: {r}"
+    );
+    let ranking = r["ranking"].as_array().expect("ranking");
+    assert!(!ranking.is_empty(), "something is ranked: {r}");
+    for row in ranking {
+        for key in ["pct", "fast_pct"] {
+            let share = row[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key} in {row}"));
+            assert!((0.0..=100.0).contains(&share), "{row}");
+        }
+        assert_ne!(row["function"], "net_rx_action", "{row}");
+    }
+    assert!(r["sample_cost_ns"].as_f64().is_some_and(|c| c > 0.0), "{r}");
+    assert_svg(&diff);
 }
 
 #[test]

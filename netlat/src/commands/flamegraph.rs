@@ -9,12 +9,13 @@ use netlat_common::sample_filter;
 
 use super::stop::{self, Stop};
 use crate::{
-    flamegraph::{fold, sampler, svg},
+    flamegraph::{culprit, fold, sampler, summary, svg},
     model::histogram::Histogram,
     system::atomic_file,
     system::host::HostInfo,
     system::kallsyms::Symbols,
     system::privileges,
+    tracing::backend::Backend,
     tracing::backend::attach::{self, Globals, Tracer},
     tracing::collect::Collector,
 };
@@ -60,6 +61,13 @@ pub struct FlamegraphArgs {
     /// Not an argument: caught to point at --during.
     #[arg(hide = true, value_name = "FUNCTION")]
     pub stray: Vec<String>,
+    /// Also write a differential flame graph of the slow calls against the
+    /// fast ones (red: more of the slow calls' time).
+    #[arg(long, value_name = "FILE.svg", requires = "slower_than")]
+    pub diff: Option<std::path::PathBuf>,
+    /// Print the ranking of functions under --during as JSON on stdout.
+    #[arg(long, requires = "during")]
+    pub json: bool,
 }
 
 /// Mistakes in the arguments alone, before anything is touched.
@@ -79,6 +87,15 @@ fn check_args(args: &FlamegraphArgs) -> Result<()> {
             folded.display()
         );
     }
+    if let Some(diff) = &args.diff
+        && (same_file(&args.output, diff)
+            || args.folded.as_deref().is_some_and(|f| same_file(f, diff)))
+    {
+        bail!(
+            "--diff names {}, already taken by --output or --folded: give the differential graph a file of its own",
+            diff.display()
+        );
+    }
     Ok(())
 }
 
@@ -96,7 +113,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
     // Fail on an unwritable path now, not after the whole window.
     super::check_writable(&args.output)?;
-    if let Some(path) = &args.folded {
+    for path in args.folded.iter().chain(&args.diff) {
         super::check_writable(path)?;
     }
     let cpus =
@@ -105,6 +122,9 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let mut stop = Stop::install()?;
         let mut probes = attach_probes(args)?;
         sampler::attach(probes.ebpf(), args.frequency, &cpus)?;
+        // Read while netlat's programs are loaded, so their JIT-ed frames
+        // have names (kallsyms drops them at unload).
+        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
         let started = Instant::now();
         announce(args, &probes);
         super::progress::Progress::start(args.duration)
@@ -114,17 +134,20 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
 
         // Detach everything before reading: the maps are then final.
         sampler::detach(probes.ebpf())?;
-        let calls = match &mut probes {
+        let (calls, softirq) = match &mut probes {
             Probes::During(t) => {
                 t.detach()?;
-                Some(Histogram::merged(&Collector::new().read(t)?.per_cpu))
+                let softirq = !matches!(t.backend(), Backend::Fentry | Backend::Kprobe);
+                (Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)), softirq)
             }
-            Probes::Plain(_) => None,
+            Probes::Plain(_) => (None, false),
         };
-        let (stacks, tally) = sampler::read(probes.ebpf())?;
+        let samples = sampler::read(probes.ebpf())?;
+        let tally = &samples.tally;
 
-        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
-        let folded = fold::fold(&stacks, &symbols, args.during.as_deref());
+        let anchor = args.during.as_deref().map(|function| fold::Anchor { function, softirq });
+        let folded = fold::fold(&samples.kept, &symbols, anchor);
+        let fast = fold::fold(&samples.fast, &symbols, anchor);
         let host = HostInfo::read();
         let title = match (&args.during, args.slower_than) {
             (Some(f), Some(t)) => format!("Kernel stacks in {f} calls slower than {}", humantime::format_duration(t)),
@@ -164,21 +187,76 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             );
         }
         let image = svg::render(&folded.stacks, &title, &subtitle).context("cannot render the flame graph")?;
-        // Both files are attempted and what was measured is printed even
+        // Every file is attempted and what was measured is printed even
         // if a write fails (a full disk), then the first failure is the error.
         let svg_written = atomic_file::write(&args.output, &image);
         let folded_written = args
             .folded
             .as_ref()
             .map(|path| atomic_file::write(path, fold::to_text(&folded.stacks).as_bytes()));
+        let diff_written = match &args.diff {
+            Some(path) => {
+                let title = format!("{title}, against the faster calls");
+                let image = svg::render_diff(&fast.stacks, &folded.stacks, &title, &subtitle)
+                    .context("cannot render the differential flame graph")?;
+                Some(atomic_file::write(path, &image))
+            }
+            None => None,
+        };
         let written = Written {
             svg: svg_written.is_ok(),
             folded: folded_written.as_ref().is_some_and(Result::is_ok),
         };
-        report(args, &tally, folded.incomplete, calls.as_ref(), &written);
+        report(args, tally, &folded, calls.as_ref(), &written);
         svg_written?;
         folded_written.transpose()?;
+        diff_written.transpose()?;
+        if let (Some(function), Some(h)) = (&args.during, &calls) {
+            let ranking = culprit::rank(
+                &folded.stacks,
+                args.slower_than.map(|_| &fast.stacks),
+                function,
+            );
+            let threshold = args.slower_than.map(|t| humantime::format_duration(t).to_string());
+            let slow_calls = if args.slower_than.is_some() { tally.slow_calls } else { h.count };
+            if let Some(warning) = cost_warning(args.slower_than, samples.cost_ns()) {
+                eprintln!("{warning}");
+            }
+            if args.json {
+                let doc = summary::Summary::new(function, args.slower_than, &samples, slow_calls, ranking);
+                println!("{}", serde_json::to_string(&doc)?);
+            } else {
+                print!(
+                    "{}",
+                    culprit::to_text(
+                        &ranking,
+                        &culprit::Calls {
+                            function,
+                            threshold: threshold.as_deref(),
+                            calls: slow_calls,
+                            fast_calls: tally.fast_calls,
+                            hz: args.frequency,
+                        }
+                    )
+                );
+            }
+        }
         Ok(())
+    })
+}
+
+/// Each sample stretches the call it lands in by at least the sampler's
+/// own run time: a threshold within ~10x of it mostly keeps calls the
+/// sampler slowed down.
+fn cost_warning(slower_than: Option<std::time::Duration>, cost_ns: Option<f64>) -> Option<String> {
+    let (limit, cost) = (slower_than?, cost_ns?);
+    ((limit.as_nanos() as f64) < 10.0 * cost).then(|| {
+        format!(
+            "netlat: warning: each sample costs {:.1} us here (the sampler's own run time), so calls just over --slower-than {} may be slow only because samples landed in them; use a threshold of at least {:.0} us",
+            cost / 1e3,
+            humantime::format_duration(limit),
+            (10.0 * cost / 1e3).ceil()
+        )
     })
 }
 
@@ -227,7 +305,7 @@ struct Written {
 fn report(
     args: &FlamegraphArgs,
     t: &sampler::Tally,
-    incomplete: u64,
+    folded: &fold::Folded,
     calls: Option<&Histogram>,
     written: &Written,
 ) {
@@ -237,7 +315,7 @@ fn report(
     }
     if let Some(limit) = args.slower_than {
         dropped.push(format!(
-            "{} in calls faster than {}",
+            "{} in calls faster than {} (ranked against, not drawn)",
             t.fast,
             humantime::format_duration(limit)
         ));
@@ -265,11 +343,17 @@ fn report(
             t.lost_stack, t.lost_pending, t.lost_count
         ));
     }
-    if incomplete > 0 {
-        line.push_str(&format!(
-            " ({incomplete} under {} where unwinding stopped early)",
-            fold::INCOMPLETE
-        ));
+    let labelled: Vec<String> = [
+        (folded.own_probes, fold::OWN_PROBES),
+        (folded.softirq_outside, fold::SOFTIRQ_OUTSIDE),
+        (folded.incomplete, fold::INCOMPLETE),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, label)| format!("{n} under {label}"))
+    .collect();
+    if !labelled.is_empty() {
+        line.push_str(&format!(" ({})", labelled.join(", ")));
     }
     if let (Some(h), Some(f)) = (calls, &args.during) {
         line.push_str(&format!(

@@ -15,6 +15,22 @@ pub struct Stack {
 /// Frame under which `--during` puts stacks the kernel could not unwind
 /// down to the traced function.
 pub const INCOMPLETE: &str = "[incomplete stack]";
+/// Frame under which `--during` puts samples taken in netlat's own eBPF
+/// programs (or their trampolines) while the function was being timed.
+pub const OWN_PROBES: &str = "[netlat's own probes]";
+/// Frame under which the softirq tracepoint backends put samples taken in
+/// the NET_RX softirq but outside net_rx_action (the softirq loop between
+/// the tracepoint and the handler call).
+pub const SOFTIRQ_OUTSIDE: &str = "[NET_RX softirq, outside net_rx_action]";
+
+/// The `--during` function the stacks were taken in.
+#[derive(Clone, Copy, Debug)]
+pub struct Anchor<'a> {
+    pub function: &'a str,
+    /// Timed by the NET_RX softirq tracepoints, which also bracket the
+    /// softirq's own code around the handler.
+    pub softirq: bool,
+}
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Folded {
@@ -22,37 +38,93 @@ pub struct Folded {
     pub stacks: BTreeMap<String, u64>,
     /// Samples re-rooted under `anchor;[incomplete stack]`.
     pub incomplete: u64,
+    /// Samples re-rooted under `anchor;[netlat's own probes]`.
+    pub own_probes: u64,
+    /// Samples re-rooted under `anchor;[NET_RX softirq, outside ...]`.
+    pub softirq_outside: u64,
+}
+
+/// The program name of a JIT-ed eBPF program's kallsyms symbol
+/// (`bpf_prog_<16 hex digits of tag>_<name>`, kernel/bpf/core.c,
+/// bpf_get_prog_name).
+pub fn bpf_program(symbol: &str) -> Option<&str> {
+    let rest = symbol.strip_prefix("bpf_prog_")?;
+    let (tag, name) = rest.split_at_checked(16)?;
+    if !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(name.strip_prefix('_').unwrap_or(name))
+}
+
+/// netlat's programs, and the trampolines that only fentry (netlat's)
+/// attached here.
+fn is_own_probe(frame: &str) -> bool {
+    frame.starts_with("bpf_trampoline_")
+        || bpf_program(frame).is_some_and(|p| p.starts_with("netlat"))
+}
+
+/// A frame's name. The leaf is the sampled instruction; every other frame
+/// is a return address, which points after its call: looked up at
+/// address-1, so a call to a noreturn function at the very end of one
+/// function is not named after the next.
+fn frame_name(symbols: &Symbols, ip: u64, leaf: bool) -> String {
+    let at = if leaf { ip } else { ip.saturating_sub(1) };
+    match symbols.symbolize(at) {
+        Some(name) => match bpf_program(name) {
+            Some(program) => format!("{program} [bpf]"),
+            None => name.to_owned(),
+        },
+        None => format!("{ip:#x}"),
+    }
 }
 
 /// Symbolizes and merges stacks; identical symbol paths from different
 /// addresses (two offsets inside one function) add up.
 ///
 /// With `anchor` (the `--during` function) every sample was taken inside
-/// that function, but the unwinder sometimes stops early (e.g. in a
-/// retpoline thunk or at an interrupt boundary). Those stacks are placed
-/// under `anchor;[incomplete stack]` so the graph stays rooted at the
-/// function and the gap is visible instead of silently dropped.
-pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<&str>) -> Folded {
+/// that function, but not every stack shows it: the sample may have
+/// landed in netlat's own timing program (its stack ends in the probe),
+/// or, with the softirq tracepoints, in the softirq loop around the
+/// handler; and the unwinder sometimes stops early (e.g. in a retpoline
+/// thunk or at an interrupt boundary). Those go under `anchor;[label]` so
+/// the graph stays rooted at the function and each gap says what it is.
+pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<Anchor>) -> Folded {
     let mut folded = Folded::default();
     for stack in stacks {
         let path: Vec<String> = stack
             .frames
             .iter()
+            .enumerate()
             .rev()
-            .map(|&ip| match symbols.symbolize(ip) {
-                Some(name) => name.to_owned(),
-                None => format!("{ip:#x}"),
-            })
+            .map(|(i, &ip)| frame_name(symbols, ip, i == 0))
             .collect();
         if path.is_empty() {
             continue;
         }
         let mut line = path.join(";");
         if let Some(anchor) = anchor
-            && !path.iter().any(|f| f == anchor)
+            && !path.iter().any(|f| f == anchor.function)
         {
-            line = format!("{anchor};{INCOMPLETE};{line}");
-            folded.incomplete += stack.count;
+            let raw: Vec<&str> = stack
+                .frames
+                .iter()
+                .filter_map(|&ip| symbols.symbolize(ip))
+                .collect();
+            let label = if raw.iter().any(|f| is_own_probe(f)) {
+                folded.own_probes += stack.count;
+                OWN_PROBES
+            } else if anchor.softirq
+                && raw
+                    .iter()
+                    .any(|f| matches!(*f, "__do_softirq" | "handle_softirqs"))
+            {
+                folded.softirq_outside += stack.count;
+                SOFTIRQ_OUTSIDE
+            } else {
+                folded.incomplete += stack.count;
+                INCOMPLETE
+            };
+            line = format!("{};{label};{line}", anchor.function);
         }
         *folded.stacks.entry(line).or_insert(0) += stack.count;
     }
@@ -78,12 +150,17 @@ ffffffff81000300 t tcp_collapse
 ffffffff81000400 T tcp_v4_rcv
 ";
 
+    const ANCHOR: Anchor = Anchor {
+        function: "net_rx_action",
+        softirq: false,
+    };
+
     #[test]
     fn folds_root_first_and_merges_offsets_of_one_function() {
         let symbols = Symbols::parse(KALLSYMS);
         let stacks = [
             Stack {
-                frames: vec![0xffffffff81000310, 0xffffffff81000210, 0xffffffff81000110],
+                frames: vec![0xffffffff81000310, 0xffffffff81000211, 0xffffffff81000110],
                 count: 3,
             },
             Stack {
@@ -102,11 +179,77 @@ ffffffff81000400 T tcp_v4_rcv
         );
         assert_eq!(folded.incomplete, 0);
 
-        let during = fold(&stacks, &symbols, Some("net_rx_action"));
+        let during = fold(&stacks, &symbols, Some(ANCHOR));
         assert_eq!(
             to_text(&during.stacks),
             "__do_softirq;net_rx_action;tcp_collapse 5\nnet_rx_action;[incomplete stack];0x10;tcp_v4_rcv 1\n"
         );
         assert_eq!(during.incomplete, 1);
+    }
+
+    #[test]
+    fn return_addresses_are_looked_up_one_byte_back_the_leaf_is_not() {
+        let symbols = Symbols::parse(KALLSYMS);
+        // net_rx_action's last instruction calls a noreturn function: the
+        // return address is the first byte of tcp_collapse.
+        let stacks = [Stack {
+            frames: vec![0xffffffff81000300, 0xffffffff81000300, 0xffffffff81000110],
+            count: 1,
+        }];
+        assert_eq!(
+            to_text(&fold(&stacks, &symbols, None).stacks),
+            "__do_softirq;net_rx_action;tcp_collapse 1\n"
+        );
+    }
+
+    #[test]
+    fn names_jit_frames_and_labels_samples_outside_the_function() {
+        let kallsyms = format!(
+            "{KALLSYMS}ffffffffc0001000 t bpf_prog_6deef7357e7b4530_netlat_sample\t[bpf]\n\
+             ffffffffc0002000 t bpf_prog_0123456789abcdef_netlat_softirq_\t[bpf]\n\
+             ffffffffc0003000 t bpf_prog_0123456789abcdef_other\t[bpf]\n"
+        );
+        let symbols = Symbols::parse(&kallsyms);
+        let stacks = [
+            // In netlat's softirq_exit program, called from __do_softirq.
+            Stack {
+                frames: vec![0xffffffffc0002010, 0xffffffff81000120],
+                count: 2,
+            },
+            // In __do_softirq itself, before it called net_rx_action.
+            Stack {
+                frames: vec![0xffffffff81000130],
+                count: 3,
+            },
+            // Someone else's program inside net_rx_action.
+            Stack {
+                frames: vec![0xffffffffc0003010, 0xffffffff81000220],
+                count: 1,
+            },
+        ];
+        let softirq = Anchor {
+            function: "net_rx_action",
+            softirq: true,
+        };
+        let folded = fold(&stacks, &symbols, Some(softirq));
+        assert_eq!(
+            to_text(&folded.stacks),
+            "net_rx_action;[NET_RX softirq, outside net_rx_action];__do_softirq 3\n\
+             net_rx_action;[netlat's own probes];__do_softirq;netlat_softirq_ [bpf] 2\n\
+             net_rx_action;other [bpf] 1\n"
+        );
+        assert_eq!(
+            (folded.own_probes, folded.softirq_outside, folded.incomplete),
+            (2, 3, 0)
+        );
+        // With a function backend, the softirq loop is an incomplete stack.
+        let folded = fold(&stacks, &symbols, Some(ANCHOR));
+        assert_eq!((folded.own_probes, folded.incomplete), (2, 3));
+        assert_eq!(
+            bpf_program("bpf_prog_6deef7357e7b4530_netlat_sample"),
+            Some("netlat_sample")
+        );
+        assert_eq!(bpf_program("bpf_prog_short"), None);
+        assert_eq!(bpf_program("bpf_prog_zzzzzzzzzzzzzzzz_x"), None);
     }
 }

@@ -4,6 +4,8 @@
 //! Data path: `sampler` (perf events -> stack map + counts) -> `fold`
 //! (symbolize, collapse to "a;b;c N" lines) -> `svg` (inferno).
 
+pub mod culprit;
 pub mod fold;
 pub mod sampler;
+pub mod summary;
 pub mod svg;

@@ -3,13 +3,16 @@
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{PerCpuArray, PerCpuHashMap, StackTraceMap},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTraceMap},
     programs::{
         PerfEvent,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use netlat_common::{SAMPLE_STATS_MAP, STACK_COUNTS_MAP, STACKS_MAP, SampleStats};
+use netlat_common::{
+    FAST_CALL, MAX_PENDING, PENDING_MAP, Pending, SAMPLE_STATS_MAP, STACK_COUNTS_MAP, STACKS_MAP,
+    SampleStats, StartKey,
+};
 
 use super::fold::Stack;
 
@@ -50,24 +53,48 @@ pub fn detach(ebpf: &mut Ebpf) -> Result<()> {
 /// counters, same fields).
 pub type Tally = SampleStats;
 
-pub fn read(ebpf: &Ebpf) -> Result<(Vec<Stack>, Tally)> {
+/// What the sampler left in its maps after detaching.
+pub struct Samples {
+    /// Drawn: every sample, the in-call ones, or the slow calls'.
+    pub kept: Vec<Stack>,
+    /// The fast calls' (`--slower-than`).
+    pub fast: Vec<Stack>,
+    pub tally: Tally,
+    /// Held for calls still running when the timing probes detached:
+    /// neither slow nor fast.
+    pub undecided: u64,
+}
+
+impl Samples {
+    /// The mean run time of the sampler program, in ns.
+    pub fn cost_ns(&self) -> Option<f64> {
+        (self.tally.runs > 0).then(|| self.tally.cost_ns as f64 / self.tally.runs as f64)
+    }
+}
+
+pub fn read(ebpf: &Ebpf) -> Result<Samples> {
     let counts: PerCpuHashMap<_, u32, u64> = PerCpuHashMap::try_from(
         ebpf.map(STACK_COUNTS_MAP)
             .context("stack count map missing")?,
     )?;
     let traces = StackTraceMap::try_from(ebpf.map(STACKS_MAP).context("stack map missing")?)?;
-    let mut stacks = Vec::new();
-    let mut lost_traces = 0;
+    let (mut kept, mut fast) = (Vec::new(), Vec::new());
+    let (mut lost_kept, mut lost_fast) = (0, 0);
     for entry in counts.iter() {
-        let (id, per_cpu) = entry.context("cannot read the stack counts")?;
+        let (key, per_cpu) = entry.context("cannot read the stack counts")?;
         let count = per_cpu.iter().sum();
-        match traces.get(&id, 0) {
-            Ok(trace) => stacks.push(Stack {
-                frames: trace.frames().iter().map(|f| f.ip).collect(),
-                count,
-            }),
+        let is_fast = key & FAST_CALL != 0;
+        match traces.get(&(key & !FAST_CALL), 0) {
+            Ok(trace) => {
+                let stack = Stack {
+                    frames: trace.frames().iter().map(|f| f.ip).collect(),
+                    count,
+                };
+                if is_fast { &mut fast } else { &mut kept }.push(stack);
+            }
             // A stack id whose trace was evicted (hash collision, map full).
-            Err(_) => lost_traces += count,
+            Err(_) if is_fast => lost_fast += count,
+            Err(_) => lost_kept += count,
         }
     }
     let stats: PerCpuArray<_, SampleStats> = PerCpuArray::try_from(
@@ -82,7 +109,20 @@ pub fn read(ebpf: &Ebpf) -> Result<(Vec<Stack>, Tally)> {
     {
         tally.add(s);
     }
-    tally.kept -= lost_traces.min(tally.kept);
-    tally.lost_stack += lost_traces;
-    Ok((stacks, tally))
+    tally.kept -= lost_kept.min(tally.kept);
+    tally.fast -= lost_fast.min(tally.fast);
+    tally.lost_stack += lost_kept + lost_fast;
+    let pending: HashMap<_, StartKey, Pending> =
+        HashMap::try_from(ebpf.map(PENDING_MAP).context("pending map missing")?)?;
+    let undecided = pending
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(_, p)| (p.len as usize).min(MAX_PENDING) as u64)
+        .sum();
+    Ok(Samples {
+        kept,
+        fast,
+        tally,
+        undecided,
+    })
 }

@@ -103,10 +103,16 @@ impl Symbols {
     }
 
     /// The function containing `address`, or None if it is outside every
-    /// known symbol (then callers print the address in hex).
+    /// known symbol (then callers print the address in hex). kallsyms has
+    /// no sizes: an address past the end of a section would be named
+    /// after its end marker (e.g. an eBPF program unloaded before the table
+    /// was read shows as `_einittext`), so markers name nothing.
     pub fn symbolize(&self, address: u64) -> Option<&str> {
         let i = self.addresses.partition_point(|(a, _)| *a <= address);
         let (_, name) = self.addresses.get(i.checked_sub(1)?)?;
+        if END_MARKERS.contains(&name.as_str()) {
+            return None;
+        }
         Some(name)
     }
 
@@ -155,6 +161,9 @@ impl Symbols {
             .collect()
     }
 }
+
+/// Linker symbols that end a text section (vmlinux.lds.S): no code follows.
+const END_MARKERS: &[&str] = &["_etext", "_einittext", "__irqentry_text_end", "_end"];
 
 fn is_text(ty: char) -> bool {
     matches!(ty, 't' | 'T' | 'w' | 'W')
@@ -225,6 +234,33 @@ ffffffff81a00400 t tcp_collapse
         assert_eq!(s.symbolize(0xffffffff81a00150), Some("tcp_collapse"));
         assert_eq!(s.symbolize(0xffffffffc0000010), Some("nf_hook_slow"));
         assert_eq!(s.symbolize(0x1000), None);
+    }
+
+    #[test]
+    fn names_jit_frames_from_their_bpf_entries_and_nothing_after_a_section_end() {
+        // As /proc/kallsyms lists them: after the modules, type 't', module
+        // column `[bpf]`, addresses in the module area.
+        let text = format!(
+            "ffffffff81000000 T _stext\nffffffff82276988 T _etext\nffffffff837f5870 T _einittext\n{FIXTURE}\
+             ffffffffc0400000 t bpf_prog_6deef7357e7b4530_netlat_sample\t[bpf]\n\
+             ffffffffc0402000 t bpf_trampoline_6442484394\t[bpf]\n"
+        );
+        let s = Symbols::parse(&text);
+        assert_eq!(
+            s.symbolize(0xffffffffc0400123),
+            Some("bpf_prog_6deef7357e7b4530_netlat_sample")
+        );
+        assert_eq!(
+            s.symbolize(0xffffffffc0402010),
+            Some("bpf_trampoline_6442484394")
+        );
+        // Past the kernel's text and init text, before any module: nothing.
+        assert_eq!(s.symbolize(0xffffffff82300000), None);
+        assert_eq!(s.symbolize(0xffffffff83800000), None);
+        assert_eq!(
+            s.lookup("bpf_prog_6deef7357e7b4530_netlat_sample"),
+            Lookup::Function
+        );
     }
 
     #[test]

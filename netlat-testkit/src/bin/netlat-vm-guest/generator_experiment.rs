@@ -6,6 +6,12 @@ use std::time::Duration;
 use netlat_testkit::{collapse, netstat::tcp_ext};
 
 pub fn run() {
+    if std::fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .contains("netlat_experiment=autotuned")
+    {
+        return autotuned_variants();
+    }
     use collapse::Recipe;
     let base = Recipe::default();
     let long = Recipe {
@@ -54,6 +60,50 @@ pub fn run() {
             "netlat-vm: experiment {name} drained={drained} PruneCalled+={} TCPRcvCollapsed+={}",
             p1 - p0,
             c1 - c0
+        );
+    }
+}
+
+/// The autotuned generator's knobs under the story's two tcp_rmem
+/// settings: how long the trickle takes to make the kernel collapse, and
+/// how long tcp_collapse then runs.
+fn autotuned_variants() {
+    use netlat_testkit::{autotuned, netlat::Netlat};
+    let set = |key: &str, value: &str| {
+        std::fs::write(format!("/proc/sys/{}", key.replace('.', "/")), value).expect("sysctl")
+    };
+    set("net.ipv4.tcp_autocorking", "0");
+    let tcp_mem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem").unwrap_or_default();
+    println!("netlat-vm: experiment tcp_mem {}", tcp_mem.trim());
+    let base = autotuned::Knobs {
+        trickle: Duration::from_secs(25),
+        ..autotuned::Knobs::default()
+    };
+    for (rmem, chunk, bulk_ms) in [
+        ("4096 1048576 2097152", 10, 600),
+        ("4096 1048576 2097152", 400, 600),
+        ("4096 5242880 33554432", 400, 600),
+        ("4096 5242880 33554432", 800, 600),
+        ("4096 5242880 33554432", 10, 600),
+    ] {
+        set("net.ipv4.tcp_rmem", rmem);
+        let netlat = Netlat::start(crate::NETLAT, &["histogram", "--json", "tcp_collapse"]);
+        let (p0, c0) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
+        let cycle = autotuned::one_cycle(autotuned::Knobs {
+            chunk,
+            bulk: Duration::from_millis(bulk_ms),
+            ..base
+        });
+        let (p1, c1) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
+        let out = netlat.interrupt();
+        let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        println!(
+            "netlat-vm: experiment rmem={rmem:?} chunk={chunk} bulk={bulk_ms}ms: {cycle:?} PruneCalled+={} TCPRcvCollapsed+={} tcp_collapse count={} max_ns={} mean_ns={}",
+            p1 - p0,
+            c1 - c0,
+            r["count"],
+            r["max_ns"],
+            r["mean_ns"]
         );
     }
 }

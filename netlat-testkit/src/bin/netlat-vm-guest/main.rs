@@ -15,6 +15,7 @@ mod lifecycle;
 mod missed;
 mod sampling;
 mod slow;
+mod story;
 mod timing;
 mod verdict;
 
@@ -68,6 +69,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "kretprobe_misses_reported",
         missed::kretprobe_misses_reported,
+    ),
+    (
+        "story_tcp_rmem_cause_cure_and_culprit",
+        story::rmem_cause_and_cure,
     ),
 ];
 

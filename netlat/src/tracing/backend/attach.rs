@@ -390,6 +390,9 @@ fn load_error(backend: Backend, function: &str, e: ProgramError) -> AttachError 
             _,
         ) => {
             let log = verifier_log.to_string();
+            if std::env::var_os("NETLAT_VERIFIER_LOG").is_some() {
+                eprintln!("netlat: {backend} verifier log:\n{log}");
+            }
             // The kernel ends a rejection with statistics lines
             // ("processed N insns ...", "stack depth N"); the reason is
             // the line before them.

@@ -1,0 +1,246 @@
+//! tcp_collapse with the kernel's own buffer sizing: no SO_RCVBUF anywhere,
+//! so the collapsed queue scales with `net.ipv4.tcp_rmem` (the mechanism
+//! of "The story of one latency spike").
+//!
+//! Each cycle is one loopback connection: a bulk transfer read at full
+//! speed lets receive-buffer autotuning grow `sk_rcvbuf` toward
+//! `tcp_rmem[2]`; then the reader stalls and the sender trickles 10-byte
+//! TCP_NODELAY writes. Each tiny segment costs far more memory (truesize)
+//! than window, so the queue outgrows `sk_rcvbuf` long before the window
+//! closes, and the kernel prunes and collapses a queue about as long as
+//! `sk_rcvbuf` allows. The caller turns `net.ipv4.tcp_autocorking` off,
+//! or the kernel merges the trickle into full segments.
+
+use std::{
+    io::{ErrorKind, Read, Write},
+    net::{TcpListener, TcpStream},
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::netstat::tcp_ext;
+
+const RMEM: &str = "/proc/sys/net/ipv4/tcp_rmem";
+
+/// Knobs of one cycle.
+#[derive(Clone, Copy, Debug)]
+pub struct Knobs {
+    /// How long the bulk transfer runs (autotuning needs a few round trips
+    /// of growing reads).
+    pub bulk: Duration,
+    /// The longest the trickle waits for a prune before giving up.
+    pub trickle: Duration,
+    /// Gap between two trickle writes, so even with autocorking on they
+    /// would not merge.
+    pub pace: Duration,
+    /// Bytes per trickle write. Each becomes one skb whose truesize is
+    /// ~1 KiB of overhead plus the payload; below ~800 bytes that is
+    /// more than twice the payload, which is what makes it collapsible.
+    pub chunk: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            bulk: Duration::from_millis(300),
+            trickle: Duration::from_secs(8),
+            pace: Duration::from_micros(2),
+            chunk: 10,
+        }
+    }
+}
+
+/// What the cycles did, summed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Summary {
+    pub cycles: u64,
+    /// Cycles whose receive queue the kernel collapsed.
+    pub collapsed_cycles: u64,
+    /// Cycles dropped because `tcp_rmem` changed under them: their queue
+    /// would have been sized by the old setting.
+    pub abandoned: u64,
+    /// Largest `sk_rcvbuf` the receiver reached after its bulk phase
+    /// (`getsockopt(SO_RCVBUF)`).
+    pub max_rcvbuf: i64,
+    /// The longest trickle before a collapse.
+    pub max_until_collapse: Duration,
+}
+
+fn rmem() -> String {
+    std::fs::read_to_string(RMEM).unwrap_or_default()
+}
+
+fn nodelay(s: &TcpStream) {
+    s.set_nodelay(true).expect("TCP_NODELAY");
+}
+
+fn rcvbuf(s: &TcpStream) -> i64 {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket fd and a c_int-sized out buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 { value as i64 } else { -1 }
+}
+
+/// Repeats cycles until `stop` is set (a cycle in progress finishes or is
+/// abandoned first).
+pub fn run_until(stop: &AtomicBool, knobs: Knobs) -> Summary {
+    let mut summary = Summary::default();
+    while !stop.load(Ordering::Relaxed) {
+        let cycle = cycle(stop, knobs);
+        summary.cycles += 1;
+        summary.collapsed_cycles += cycle.collapsed as u64;
+        summary.abandoned += cycle.abandoned as u64;
+        summary.max_rcvbuf = summary.max_rcvbuf.max(cycle.rcvbuf);
+        summary.max_until_collapse = summary.max_until_collapse.max(cycle.until_collapse);
+    }
+    summary
+}
+
+/// Runs cycles for about `duration` in the background.
+pub fn spawn(knobs: Knobs) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || run_until(&stop, knobs))
+    };
+    Running { stop, thread }
+}
+
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Summary>,
+}
+
+impl Running {
+    pub fn stop(self) -> Summary {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("generator")
+    }
+}
+
+/// One connection's run.
+#[derive(Clone, Copy, Debug)]
+pub struct Cycle {
+    pub collapsed: bool,
+    /// How long the trickle ran before the collapse.
+    pub until_collapse: Duration,
+    pub abandoned: bool,
+    /// `sk_rcvbuf` after the bulk phase.
+    pub rcvbuf: i64,
+}
+
+/// One cycle, in the caller's thread.
+pub fn one_cycle(knobs: Knobs) -> Cycle {
+    cycle(&AtomicBool::new(false), knobs)
+}
+
+fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
+    let setting = rmem();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let bulk_done = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let bulk_done = Arc::clone(&bulk_done);
+        thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            // Reads as big as the kernel grows its buffer to, so autotuning
+            // sees the application keep up.
+            let mut buf = vec![0u8; 1 << 20];
+            while !bulk_done.load(Ordering::Relaxed) {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            // Empty the queue of bulk data, so the whole budget is left
+            // for the trickle (a queue of full-sized skbs has nothing to
+            // collapse, and it would hold the machine's TCP memory).
+            conn.set_nonblocking(true).expect("nonblocking");
+            let quiet = Instant::now() + Duration::from_millis(50);
+            while Instant::now() < quiet {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Stall: the trickle piles up behind this until the caller
+            // drops the connection.
+            let grown = rcvbuf(&conn);
+            (conn, grown)
+        })
+    };
+    let mut sender = TcpStream::connect(addr).expect("connect");
+    nodelay(&sender);
+    let block = vec![b'x'; 64 * 1024];
+    let started = Instant::now();
+    while started.elapsed() < knobs.bulk {
+        if sender.write_all(&block).is_err() {
+            break;
+        }
+    }
+    bulk_done.store(true, Ordering::Relaxed);
+    // One more write so a reader blocked in read() wakes and sees the flag.
+    let _ = sender.write_all(&block);
+    let (conn, grown) = receiver.join().expect("receiver");
+    let trickle_started = Instant::now();
+    sender.set_nonblocking(true).expect("nonblocking");
+    let collapsed0 = tcp_ext("TCPRcvCollapsed");
+    let deadline = Instant::now() + knobs.trickle;
+    let mut next_check = Instant::now();
+    let mut outcome = Cycle {
+        collapsed: false,
+        until_collapse: Duration::ZERO,
+        abandoned: false,
+        rcvbuf: grown,
+    };
+    let chunk = vec![b'y'; knobs.chunk.max(1)];
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        match sender.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_micros(200))
+            }
+            Err(_) => break,
+        }
+        if Instant::now() >= next_check {
+            next_check = Instant::now() + Duration::from_millis(10);
+            if rmem() != setting {
+                outcome.abandoned = true;
+                break;
+            }
+            // The first prunes only grow sk_rcvbuf toward tcp_rmem[2]
+            // (tcp_clamp_window); the one after that collapses the queue,
+            // and more trickle would only add small collapses.
+            if tcp_ext("TCPRcvCollapsed") > collapsed0 {
+                outcome.collapsed = true;
+                outcome.until_collapse = trickle_started.elapsed();
+                break;
+            }
+        }
+        let next = Instant::now() + knobs.pace;
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+    }
+    drop(sender);
+    drop(conn);
+    outcome
+}
