@@ -81,10 +81,15 @@ pub fn run(args: &SlowArgs) -> Result<()> {
         bail!("--cpu {cpu}: no such online CPU");
     }
     let sock = socket_offsets(args)?;
-    let symbols = args.stack.then(stack_symbols).transpose()?;
+    // Refuse before attaching if kallsyms hides addresses; the names are
+    // read again once netlat's programs are loaded, so their JIT frames
+    // (`[bpf]` entries) are named and left out of the stacks.
+    if args.stack {
+        stack_symbols()?;
+    }
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
-        trace(args, sock, symbols.as_ref(), &mut stop).await
+        trace(args, sock, &mut stop).await
     })
 }
 
@@ -127,12 +132,7 @@ fn stack_symbols() -> Result<Symbols> {
     Ok(symbols)
 }
 
-async fn trace(
-    args: &SlowArgs,
-    sock: SockOffsets,
-    symbols: Option<&Symbols>,
-    stop: &mut Stop,
-) -> Result<()> {
+async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()> {
     let threshold_ns = u64::try_from(args.threshold.as_nanos()).unwrap_or(u64::MAX);
     let globals = Globals {
         slow: Some(SlowSettings {
@@ -146,6 +146,8 @@ async fn trace(
     let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
     slow_records::attach_context_programs(&mut tracer)?;
     let mut records = Records::open(&mut tracer, args.stack)?;
+    let symbols = args.stack.then(stack_symbols).transpose()?;
+    let symbols = symbols.as_ref();
     let clock = Clock::now();
     super::announce(
         &format!(
