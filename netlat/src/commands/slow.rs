@@ -84,8 +84,8 @@ pub fn run(args: &SlowArgs) -> Result<()> {
     // Refuse before attaching if kallsyms hides addresses; the names are
     // read again once netlat's programs are loaded, so their JIT frames
     // (`[bpf]` entries) are named and left out of the stacks.
-    if args.stack {
-        stack_symbols()?;
+    if args.stack && kallsyms_hides_addresses() {
+        bail!("{KPTR_RESTRICTED}");
     }
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
@@ -125,11 +125,26 @@ fn stack_symbols() -> Result<Symbols> {
     let symbols =
         Symbols::read().context("--stack: cannot read /proc/kallsyms to name the stack frames")?;
     if symbols.is_empty() {
-        bail!(
-            "--stack: /proc/kallsyms shows no kernel addresses here (kernel.kptr_restrict hides them), so stacks cannot be named; run as root with kernel.kptr_restrict=0 or 1"
-        );
+        bail!("{KPTR_RESTRICTED}");
     }
     Ok(symbols)
+}
+
+const KPTR_RESTRICTED: &str = "--stack: /proc/kallsyms shows no kernel addresses here (kernel.kptr_restrict hides them), so stacks cannot be named; run as root with kernel.kptr_restrict=0 or 1";
+
+/// Whether kallsyms shows every address as 0, judged from its first line:
+/// the whole file (~10 MB) is read once, after attaching.
+fn kallsyms_hides_addresses() -> bool {
+    use std::io::BufRead as _;
+    let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
+        return false;
+    };
+    let mut first = String::new();
+    let _ = std::io::BufReader::new(file).read_line(&mut first);
+    first
+        .split_whitespace()
+        .next()
+        .is_some_and(|a| a.bytes().all(|b| b == b'0'))
 }
 
 async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()> {
