@@ -14,6 +14,43 @@ pub fn tcp_ext(name: &str) -> u64 {
     parse_tcp_ext(&text, name).unwrap_or_else(|| panic!("no TcpExt {name} in /proc/net/netstat"))
 }
 
+/// The kernel's own evidence of pruning over a stretch of time:
+/// PruneCalled counts tcp_prune_queue calls, TCPRcvCollapsed the skbs that
+/// tcp_collapse merged (it is only incremented inside tcp_collapse).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruning {
+    pub pruned: u64,
+    pub collapsed: u64,
+}
+
+impl Pruning {
+    /// The counters now; `since` gives what happened after.
+    pub fn now() -> Pruning {
+        Pruning {
+            pruned: tcp_ext("PruneCalled"),
+            collapsed: tcp_ext("TCPRcvCollapsed"),
+        }
+    }
+
+    pub fn since(self) -> Pruning {
+        let now = Pruning::now();
+        Pruning {
+            pruned: now.pruned - self.pruned,
+            collapsed: now.collapsed - self.collapsed,
+        }
+    }
+}
+
+impl std::fmt::Display for Pruning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PruneCalled+={} TCPRcvCollapsed+={}",
+            self.pruned, self.collapsed
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

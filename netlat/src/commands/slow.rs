@@ -15,7 +15,10 @@ use super::stop::{self, Stop};
 use crate::{
     model::slow_call::{Clock, SlowCall},
     render::slow::{self as render, Totals, Zone},
-    system::{kallsyms::Symbols, privileges},
+    system::{
+        kallsyms::{self, Symbols},
+        privileges,
+    },
     tracing::{
         backend::attach::{Globals, SlowSettings},
         collect::Collector,
@@ -132,19 +135,11 @@ fn stack_symbols() -> Result<Symbols> {
 
 const KPTR_RESTRICTED: &str = "--stack: /proc/kallsyms shows no kernel addresses here (kernel.kptr_restrict hides them), so stacks cannot be named; run as root with kernel.kptr_restrict=0 or 1";
 
-/// Whether kallsyms shows every address as 0, judged from its first line:
-/// the whole file (~10 MB) is read once, after attaching.
+/// Whether kallsyms hides addresses; the whole file (~10 MB) is parsed
+/// once, after attaching.
 fn kallsyms_hides_addresses() -> bool {
-    use std::io::BufRead as _;
-    let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
-        return false;
-    };
-    let mut first = String::new();
-    let _ = std::io::BufReader::new(file).read_line(&mut first);
-    first
-        .split_whitespace()
-        .next()
-        .is_some_and(|a| a.bytes().all(|b| b == b'0'))
+    std::fs::File::open("/proc/kallsyms")
+        .is_ok_and(|f| kallsyms::hides_addresses(std::io::BufReader::new(f)))
 }
 
 async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()> {

@@ -66,6 +66,23 @@ pub fn lookup(mut reader: impl BufRead, name: &str) -> Lookup {
     }
 }
 
+/// Whether kallsyms shows every address as 0 (kernel.kptr_restrict hides
+/// them from this reader). Stops at the first nonzero address: on SMP
+/// x86_64 the table opens with per-CPU symbols that really are at 0
+/// (`0000000000000000 A fixed_percpu_data`), so one line cannot tell.
+pub fn hides_addresses(mut reader: impl BufRead) -> bool {
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+        if let Some(address) = line.split_ascii_whitespace().next()
+            && address.bytes().any(|b| b != b'0')
+        {
+            return false;
+        }
+        line.clear();
+    }
+    true
+}
+
 pub struct Symbols {
     /// name -> kallsyms type letter of the first occurrence.
     types: HashMap<String, char>,
@@ -224,6 +241,15 @@ ffffffff81a00400 t tcp_collapse
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn hidden_addresses_are_told_from_per_cpu_symbols_at_zero() {
+        // Debian's x86_64 kernels open the table with per-CPU symbols at 0.
+        let shown = "0000000000000000 A fixed_percpu_data\n0000000000000000 A __per_cpu_start\nffffffff81000000 T _stext\n";
+        assert!(!hides_addresses(shown.as_bytes()));
+        let hidden = "0000000000000000 A fixed_percpu_data\n0000000000000000 T _stext\n0000000000000000 t tcp_collapse\n";
+        assert!(hides_addresses(hidden.as_bytes()));
     }
 
     #[test]

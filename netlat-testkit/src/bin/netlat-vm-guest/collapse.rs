@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use netlat_testkit::{
     collapse,
     netlat::{Netlat, bucket_total, run},
-    netstat::tcp_ext,
+    netstat::Pruning,
 };
 use serde_json::Value;
 
@@ -28,12 +28,12 @@ pub fn tcp_collapse() -> Result<Outcome, String> {
         format!("{quiet_count} tcp_collapse calls without the generator")
     })?;
 
-    let prune0 = tcp_ext("PruneCalled");
+    let pruning0 = Pruning::now();
     let netlat = Netlat::start(NETLAT, &["histogram", "--json", "tcp_collapse"]);
     let backend = netlat.first_line.clone();
     collapse::run_for(Duration::from_secs(4));
     let out = netlat.interrupt();
-    let pruned = tcp_ext("PruneCalled") - prune0;
+    let pruning = pruning0.since();
     check(out.success, || format!("netlat failed: {}", out.stderr))?;
     let r = json(&out.stdout)?;
     let count = r["count"].as_u64().unwrap_or(0);
@@ -53,7 +53,7 @@ pub fn tcp_collapse() -> Result<Outcome, String> {
     check(bucket_total(&r) == count, || {
         "buckets do not sum to count".into()
     })?;
-    if let Some(skip) = judge_collapse_calls(count, pruned, || {
+    if let Some(skip) = judge_collapse_calls(count, pruning, || {
         format!(
             "backend={}, 0 calls with and without the generator",
             r["backend"]
@@ -62,14 +62,14 @@ pub fn tcp_collapse() -> Result<Outcome, String> {
         return Ok(skip);
     }
     Ok(Outcome::Pass(format!(
-        "backend={} count={count} PruneCalled+={pruned} max_ns={} quiet_count={quiet_count}",
+        "backend={} count={count} {pruning} max_ns={} quiet_count={quiet_count}",
         r["backend"], r["max_ns"]
     )))
 }
 
 pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
     let folded = "/tmp/collapse.folded";
-    let prune0 = tcp_ext("PruneCalled");
+    let pruning0 = Pruning::now();
     let generator = std::thread::spawn(|| collapse::run_for(Duration::from_secs(5)));
     let out = run(
         Path::new(NETLAT),
@@ -90,7 +90,7 @@ pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
     generator
         .join()
         .map_err(|_| "generator panicked".to_string())?;
-    let pruned = tcp_ext("PruneCalled") - prune0;
+    let pruning = pruning0.since();
     if !out.success {
         // Under TCG, samples land inside tcp_collapse far less often than its
         // run time predicts (seen: 4 calls, 1.96 ms in all, 0 samples at
@@ -101,12 +101,12 @@ pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
             || format!("unexpected failure: {}", out.stderr),
         )?;
         return Ok(Outcome::Skip(format!(
-            "no sample landed inside tcp_collapse (PruneCalled+={pruned}); checked instead: {}",
+            "no sample landed inside tcp_collapse ({pruning}); checked instead: {}",
             out.stderr.lines().last().unwrap_or("").trim()
         )));
     }
     check(out.success, || {
-        format!("flamegraph failed (PruneCalled+={pruned}): {}", out.stderr)
+        format!("flamegraph failed ({pruning}): {}", out.stderr)
     })?;
     let text = std::fs::read_to_string(folded).map_err(|e| e.to_string())?;
     let stacks = text.lines().count();
@@ -115,7 +115,7 @@ pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
         format!("a stack without tcp_collapse: {text}")
     })?;
     Ok(Outcome::Pass(format!(
-        "{stacks} distinct stacks, PruneCalled+={pruned}; {}",
+        "{stacks} distinct stacks, {pruning}; {}",
         out.stderr.lines().last().unwrap_or("").trim()
     )))
 }
@@ -204,7 +204,7 @@ fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
     if let Some(verdict) = try_backend("histogram", &["0.1"], backend)? {
         return Ok(verdict);
     }
-    let prune0 = tcp_ext("PruneCalled");
+    let pruning0 = Pruning::now();
     let netlat = Netlat::start(
         NETLAT,
         &[
@@ -222,7 +222,7 @@ fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
     // missed the shrink (or hit the wrong field) lands elsewhere.
     let generated = collapse::run_recipe(Duration::from_secs(4), collapse::Recipe::default());
     let out = netlat.interrupt();
-    let pruned = tcp_ext("PruneCalled") - prune0;
+    let pruning = pruning0.since();
     check(out.success, || format!("netlat failed: {}", out.stderr))?;
     let r = json(&out.stdout)?;
     let count = r["count"].as_u64().unwrap_or(0);
@@ -249,7 +249,7 @@ fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
         .iter()
         .map(|g| format!("{}:{}", g["label"], g["count"]))
         .collect();
-    if let Some(skip) = judge_collapse_calls(count, pruned, || {
+    if let Some(skip) = judge_collapse_calls(count, pruning, || {
         format!("0 calls, 0 in groups ({})", r["by"]["source"])
     })? {
         return Ok(skip);
@@ -262,7 +262,7 @@ fn by_rcvbuf_with(backend: &str) -> Result<Outcome, String> {
         )
     })?;
     Ok(Outcome::Pass(format!(
-        "sk_rcvbuf={rcvbuf}: {in_band}/{count} calls in band {} (PruneCalled+={pruned}; {})",
+        "sk_rcvbuf={rcvbuf}: {in_band}/{count} calls in band {} ({pruning}; {})",
         band.map_or("?".into(), |g| g["label"].to_string()),
         r["by"]["source"]
     )))
@@ -291,7 +291,7 @@ pub fn experiment_tcp_rmem() -> Result<Outcome, String> {
         format!("{KEY} reads {original:?}")
     })?;
     let dir = "/tmp/experiment";
-    let prune0 = tcp_ext("PruneCalled");
+    let pruning0 = Pruning::now();
     let stop = Arc::new(AtomicBool::new(false));
     let generator = {
         let stop = Arc::clone(&stop);
@@ -320,7 +320,7 @@ pub fn experiment_tcp_rmem() -> Result<Outcome, String> {
     generator
         .join()
         .map_err(|_| "generator panicked".to_string())?;
-    let pruned_total = tcp_ext("PruneCalled") - prune0;
+    let pruned_total = pruning0.since().pruned;
     check(out.success, || format!("experiment failed: {}", out.stderr))?;
     check(sysctl(KEY) == original, || {
         format!(

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use netlat_testkit::{
     collapse,
     netlat::{Netlat, run, wait_until_unloaded},
-    netstat::tcp_ext,
+    netstat::Pruning,
 };
 
 use crate::{
@@ -97,7 +97,7 @@ pub fn serve_defaults() -> Result<Outcome, String> {
     let addr: std::net::SocketAddr = "127.0.0.1:9435".parse().unwrap();
     let collapse_count = "netlat_function_latency_seconds_count{function=\"tcp_collapse\"}";
     let netlat = Netlat::start(NETLAT, &["serve"]);
-    let prune0 = tcp_ext("PruneCalled");
+    let pruning0 = Pruning::now();
     let (status, before) = get(addr, "/metrics");
     check(status == 200, || format!("GET /metrics: {status}"))?;
     for f in ["net_rx_action", "tcp_collapse"] {
@@ -108,7 +108,7 @@ pub fn serve_defaults() -> Result<Outcome, String> {
     }
     let start = sample(&before, collapse_count).unwrap_or(-1.0);
     collapse::run_for(Duration::from_secs(4));
-    let pruned = tcp_ext("PruneCalled") - prune0;
+    let pruning = pruning0.since();
     let (_, after) = get(addr, "/metrics");
     let end = sample(&after, collapse_count).unwrap_or(-1.0);
     let kprobes = active_kprobes();
@@ -124,7 +124,7 @@ pub fn serve_defaults() -> Result<Outcome, String> {
     check(start >= 0.0 && end >= start, || {
         format!("tcp_collapse count went {start} -> {end}")
     })?;
-    if let Some(skip) = judge_collapse_calls(calls as u64, pruned, || {
+    if let Some(skip) = judge_collapse_calls(calls as u64, pruning, || {
         format!(
             "both functions served, 0 calls, nothing left after SIGTERM ({} kprobes while serving)",
             kprobes.lines().count()
@@ -133,7 +133,7 @@ pub fn serve_defaults() -> Result<Outcome, String> {
         return Ok(skip);
     }
     Ok(Outcome::Pass(format!(
-        "tcp_collapse _count +{calls} with PruneCalled +{pruned}; {} kprobes while serving, none after SIGTERM",
+        "tcp_collapse _count +{calls} with {pruning}; {} kprobes while serving, none after SIGTERM",
         kprobes.lines().count()
     )))
 }

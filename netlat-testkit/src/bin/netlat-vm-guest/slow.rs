@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use netlat_testkit::{netlat::Netlat, netstat::tcp_ext};
+use netlat_testkit::{netlat::Netlat, netstat::Pruning};
 use serde_json::Value;
 
 use crate::{
@@ -40,7 +40,7 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
     if let Some(verdict) = collapse::try_backend("slow", &["0", "0.1"], backend)? {
         return Ok(verdict);
     }
-    let prune0 = tcp_ext("PruneCalled");
+    let pruning0 = Pruning::now();
     let netlat = Netlat::start(
         NETLAT,
         &[
@@ -58,7 +58,7 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
         netlat_testkit::collapse::Recipe::default(),
     );
     let out = netlat.interrupt();
-    let pruned = tcp_ext("PruneCalled") - prune0;
+    let pruning = pruning0.since();
     check(out.success, || format!("netlat failed: {}", out.stderr))?;
     let [timed, over, printed, lost] = summary(&out.stderr)?;
     let records: Vec<Value> = out
@@ -72,7 +72,7 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
     check(lost == 0 && records.len() as u64 == printed, || {
         format!("{} lines, {printed} printed, {lost} lost", records.len())
     })?;
-    if let Some(skip) = judge_collapse_calls(timed, pruned, || {
+    if let Some(skip) = judge_collapse_calls(timed, pruning, || {
         format!("0 records and 0 calls timed with {backend}")
     })? {
         return Ok(skip);
@@ -115,7 +115,7 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
         .max()
         .unwrap_or(0);
     Ok(Outcome::Pass(format!(
-        "{printed} records = {timed} calls (PruneCalled+={pruned}), all on {local} <- {peer} rcvbuf {}, max {max} ns; first stack: {}",
+        "{printed} records = {timed} calls ({pruning}), all on {local} <- {peer} rcvbuf {}, max {max} ns; first stack: {}",
         generated.rcvbuf, records[0]["stack"]
     )))
 }

@@ -1,5 +1,6 @@
 //! Verdicts: what a guest test returns, and the checks that build it.
 
+use netlat_testkit::netstat::Pruning;
 use serde_json::Value;
 
 /// A test's verdict: passed with figures, or could not be judged here
@@ -11,27 +12,36 @@ pub enum Outcome {
 
 pub type Test = fn() -> Result<Outcome, String>;
 
-/// tcp_collapse runs only from tcp_prune_queue: without a prune there must
-/// be no call, and "calls > 0" cannot be judged (a skip, saying what was
-/// `checked` instead); with prunes there must be calls.
+/// Judges a tcp_collapse call count against the kernel's counters.
+/// tcp_collapse runs only from tcp_prune_queue, and only when the queue is
+/// still over sk_rcvbuf after tcp_clamp_window (which may raise sk_rcvbuf
+/// to the memory in use): PruneCalled alone does not mean a collapse ran.
+/// TCPRcvCollapsed is counted inside tcp_collapse, so when it rose there
+/// must be calls; with no prune there must be none. In between, "calls > 0"
+/// cannot be judged: a skip, saying what was `checked` instead.
 pub fn judge_collapse_calls(
     calls: u64,
-    pruned: u64,
+    pruning: Pruning,
     checked: impl FnOnce() -> String,
 ) -> Result<Option<Outcome>, String> {
-    if pruned == 0 {
+    if pruning.pruned == 0 {
         check(calls == 0, || {
             format!("{calls} tcp_collapse calls but PruneCalled did not move")
         })?;
-        return Ok(Some(Outcome::Skip(format!(
-            "the generator made this kernel prune 0 times, so calls>0 cannot be judged; checked instead: {}",
-            checked()
-        ))));
     }
-    check(calls > 0, || {
-        format!("0 tcp_collapse calls while PruneCalled rose by {pruned}")
-    })?;
-    Ok(None)
+    if pruning.collapsed > 0 {
+        check(calls > 0, || {
+            format!("0 tcp_collapse calls while the kernel collapsed: {pruning}")
+        })?;
+        return Ok(None);
+    }
+    if calls > 0 {
+        return Ok(None);
+    }
+    Ok(Some(Outcome::Skip(format!(
+        "the generator made this kernel collapse nothing ({pruning}), so calls>0 cannot be judged; checked instead: {}",
+        checked()
+    ))))
 }
 
 pub fn json(out: &str) -> Result<Value, String> {
