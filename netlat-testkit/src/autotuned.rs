@@ -13,7 +13,7 @@
 
 use std::{
     io::{ErrorKind, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     os::fd::AsRawFd,
     sync::{
         Arc,
@@ -56,7 +56,7 @@ impl Default for Knobs {
 }
 
 /// What the cycles did, summed.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Summary {
     pub cycles: u64,
     /// Cycles whose receive queue the kernel collapsed.
@@ -69,6 +69,15 @@ pub struct Summary {
     pub max_rcvbuf: i64,
     /// The longest trickle before a collapse.
     pub max_until_collapse: Duration,
+    /// Every cycle's receiving socket, as getsockname/getpeername say.
+    pub connections: Vec<Connection>,
+}
+
+/// A receiving socket: its own address and its peer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
 }
 
 fn rmem() -> String {
@@ -95,37 +104,127 @@ fn rcvbuf(s: &TcpStream) -> i64 {
     if rc == 0 { value as i64 } else { -1 }
 }
 
+/// The receive queue's memory (`sk_rmem_alloc`, truesize), from
+/// SO_MEMINFO; -1 when the kernel does not say.
+fn rmem_alloc(s: &TcpStream) -> i64 {
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: a valid socket fd and an out buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        info[libc::SK_MEMINFO_RMEM_ALLOC as usize] as i64
+    } else {
+        -1
+    }
+}
+
+/// tcp_rmem[2] of a `tcp_rmem` setting: the ceiling sk_rcvbuf may grow to.
+fn ceiling(setting: &str) -> i64 {
+    setting
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(i64::MAX)
+}
+
+/// Holds the first cycle's trickle once its queue nears the collapse, until
+/// released: a caller can attach slow tooling (a sampler) around just the
+/// collapse instead of slowing the whole cycle down.
+#[derive(Default)]
+pub struct Hold {
+    /// Fraction of tcp_rmem[2] the queue's memory must reach; 0: no hold.
+    fraction: f64,
+    reached: AtomicBool,
+    released: AtomicBool,
+}
+
+impl Hold {
+    fn holding(&self, queue: i64, setting: &str) -> bool {
+        if self.fraction == 0.0 || self.released.load(Ordering::Relaxed) {
+            return false;
+        }
+        if queue as f64 >= self.fraction * ceiling(setting) as f64 {
+            self.reached.store(true, Ordering::Relaxed);
+        }
+        self.reached.load(Ordering::Relaxed)
+    }
+}
+
 /// Repeats cycles until `stop` is set (a cycle in progress finishes or is
 /// abandoned first).
-pub fn run_until(stop: &AtomicBool, knobs: Knobs) -> Summary {
+pub fn run_until(stop: &AtomicBool, knobs: Knobs, hold: &Hold) -> Summary {
     let mut summary = Summary::default();
     while !stop.load(Ordering::Relaxed) {
-        let cycle = cycle(stop, knobs);
+        let cycle = cycle(stop, knobs, hold);
         summary.cycles += 1;
         summary.collapsed_cycles += cycle.collapsed as u64;
         summary.abandoned += cycle.abandoned as u64;
         summary.max_rcvbuf = summary.max_rcvbuf.max(cycle.rcvbuf);
         summary.max_until_collapse = summary.max_until_collapse.max(cycle.until_collapse);
+        summary.connections.push(cycle.connection);
     }
     summary
 }
 
-/// Runs cycles for about `duration` in the background.
+/// Runs cycles in the background until stopped.
 pub fn spawn(knobs: Knobs) -> Running {
+    spawn_with(knobs, Hold::default())
+}
+
+/// As [`spawn`], but the first cycle holds its trickle once the queue's
+/// memory reaches `fraction` of tcp_rmem[2] (see [`Running::held`]).
+pub fn spawn_held(knobs: Knobs, fraction: f64) -> Running {
+    spawn_with(
+        knobs,
+        Hold {
+            fraction,
+            ..Hold::default()
+        },
+    )
+}
+
+fn spawn_with(knobs: Knobs, hold: Hold) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
+    let hold = Arc::new(hold);
     let thread = {
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || run_until(&stop, knobs))
+        let (stop, hold) = (Arc::clone(&stop), Arc::clone(&hold));
+        thread::spawn(move || run_until(&stop, knobs, &hold))
     };
-    Running { stop, thread }
+    Running { stop, hold, thread }
 }
 
 pub struct Running {
     stop: Arc<AtomicBool>,
+    hold: Arc<Hold>,
     thread: thread::JoinHandle<Summary>,
 }
 
 impl Running {
+    /// Waits up to `timeout` for the held cycle to reach its hold.
+    pub fn held(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.hold.reached.load(Ordering::Relaxed) {
+            if Instant::now() >= deadline || self.thread.is_finished() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Lets the held cycle trickle on to its collapse.
+    pub fn release(&self) {
+        self.hold.released.store(true, Ordering::Relaxed);
+    }
+
     pub fn stop(self) -> Summary {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("generator")
@@ -141,14 +240,15 @@ pub struct Cycle {
     pub abandoned: bool,
     /// `sk_rcvbuf` after the bulk phase.
     pub rcvbuf: i64,
+    pub connection: Connection,
 }
 
 /// One cycle, in the caller's thread.
 pub fn one_cycle(knobs: Knobs) -> Cycle {
-    cycle(&AtomicBool::new(false), knobs)
+    cycle(&AtomicBool::new(false), knobs, &Hold::default())
 }
 
-fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
+fn cycle(stop: &AtomicBool, knobs: Knobs, hold: &Hold) -> Cycle {
     let setting = rmem();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -157,6 +257,10 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
         let bulk_done = Arc::clone(&bulk_done);
         thread::spawn(move || {
             let (mut conn, _) = listener.accept().expect("accept");
+            let connection = Connection {
+                local: conn.local_addr().expect("getsockname"),
+                peer: conn.peer_addr().expect("getpeername"),
+            };
             // Reads as big as the kernel grows its buffer to, so autotuning
             // sees the application keep up.
             let mut buf = vec![0u8; 1 << 20];
@@ -184,7 +288,7 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
             // Stall: the trickle piles up behind this until the caller
             // drops the connection.
             let grown = rcvbuf(&conn);
-            (conn, grown)
+            (conn, grown, connection)
         })
     };
     let mut sender = TcpStream::connect(addr).expect("connect");
@@ -199,17 +303,18 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
     bulk_done.store(true, Ordering::Relaxed);
     // One more write so a reader blocked in read() wakes and sees the flag.
     let _ = sender.write_all(&block);
-    let (conn, grown) = receiver.join().expect("receiver");
+    let (conn, grown, connection) = receiver.join().expect("receiver");
     let trickle_started = Instant::now();
     sender.set_nonblocking(true).expect("nonblocking");
     let collapsed0 = tcp_ext("TCPRcvCollapsed");
-    let deadline = Instant::now() + knobs.trickle;
+    let mut deadline = Instant::now() + knobs.trickle;
     let mut next_check = Instant::now();
     let mut outcome = Cycle {
         collapsed: false,
         until_collapse: Duration::ZERO,
         abandoned: false,
         rcvbuf: grown,
+        connection,
     };
     let chunk = vec![b'y'; knobs.chunk.max(1)];
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
@@ -226,6 +331,12 @@ fn cycle(stop: &AtomicBool, knobs: Knobs) -> Cycle {
                 outcome.abandoned = true;
                 break;
             }
+            // Held time does not count against the trickle's deadline.
+            let held = Instant::now();
+            while hold.holding(rmem_alloc(&conn), &setting) && !stop.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(10));
+            }
+            deadline += held.elapsed();
             // The first prunes only grow sk_rcvbuf toward tcp_rmem[2]
             // (tcp_clamp_window); the one after that collapses the queue,
             // and more trickle would only add small collapses.

@@ -32,6 +32,7 @@ pub struct Netlat {
     /// Reads stdout as it comes: a command that prints while it runs
     /// (`netlat slow`) would otherwise block on a full pipe.
     stdout: Option<std::thread::JoinHandle<String>>,
+    preamble: String,
     pub first_line: String,
 }
 
@@ -52,20 +53,29 @@ impl Netlat {
             let _ = out.read_to_string(&mut text);
             text
         });
-        let mut first_line = String::new();
-        stderr
-            .read_line(&mut first_line)
-            .expect("read netlat's stderr");
-        assert!(
-            first_line.starts_with("netlat: tracing ")
-                || first_line.starts_with("netlat: sampling ")
-                || first_line.starts_with("netlat: serving "),
-            "netlat did not attach: {first_line}"
-        );
+        // Commands that say something before attaching (experiment's "run 1
+        // of 2") have those lines kept, in front of the rest of stderr.
+        let mut preamble = String::new();
+        let first_line = loop {
+            let mut line = String::new();
+            let n = stderr.read_line(&mut line).expect("read netlat's stderr");
+            if line.starts_with("netlat: tracing ")
+                || line.starts_with("netlat: sampling ")
+                || line.starts_with("netlat: serving ")
+            {
+                break line;
+            }
+            preamble.push_str(&line);
+            assert!(
+                n > 0 && line.starts_with("netlat: "),
+                "netlat did not attach: {preamble}"
+            );
+        };
         Netlat {
             child,
             stderr,
             stdout: Some(stdout),
+            preamble,
             first_line,
         }
     }
@@ -74,17 +84,26 @@ impl Netlat {
         self.child.id() as i32
     }
 
-    fn signal_and_wait(mut self, sig: i32) -> Output {
+    fn signal_and_wait(self, sig: i32) -> Output {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.pid(), sig) };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_at_most(Duration::from_secs(30), &format!("after signal {sig}"))
+    }
+
+    /// Waits for a run with its own duration to end by itself.
+    pub fn wait(self, timeout: Duration) -> Output {
+        self.wait_at_most(timeout, "on its own")
+    }
+
+    fn wait_at_most(mut self, timeout: Duration, how: &str) -> Output {
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 break status;
             }
             assert!(
                 Instant::now() < deadline,
-                "netlat did not exit after signal {sig}"
+                "netlat did not exit {how} within {timeout:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -93,7 +112,7 @@ impl Netlat {
             .take()
             .map(|t| t.join().expect("stdout reader"))
             .unwrap_or_default();
-        let mut stderr = self.first_line.clone();
+        let mut stderr = format!("{}{}", self.preamble, self.first_line);
         self.stderr.read_to_string(&mut stderr).expect("stderr");
         Output {
             success: status.success(),

@@ -105,44 +105,84 @@ fn build_release() -> Result<PathBuf> {
 }
 
 fn test(no_vm: bool) -> Result<()> {
-    setup::all()?;
-    cmd::cargo(&["fmt", "--all", "--", "--check"])?;
+    let mut stages = Stages::default();
+    stages.run("setup", setup::all)?;
+    stages.run("fmt", || cmd::cargo(&["fmt", "--all", "--", "--check"]))?;
     // The eBPF crate only builds for the BPF target (netlat's build.rs does
     // that), so it is checked there, not linted for the host.
-    cmd::cargo(&[
-        "clippy",
-        "--workspace",
-        "--exclude",
-        "netlat-ebpf",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
+    stages.run("clippy", || {
+        cmd::cargo(&[
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "netlat-ebpf",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
     // Pure logic first (parallel, no root needed) ...
-    cmd::cargo(&[
-        "test",
-        "--workspace",
-        "--exclude",
-        "netlat-ebpf",
-        "--lib",
-        "--bins",
-    ])?;
+    stages.run("unit tests", || {
+        cmd::cargo(&[
+            "test",
+            "--workspace",
+            "--exclude",
+            "netlat-ebpf",
+            "--lib",
+            "--bins",
+        ])
+    })?;
     // ... then the kernel tests, one at a time: they attach probes and compare
     // machine-wide counters, so they must not overlap.
-    cmd::cargo(&[
-        "test",
-        "--package",
-        "netlat",
-        "--tests",
-        "--",
-        "--test-threads=1",
-    ])?;
+    stages.run("host kernel tests", || {
+        cmd::cargo(&[
+            "test",
+            "--package",
+            "netlat",
+            "--tests",
+            "--",
+            "--test-threads=1",
+        ])
+    })?;
     // The image holds the same static binary the VM stage boots.
-    image::test()?;
+    stages.run("image", image::test)?;
     if no_vm {
         println!("xtask: skipping the VM stage (--no-vm)");
-        return Ok(());
+    } else {
+        stages.run("VM stage", || vm::run(&vm::VmArgs::default()))?;
     }
-    vm::run(&vm::VmArgs::default())
+    stages.report();
+    Ok(())
+}
+
+/// How long each stage of `cargo xtask test` took, printed at the end so
+/// the suite's time budget (CI allows 90 minutes) is visible in every log.
+#[derive(Default)]
+struct Stages(Vec<(&'static str, std::time::Duration)>);
+
+impl Stages {
+    fn run(&mut self, name: &'static str, stage: impl FnOnce() -> Result<()>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = stage();
+        self.0.push((name, started.elapsed()));
+        if result.is_err() {
+            self.report();
+        }
+        result
+    }
+
+    fn report(&self) {
+        let total: std::time::Duration = self.0.iter().map(|(_, d)| *d).sum();
+        let each: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, d)| format!("{name} {:.0}s", d.as_secs_f64()))
+            .collect();
+        println!(
+            "xtask: stages took {} (total {:.0}s)",
+            each.join(", "),
+            total.as_secs_f64()
+        );
+    }
 }

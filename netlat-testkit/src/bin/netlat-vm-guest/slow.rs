@@ -19,7 +19,7 @@ pub fn slow_tcp_collapse() -> Result<Outcome, String> {
 }
 
 /// `(calls timed, over the threshold, printed, lost)` from the summary line.
-fn summary(stderr: &str) -> Result<[u64; 4], String> {
+pub fn summary(stderr: &str) -> Result<[u64; 4], String> {
     let line = stderr
         .lines()
         .find(|l| l.starts_with("netlat: slow "))
@@ -34,6 +34,25 @@ fn summary(stderr: &str) -> Result<[u64; 4], String> {
     figures
         .try_into()
         .map_err(|_| format!("cannot read the summary: {line}"))
+}
+
+/// The NDJSON records of a threshold-0 run, checked against its summary:
+/// every call timed is over the threshold and printed, none lost.
+pub fn every_call_recorded(
+    stdout: &str,
+    [timed, over, printed, lost]: [u64; 4],
+) -> Result<Vec<Value>, String> {
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect::<Result<_, _>>()?;
+    check(over == timed && printed + lost == timed, || {
+        format!("timed {timed}, over {over}, printed {printed}, lost {lost}")
+    })?;
+    check(lost == 0 && records.len() as u64 == printed, || {
+        format!("{} lines, {printed} printed, {lost} lost", records.len())
+    })?;
+    Ok(records)
 }
 
 fn with_backend(backend: &str) -> Result<Outcome, String> {
@@ -61,17 +80,7 @@ fn with_backend(backend: &str) -> Result<Outcome, String> {
     let pruning = pruning0.since();
     check(out.success, || format!("netlat failed: {}", out.stderr))?;
     let [timed, over, printed, lost] = summary(&out.stderr)?;
-    let records: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
-        .collect::<Result<_, _>>()?;
-    check(over == timed && printed + lost == timed, || {
-        format!("timed {timed}, over {over}, printed {printed}, lost {lost}")
-    })?;
-    check(lost == 0 && records.len() as u64 == printed, || {
-        format!("{} lines, {printed} printed, {lost} lost", records.len())
-    })?;
+    let records = every_call_recorded(&out.stdout, [timed, over, printed, lost])?;
     if let Some(skip) = judge_collapse_calls(timed, pruning, || {
         format!("0 records and 0 calls timed with {backend}")
     })? {

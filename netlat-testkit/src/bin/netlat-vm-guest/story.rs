@@ -1,15 +1,20 @@
 //! "The story of one latency spike" end to end, with the kernel sizing the
 //! receive buffer itself: a large `tcp_rmem` makes tcp_collapse slow, the
-//! smaller one cures it, and the flame graph of slow net_rx_action calls
-//! names tcp_collapse.
+//! smaller one cures it, the flame graph of slow net_rx_action calls
+//! names tcp_collapse, and `netlat slow tcp_collapse` names the connection
+//! whose oversized queue it collapsed.
 
-use std::path::Path;
+use std::time::Duration;
 
-use netlat_testkit::{autotuned, netlat::run, netstat::tcp_ext};
+use netlat_testkit::{
+    autotuned::{self, Connection, Knobs},
+    netlat::Netlat,
+    netstat::Pruning,
+};
 use serde_json::Value;
 
 use crate::{
-    NETLAT,
+    NETLAT, slow,
     verdict::{Outcome, check, json},
 };
 
@@ -33,6 +38,26 @@ const MEASURED: &str = "max ratio 3.1-11x, mean ratio 5.6-10.5x";
 /// Samples tcp_collapse needs before the ranking must name it (the
 /// ranking's own minimum for the slow calls).
 const MIN_CULPRIT_SAMPLES: u64 = 20;
+
+/// The small setting's tcp_rmem[2]: a socket the cure would have capped.
+const SMALL_CEILING: i64 = 2097152;
+
+/// The experiment starts the generator once netlat is attached, and each
+/// run lasts long enough for a whole large-setting cycle: 5.2-8.7 s of
+/// trickle under TCG (6.12 and sid, two guests at once).
+const RUN_SECONDS: &str = "12";
+/// Sampling slows the trickle ~2.5x (2,956 prunes in 15 s against 6,877
+/// in 5.2 s), too slow for a whole cycle: the generator fills the queue to
+/// this share of tcp_rmem[2] first, and sampling covers only the rest.
+const HOLD_AT: f64 = 0.9;
+const SAMPLE_SECONDS: &str = "10";
+
+fn knobs() -> Knobs {
+    Knobs {
+        trickle: Duration::from_secs(14),
+        ..Knobs::default()
+    }
+}
 
 fn path(key: &str) -> String {
     format!("/proc/sys/{}", key.replace('.', "/"))
@@ -70,21 +95,31 @@ pub fn rmem_cause_and_cure() -> Result<Outcome, String> {
     check(read(RMEM) == LARGE, || {
         format!("experiment left {RMEM}={:?}", read(RMEM))
     })?;
-    let ranking = flamegraph_names_tcp_collapse()?;
+    let (ranking, slow_calls) = flamegraph_and_slow_calls()?;
     let original = restore.0[0].1.clone();
     drop(restore);
     check(read(RMEM) == original, || {
         format!("{RMEM} is {:?}, was {original:?}", read(RMEM))
     })?;
-    Ok(match (experiment, ranking) {
-        (Outcome::Pass(a), Outcome::Pass(b)) => Outcome::Pass(format!("{a}; {b}")),
-        (Outcome::Skip(a), b) | (b, Outcome::Skip(a)) => {
-            let b = match b {
-                Outcome::Pass(b) | Outcome::Skip(b) => b,
-            };
-            Outcome::Skip(format!("{a}; {b}"))
-        }
-    })
+    Ok(combine([experiment, ranking, slow_calls]))
+}
+
+/// Passes when every part passed; otherwise a skip that says every part.
+fn combine(parts: [Outcome; 3]) -> Outcome {
+    let all_passed = parts.iter().all(|p| matches!(p, Outcome::Pass(_)));
+    let said: Vec<String> = parts
+        .into_iter()
+        .map(|p| match p {
+            Outcome::Pass(s) => s,
+            Outcome::Skip(s) => format!("skipped: {s}"),
+        })
+        .collect();
+    let said = said.join("; ");
+    if all_passed {
+        Outcome::Pass(said)
+    } else {
+        Outcome::Skip(said)
+    }
 }
 
 struct Run {
@@ -111,22 +146,23 @@ fn ms(ns: f64) -> String {
 
 fn experiment() -> Result<Outcome, String> {
     let dir = "/tmp/story";
-    let generator = autotuned::spawn(autotuned::Knobs::default());
     let assignment = format!("{RMEM}={SMALL}");
-    let out = run(
-        Path::new(NETLAT),
+    let netlat = Netlat::start(
+        NETLAT,
         &[
             "experiment",
             "tcp_collapse",
             "--sysctl",
             &assignment,
             "--duration",
-            "9",
+            RUN_SECONDS,
             "--output-dir",
             dir,
             "--json",
         ],
     );
+    let generator = autotuned::spawn(knobs());
+    let out = netlat.wait(Duration::from_secs(120));
     let generated = generator.stop();
     check(out.success, || format!("experiment failed: {}", out.stderr))?;
     let load = |name: &str| -> Result<Run, String> {
@@ -192,21 +228,24 @@ fn names_tcp_collapse(ranking: &[Value]) -> bool {
             .is_some_and(|c| samples(c) == samples(top))
 }
 
-fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
-    let (prune0, collapsed0) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
-    let generator = autotuned::spawn(autotuned::Knobs::default());
-    let out = run(
-        Path::new(NETLAT),
+/// Under the large setting, at once: the flame graph of slow net_rx_action
+/// calls with its culprit ranking, and every tcp_collapse call as a record.
+fn flamegraph_and_slow_calls() -> Result<(Outcome, Outcome), String> {
+    let generator = autotuned::spawn_held(knobs(), HOLD_AT);
+    let held = generator.held(Duration::from_secs(30));
+    let pruning0 = Pruning::now();
+    let slow_run = Netlat::start(NETLAT, &["slow", "--json", "tcp_collapse", "0"]);
+    let pruning_slow0 = Pruning::now();
+    let netlat = Netlat::start(
+        NETLAT,
         &[
             "flamegraph",
             "--during",
             "net_rx_action",
             "--slower-than",
             "5ms",
-            // A large-setting cycle takes 5-7 s under TCG to collapse,
-            // longer while sampling (10 s was once not enough at 4999 Hz).
             "--duration",
-            "12",
+            SAMPLE_SECONDS,
             // TCG delivers far fewer samples inside a long softirq than
             // asked for (seen: ~32 in a 50-70 ms call at 4999 Hz, and no
             // more at 9999 Hz, which only stretched more calls past 5 ms
@@ -220,9 +259,91 @@ fn flamegraph_names_tcp_collapse() -> Result<Outcome, String> {
             "/tmp/story-diff.svg",
         ],
     );
-    generator.stop();
-    let pruned = tcp_ext("PruneCalled") - prune0;
-    let collapsed = tcp_ext("TCPRcvCollapsed") - collapsed0;
+    generator.release();
+    let out = netlat.wait(Duration::from_secs(120));
+    let generated = generator.stop();
+    let slow_out = slow_run.interrupt();
+    let pruning_slow = pruning_slow0.since();
+    let pruning = pruning0.since();
+    if !held {
+        println!(
+            "netlat-vm: story: the generator's queue did not reach {HOLD_AT} of tcp_rmem[2] in 30 s; sampling anyway"
+        );
+    }
+    let ranking = ranking_names_tcp_collapse(&out, pruning)?;
+    let slow_calls = slow_calls_name_the_connection(&slow_out, pruning_slow, &generated)?;
+    Ok((ranking, slow_calls))
+}
+
+/// Every tcp_collapse call of the run is a record naming one of the
+/// generator's connections, with the buffer the large setting let it grow.
+fn slow_calls_name_the_connection(
+    out: &netlat_testkit::netlat::Output,
+    pruning: Pruning,
+    generated: &autotuned::Summary,
+) -> Result<Outcome, String> {
+    check(out.success, || {
+        format!("netlat slow failed: {}", out.stderr)
+    })?;
+    let figures = slow::summary(&out.stderr)?;
+    let records = slow::every_call_recorded(&out.stdout, figures)?;
+    if records.is_empty() {
+        check(pruning.collapsed == 0, || {
+            format!("no tcp_collapse record while the kernel collapsed: {pruning}")
+        })?;
+        return Ok(Outcome::Skip(format!(
+            "netlat slow: the kernel collapsed nothing while it ran ({pruning}), so no record to judge"
+        )));
+    }
+    let connections: Vec<String> = generated
+        .connections
+        .iter()
+        .map(|c| format!("{} <- {}", c.local, c.peer))
+        .collect();
+    for r in &records {
+        let s = &r["socket"];
+        let named = generated.connections.iter().any(|c: &Connection| {
+            s["local"] == c.local.to_string().as_str() && s["remote"] == c.peer.to_string().as_str()
+        });
+        check(named, || {
+            format!("record {s} is none of the generator's connections: {connections:?}")
+        })?;
+        let (rcvbuf, rmem) = (
+            s["rcvbuf"].as_i64().unwrap_or(0),
+            s["rmem_alloc"].as_i64().unwrap_or(0),
+        );
+        // The story's cause: a queue allowed to grow past what the cure
+        // allows. tcp_prune_queue collapses only a queue over (or, since
+        // tcp_can_ingest, about to go over) sk_rcvbuf.
+        check(rcvbuf > SMALL_CEILING, || {
+            format!(
+                "sk_rcvbuf {rcvbuf} at a collapse under {LARGE}, not above {SMALL_CEILING}: {s}"
+            )
+        })?;
+        check(rmem + 65536 > rcvbuf, || {
+            format!("a collapse of a queue well within its buffer ({rmem} of {rcvbuf}): {s}")
+        })?;
+    }
+    let max = records
+        .iter()
+        .max_by_key(|r| r["duration_ns"].as_u64().unwrap_or(0))
+        .expect("records");
+    Ok(Outcome::Pass(format!(
+        "netlat slow: {} records, every one a generator connection; slowest {} on {} <- {}, sk_rcvbuf {} rmem_alloc {} ({pruning})",
+        records.len(),
+        ms(max["duration_ns"].as_f64().unwrap_or(0.0)),
+        max["socket"]["local"].as_str().unwrap_or("?"),
+        max["socket"]["remote"].as_str().unwrap_or("?"),
+        max["socket"]["rcvbuf"],
+        max["socket"]["rmem_alloc"],
+    )))
+}
+
+fn ranking_names_tcp_collapse(
+    out: &netlat_testkit::netlat::Output,
+    pruning: Pruning,
+) -> Result<Outcome, String> {
+    let Pruning { pruned, collapsed } = pruning;
     let last = out.stderr.lines().last().unwrap_or("").trim().to_owned();
     if !out.success {
         // No slow call had a sample: only acceptable if nothing collapsed.
