@@ -96,7 +96,14 @@ pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<Anchor>) -> Fold
             .iter()
             .enumerate()
             .rev()
-            .map(|(i, &ip)| frame_name(symbols, ip, i == 0))
+            .map(|(i, &ip)| (i, frame_name(symbols, ip, i == 0)))
+            // An fentry/fexit trampoline between a caller and the traced
+            // function is tracing machinery, not code the kernel chose to
+            // run: kept, it splits the graph per tracer and ties with the
+            // function it wraps at the top of the culprit ranking. A sample
+            // inside a trampoline (the leaf) is kept and labelled.
+            .filter(|(i, name)| *i == 0 || !name.starts_with("bpf_trampoline_"))
+            .map(|(_, name)| name)
             .collect();
         if path.is_empty() {
             continue;
@@ -199,6 +206,28 @@ ffffffff81000400 T tcp_v4_rcv
         assert_eq!(
             to_text(&fold(&stacks, &symbols, None).stacks),
             "__do_softirq;net_rx_action;tcp_collapse 1\n"
+        );
+    }
+
+    #[test]
+    fn trampolines_between_caller_and_traced_function_are_left_out() {
+        let kallsyms = format!("{KALLSYMS}ffffffffc0004000 t bpf_trampoline_6442549471\t[bpf]\n");
+        let symbols = Symbols::parse(&kallsyms);
+        let stacks = [
+            // tcp_collapse called through another tool's fexit trampoline.
+            Stack {
+                frames: vec![0xffffffff81000310, 0xffffffffc0004010, 0xffffffff81000220],
+                count: 4,
+            },
+            // A sample in the trampoline itself.
+            Stack {
+                frames: vec![0xffffffffc0004020, 0xffffffff81000220],
+                count: 1,
+            },
+        ];
+        assert_eq!(
+            to_text(&fold(&stacks, &symbols, None).stacks),
+            "net_rx_action;bpf_trampoline_6442549471 1\nnet_rx_action;tcp_collapse 4\n"
         );
     }
 
