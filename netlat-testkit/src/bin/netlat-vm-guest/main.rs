@@ -16,6 +16,7 @@ mod missed;
 mod sampling;
 mod slow;
 mod story;
+mod sysctl;
 mod timing;
 mod verdict;
 

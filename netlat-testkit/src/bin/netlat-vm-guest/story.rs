@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use netlat_testkit::{
-    autotuned::{self, Connection, Knobs},
+    autotuned::{self, Connection},
     netlat::Netlat,
     netstat::Pruning,
 };
@@ -15,14 +15,9 @@ use serde_json::Value;
 
 use crate::{
     NETLAT, slow,
+    sysctl::{self, LARGE, RMEM, SMALL, read},
     verdict::{Outcome, check, json},
 };
-
-const RMEM: &str = "net.ipv4.tcp_rmem";
-/// The story's setting before and after.
-const LARGE: &str = "4096 5242880 33554432";
-const SMALL: &str = "4096 1048576 2097152";
-const AUTOCORKING: &str = "net.ipv4.tcp_autocorking";
 
 /// How many times the large setting's tcp_collapse max and mean must
 /// exceed the small one's. Measured under TCG (one call of ~48-75 ms per
@@ -52,51 +47,15 @@ const RUN_SECONDS: &str = "12";
 const HOLD_AT: f64 = 0.9;
 const SAMPLE_SECONDS: &str = "10";
 
-fn knobs() -> Knobs {
-    Knobs {
-        trickle: Duration::from_secs(14),
-        ..Knobs::default()
-    }
-}
-
-fn path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
-}
-
-fn read(key: &str) -> String {
-    std::fs::read_to_string(path(key))
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn write(key: &str, value: &str) -> Result<(), String> {
-    std::fs::write(path(key), value).map_err(|e| format!("cannot set {key}={value}: {e}"))
-}
-
-/// Puts the guest's settings back when the test ends, however it ends.
-struct Restore(Vec<(&'static str, String)>);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        for (key, value) in &self.0 {
-            let _ = write(key, value);
-        }
-    }
-}
-
 pub fn rmem_cause_and_cure() -> Result<Outcome, String> {
-    let restore = Restore(vec![(RMEM, read(RMEM)), (AUTOCORKING, read(AUTOCORKING))]);
-    write(AUTOCORKING, "0")?;
-    write(RMEM, LARGE)?;
+    let restore = sysctl::large_rmem()?;
     let experiment = experiment()?;
     // The experiment put LARGE back; the flame graph runs under it.
     check(read(RMEM) == LARGE, || {
         format!("experiment left {RMEM}={:?}", read(RMEM))
     })?;
     let (ranking, slow_calls) = flamegraph_and_slow_calls()?;
-    let original = restore.0[0].1.clone();
+    let original = restore.original(RMEM).unwrap_or_default().to_owned();
     drop(restore);
     check(read(RMEM) == original, || {
         format!("{RMEM} is {:?}, was {original:?}", read(RMEM))
@@ -161,7 +120,7 @@ fn experiment() -> Result<Outcome, String> {
             "--json",
         ],
     );
-    let generator = autotuned::spawn(knobs());
+    let generator = autotuned::spawn(sysctl::story_knobs());
     let out = netlat.wait(Duration::from_secs(120));
     let generated = generator.stop();
     check(out.success, || format!("experiment failed: {}", out.stderr))?;
@@ -231,7 +190,7 @@ fn names_tcp_collapse(ranking: &[Value]) -> bool {
 /// Under the large setting, at once: the flame graph of slow net_rx_action
 /// calls with its culprit ranking, and every tcp_collapse call as a record.
 fn flamegraph_and_slow_calls() -> Result<(Outcome, Outcome), String> {
-    let generator = autotuned::spawn_held(knobs(), HOLD_AT);
+    let generator = autotuned::spawn_held(sysctl::story_knobs(), HOLD_AT);
     let held = generator.held(Duration::from_secs(30));
     let pruning0 = Pruning::now();
     let slow_run = Netlat::start(NETLAT, &["slow", "--json", "tcp_collapse", "0"]);
