@@ -84,8 +84,10 @@ fn inclusive(folded: &BTreeMap<String, u64>, anchor: &str) -> Inclusive {
         };
         let mut seen = HashSet::new();
         for (depth, frame) in frames[start + 1..].iter().enumerate() {
-            // Recursion: a function counts once per sample.
-            if *frame == anchor || !seen.insert(*frame) {
+            // Recursion: a function counts once per sample. The fold's
+            // labels ("[incomplete stack]") say what a stack lacks, and
+            // cannot be a culprit: their frames below still count.
+            if *frame == anchor || frame.starts_with('[') || !seen.insert(*frame) {
                 continue;
             }
             *out.samples.entry((*frame).to_owned()).or_insert(0) += n;
@@ -291,6 +293,26 @@ mod tests {
             assert!((0.0..=100.0).contains(&row.pct), "{row:?}");
             assert!((0.0..=100.0).contains(&row.fast_pct.unwrap()), "{row:?}");
         }
+    }
+
+    #[test]
+    fn labels_are_not_ranked_but_the_frames_under_them_are() {
+        // 5.10's unwinder stops short of net_rx_action in most softirq
+        // samples: the fold puts those under a label.
+        let slow = folded(&[
+            (
+                "net_rx_action;[incomplete stack];tcp_prune_queue;tcp_collapse",
+                60,
+            ),
+            ("net_rx_action;tcp_v4_rcv", 2),
+        ]);
+        let fast = folded(&[
+            ("net_rx_action;[incomplete stack];tcp_v4_rcv", 100),
+            ("net_rx_action;tcp_v4_rcv", 900),
+        ]);
+        let r = rank(&slow, Some(&fast), "net_rx_action");
+        let names: Vec<&str> = r.rows.iter().map(|r| r.function.as_str()).collect();
+        assert_eq!(names, ["tcp_collapse", "tcp_prune_queue", "tcp_v4_rcv"]);
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub fn tcp_collapse() -> Result<Outcome, String> {
 pub fn flamegraph_tcp_collapse() -> Result<Outcome, String> {
     let folded = "/tmp/collapse.folded";
     let restore = sysctl::large_rmem()?;
-    let generator = autotuned::spawn_held(sysctl::story_knobs(), 0.9);
+    let generator = autotuned::spawn_held(sysctl::sampling_knobs(), 0.9);
     let held = generator.held(Duration::from_secs(30));
     let pruning0 = Pruning::now();
     let netlat = Netlat::start(

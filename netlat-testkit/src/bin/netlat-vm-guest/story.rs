@@ -46,6 +46,31 @@ const RUN_SECONDS: &str = "12";
 /// this share of tcp_rmem[2] first, and sampling covers only the rest.
 const HOLD_AT: f64 = 0.9;
 const SAMPLE_SECONDS: &str = "10";
+const STORY_FOLDED: &str = "/tmp/story.folded";
+
+/// The heaviest folded stacks through `function`, leaf end first, for a
+/// failure to show where the slow calls' samples really were.
+fn heaviest_stacks_through(function: &str) -> String {
+    let text = std::fs::read_to_string(STORY_FOLDED).unwrap_or_default();
+    let mut stacks: Vec<(u64, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let (stack, n) = l.rsplit_once(' ')?;
+            Some((n.parse().ok()?, stack))
+        })
+        .filter(|(_, stack)| stack.split(';').any(|f| f == function))
+        .collect();
+    stacks.sort_by_key(|s| std::cmp::Reverse(s.0));
+    stacks
+        .iter()
+        .take(3)
+        .map(|(n, stack)| {
+            let tail: Vec<&str> = stack.rsplit(';').take(14).collect();
+            format!("{n} x {}", tail.join(" < "))
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
 
 pub fn rmem_cause_and_cure() -> Result<Outcome, String> {
     let restore = sysctl::large_rmem()?;
@@ -190,7 +215,7 @@ fn names_tcp_collapse(ranking: &[Value]) -> bool {
 /// Under the large setting, at once: the flame graph of slow net_rx_action
 /// calls with its culprit ranking, and every tcp_collapse call as a record.
 fn flamegraph_and_slow_calls() -> Result<(Outcome, Outcome), String> {
-    let generator = autotuned::spawn_held(sysctl::story_knobs(), HOLD_AT);
+    let generator = autotuned::spawn_held(sysctl::sampling_knobs(), HOLD_AT);
     let held = generator.held(Duration::from_secs(30));
     let pruning0 = Pruning::now();
     let slow_run = Netlat::start(NETLAT, &["slow", "--json", "tcp_collapse", "0"]);
@@ -214,6 +239,8 @@ fn flamegraph_and_slow_calls() -> Result<(Outcome, Outcome), String> {
             "--json",
             "-o",
             "/tmp/story.svg",
+            "--folded",
+            STORY_FOLDED,
             "--diff",
             "/tmp/story-diff.svg",
         ],
@@ -365,7 +392,11 @@ fn ranking_names_tcp_collapse(
         )));
     }
     check(names_tcp_collapse(ranking), || {
-        format!("tcp_collapse is not at the top: {seen}")
+        let top = ranking[0]["function"].as_str().unwrap_or("?");
+        format!(
+            "tcp_collapse is not at the top: {seen}; heaviest stacks through {top}: {}",
+            heaviest_stacks_through(top)
+        )
     })?;
     let c = collapse.ok_or_else(|| format!("tcp_collapse is not ranked: {seen}"))?;
     let (slow, fast) = (

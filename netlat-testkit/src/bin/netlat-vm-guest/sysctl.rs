@@ -21,6 +21,15 @@ pub fn story_knobs() -> Knobs {
     }
 }
 
+/// For sampling: one CPU per flow, as on a NIC with RSS (see
+/// `Knobs::pin_cpu`). The experiment's ratios were measured unpinned.
+pub fn sampling_knobs() -> Knobs {
+    Knobs {
+        pin_cpu: Some(0),
+        ..story_knobs()
+    }
+}
+
 fn path(key: &str) -> String {
     format!("/proc/sys/{}", key.replace('.', "/"))
 }
