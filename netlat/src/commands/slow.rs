@@ -268,21 +268,25 @@ impl Printer<'_> {
     }
 }
 
-/// Frame names, innermost first; return addresses are named at address-1,
-/// so a call as a function's last instruction is not named after the next.
-/// The frames of the tracing machinery that took the stack (netlat's own
-/// program, the tracepoint or trampoline that ran it) are left out: the
-/// stack starts where the kernel's own code does.
+/// Frame names, innermost first; return addresses are named as
+/// [`Symbols::symbolize_return`] says. The frames of the tracing machinery
+/// that took the stack (netlat's own program, the tracepoint or trampoline
+/// that ran it) are left out: the stack starts where the kernel's own code
+/// does. So are kretprobe trampolines further out, which stand in for the
+/// return address of a function another probe is timing.
 fn name_frames(ips: &[u64], symbols: &Symbols) -> Vec<String> {
     let names: Vec<String> = ips
         .iter()
         .enumerate()
         .map(|(i, &ip)| {
-            let at = if i == 0 { ip } else { ip.saturating_sub(1) };
-            symbols
-                .symbolize(at)
-                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
+            let name = if i == 0 {
+                symbols.symbolize(ip)
+            } else {
+                symbols.symbolize_return(ip)
+            };
+            name.map_or_else(|| format!("{ip:#x}"), str::to_owned)
         })
+        .filter(|name| !kallsyms::is_return_trampoline(name))
         .collect();
     let machinery = names
         .iter()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::system::kallsyms::Symbols;
+use crate::system::kallsyms::{Symbols, is_return_trampoline};
 
 /// One sampled stack, leaf first as the kernel records it, and its count.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,12 +64,14 @@ fn is_own_probe(frame: &str) -> bool {
 }
 
 /// A frame's name. The leaf is the sampled instruction; every other frame
-/// is a return address, which points after its call: looked up at
-/// address-1, so a call to a noreturn function at the very end of one
-/// function is not named after the next.
+/// is a return address ([`Symbols::symbolize_return`]).
 fn frame_name(symbols: &Symbols, ip: u64, leaf: bool) -> String {
-    let at = if leaf { ip } else { ip.saturating_sub(1) };
-    match symbols.symbolize(at) {
+    let name = if leaf {
+        symbols.symbolize(ip)
+    } else {
+        symbols.symbolize_return(ip)
+    };
+    match name {
         Some(name) => match bpf_program(name) {
             Some(program) => format!("{program} [bpf]"),
             None => name.to_owned(),
@@ -98,11 +100,14 @@ pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<Anchor>) -> Fold
             .rev()
             .map(|(i, &ip)| (i, frame_name(symbols, ip, i == 0)))
             // An fentry/fexit trampoline between a caller and the traced
-            // function is tracing machinery, not code the kernel chose to
-            // run: kept, it splits the graph per tracer and ties with the
-            // function it wraps at the top of the culprit ranking. A sample
-            // inside a trampoline (the leaf) is kept and labelled.
-            .filter(|(i, name)| *i == 0 || !name.starts_with("bpf_trampoline_"))
+            // function, or a kretprobe's in place of a return address, is
+            // tracing machinery, not code the kernel chose to run: kept, it
+            // splits the graph per tracer and ties with the function it
+            // wraps at the top of the culprit ranking. A sample inside a
+            // trampoline (the leaf) is kept and labelled.
+            .filter(|(i, name)| {
+                *i == 0 || !(name.starts_with("bpf_trampoline_") || is_return_trampoline(name))
+            })
             .map(|(_, name)| name)
             .collect();
         if path.is_empty() {
@@ -211,7 +216,9 @@ ffffffff81000400 T tcp_v4_rcv
 
     #[test]
     fn trampolines_between_caller_and_traced_function_are_left_out() {
-        let kallsyms = format!("{KALLSYMS}ffffffffc0004000 t bpf_trampoline_6442549471\t[bpf]\n");
+        let kallsyms = format!(
+            "{KALLSYMS}ffffffff81000500 T kretprobe_trampoline\nffffffffc0004000 t bpf_trampoline_6442549471\t[bpf]\n"
+        );
         let symbols = Symbols::parse(&kallsyms);
         let stacks = [
             // tcp_collapse called through another tool's fexit trampoline.
@@ -224,10 +231,16 @@ ffffffff81000400 T tcp_v4_rcv
                 frames: vec![0xffffffffc0004020, 0xffffffff81000220],
                 count: 1,
             },
+            // tcp_collapse under a kretprobe: its return address is the
+            // trampoline's first byte (not tcp_v4_rcv's last, at -1).
+            Stack {
+                frames: vec![0xffffffff81000310, 0xffffffff81000500, 0xffffffff81000220],
+                count: 2,
+            },
         ];
         assert_eq!(
             to_text(&fold(&stacks, &symbols, None).stacks),
-            "net_rx_action;bpf_trampoline_6442549471 1\nnet_rx_action;tcp_collapse 4\n"
+            "net_rx_action;bpf_trampoline_6442549471 1\nnet_rx_action;tcp_collapse 6\n"
         );
     }
 

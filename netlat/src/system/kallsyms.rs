@@ -83,6 +83,19 @@ pub fn hides_addresses(mut reader: impl BufRead) -> bool {
     true
 }
 
+/// Code the kernel returns through instead of the caller, when a return
+/// is being traced: kretprobe's (before and since Linux 5.14), rethook's
+/// (x86 since 5.19), and the function-graph tracer's.
+pub fn is_return_trampoline(name: &str) -> bool {
+    matches!(
+        name,
+        "kretprobe_trampoline"
+            | "__kretprobe_trampoline"
+            | "arch_rethook_trampoline"
+            | "return_to_handler"
+    )
+}
+
 pub struct Symbols {
     /// name -> kallsyms type letter of the first occurrence.
     types: HashMap<String, char>,
@@ -131,6 +144,21 @@ impl Symbols {
             return None;
         }
         Some(name)
+    }
+
+    /// The function a return address returns into. A return address
+    /// points after its call, so it is looked up at address-1: a call as
+    /// one function's last instruction (to a noreturn function) is not
+    /// named after the next. Except where the kernel wrote a trampoline's
+    /// address over the real return address (kretprobes, rethook, the
+    /// function-graph tracer): that points at the trampoline's first byte,
+    /// and address-1 would name whatever precedes it (seen on 5.10:
+    /// `elfcorehdr_read` for `kretprobe_trampoline`).
+    pub fn symbolize_return(&self, address: u64) -> Option<&str> {
+        match self.symbolize(address) {
+            Some(name) if is_return_trampoline(name) => Some(name),
+            _ => self.symbolize(address.saturating_sub(1)),
+        }
     }
 
     /// No code addresses: kallsyms hid them (kernel.kptr_restrict).
@@ -250,6 +278,28 @@ ffffffff81a00400 t tcp_collapse
         assert!(!hides_addresses(shown.as_bytes()));
         let hidden = "0000000000000000 A fixed_percpu_data\n0000000000000000 T _stext\n0000000000000000 t tcp_collapse\n";
         assert!(hides_addresses(hidden.as_bytes()));
+    }
+
+    #[test]
+    fn a_return_address_at_a_return_trampoline_names_the_trampoline() {
+        // 5.10's layout: kretprobe_trampoline right after elfcorehdr_read.
+        let symbols = Symbols::parse(
+            "ffffffff8145d2b0 T elfcorehdr_read\nffffffff8145d2f0 T kretprobe_trampoline\nffffffff8145d340 T synthesize_reljump\n",
+        );
+        assert_eq!(
+            symbols.symbolize_return(0xffffffff8145d2f0),
+            Some("kretprobe_trampoline")
+        );
+        // Any other function's first byte as a return address is a call at
+        // the very end of the function before it.
+        assert_eq!(
+            symbols.symbolize_return(0xffffffff8145d340),
+            Some("kretprobe_trampoline")
+        );
+        assert_eq!(
+            symbols.symbolize_return(0xffffffff8145d2c0),
+            Some("elfcorehdr_read")
+        );
     }
 
     #[test]

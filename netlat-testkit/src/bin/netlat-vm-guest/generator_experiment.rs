@@ -12,6 +12,12 @@ pub fn run() {
     {
         return autotuned_variants();
     }
+    if std::fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .contains("netlat_experiment=story_stacks")
+    {
+        return story_stacks();
+    }
     use collapse::Recipe;
     let base = Recipe::default();
     let long = Recipe {
@@ -105,5 +111,72 @@ fn autotuned_variants() {
             r["max_ns"],
             r["mean_ns"]
         );
+    }
+}
+
+/// The story's slow net_rx_action stacks in full, with the kallsyms lines
+/// around a frame name given as `netlat_frame=NAME`: for a frame a kernel's
+/// unwinder may have named wrongly.
+fn story_stacks() {
+    use netlat_testkit::{autotuned, netlat::Netlat};
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let frame = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("netlat_frame="))
+        .unwrap_or("elfcorehdr_read")
+        .to_owned();
+    let restore = crate::sysctl::large_rmem().expect("sysctls");
+    let generator = autotuned::spawn_held(crate::sysctl::sampling_knobs(), 0.9);
+    generator.held(Duration::from_secs(30));
+    let netlat = Netlat::start(
+        crate::NETLAT,
+        &[
+            "flamegraph",
+            "--during",
+            "net_rx_action",
+            "--slower-than",
+            "5ms",
+            "--duration",
+            "10",
+            "--frequency",
+            "2999",
+            "-o",
+            "/tmp/s.svg",
+            "--folded",
+            "/tmp/s.folded",
+        ],
+    );
+    generator.release();
+    let out = netlat.wait(Duration::from_secs(60));
+    generator.stop();
+    drop(restore);
+    println!(
+        "netlat-vm: experiment {}",
+        out.stderr.lines().last().unwrap_or("")
+    );
+    let folded = std::fs::read_to_string("/tmp/s.folded").unwrap_or_default();
+    let mut stacks: Vec<(u64, &str)> = folded
+        .lines()
+        .filter_map(|l| {
+            let (s, n) = l.rsplit_once(' ')?;
+            Some((n.parse().ok()?, s))
+        })
+        .collect();
+    stacks.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (n, s) in stacks.iter().take(6) {
+        println!("netlat-vm: experiment stack {n} {s}");
+    }
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    let lines: Vec<&str> = kallsyms.lines().collect();
+    let mut sorted: Vec<&str> = lines.clone();
+    sorted
+        .sort_by_key(|l| u64::from_str_radix(l.split(' ').next().unwrap_or("0"), 16).unwrap_or(0));
+    if let Some(i) = sorted
+        .iter()
+        .position(|l| l.ends_with(&format!(" {frame}")))
+    {
+        for l in &sorted[i.saturating_sub(3)..(i + 4).min(sorted.len())] {
+            println!("netlat-vm: experiment kallsyms {l}");
+        }
     }
 }
