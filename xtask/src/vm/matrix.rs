@@ -18,6 +18,55 @@ pub struct GuestReport {
     pub tests: Vec<(String, Verdict)>,
     /// The guest's capability probe line (what this kernel offers).
     pub capabilities: Option<String>,
+    /// Said on the kernel's line when the run needed a second boot.
+    pub rebooted: Option<String>,
+}
+
+/// A run the kernel cut short with a panic: what it reported, and the
+/// guest's planned tests it did not reach.
+pub struct CutShort {
+    pub report: GuestReport,
+    pub left: Vec<String>,
+    /// The console's panic (or lockup) line.
+    pub panic: String,
+}
+
+/// The run's reported tests and the ones left, when the kernel panicked
+/// after at least one test and before the last (the guest prints its plan
+/// by name: `netlat-vm: plan a,b,c`).
+pub fn cut_short(console: &Console) -> Option<CutShort> {
+    if !console.crashed {
+        return None;
+    }
+    let mut report = GuestReport::default();
+    let mut plan: Vec<String> = Vec::new();
+    for line in &console.lines {
+        if let Some(rest) = line.strip_prefix("netlat-vm: test ") {
+            report.tests.push(parse_test(rest));
+        } else if let Some(names) = line.strip_prefix("netlat-vm: plan ") {
+            plan = names.split(',').map(str::to_owned).collect();
+        } else if let Some(caps) = line.strip_prefix("netlat-vm: capabilities ") {
+            report.capabilities = Some(caps.trim().to_owned());
+        }
+    }
+    let left: Vec<String> = plan
+        .into_iter()
+        .filter(|name| !report.tests.iter().any(|(t, _)| t == name))
+        .collect();
+    if report.tests.is_empty() || left.is_empty() {
+        return None;
+    }
+    let panic = console
+        .lines
+        .iter()
+        .find(|l| l.contains("Kernel panic") || l.contains("soft lockup"))
+        .cloned()
+        .unwrap_or_default();
+    Some(CutShort {
+        report,
+        left,
+        panic,
+    })
 }
 
 /// How an error of [`judge`] starts when the guest never reported a test.
@@ -126,7 +175,7 @@ impl KernelRun {
             Ok(r) => {
                 let c = self.counts();
                 format!(
-                    "vm: {} ({}): {} ok, {} skip, {} FAIL in {secs:.0}s{}",
+                    "vm: {} ({}): {} ok, {} skip, {} FAIL in {secs:.0}s{}{}",
                     self.label,
                     self.package,
                     c.passed,
@@ -134,7 +183,10 @@ impl KernelRun {
                     c.failed,
                     r.capabilities
                         .as_ref()
-                        .map_or(String::new(), |c| format!("; {c}"))
+                        .map_or(String::new(), |c| format!("; {c}")),
+                    r.rebooted
+                        .as_ref()
+                        .map_or(String::new(), |n| format!("; {n}"))
                 )
             }
             Err(e) => format!(
@@ -259,6 +311,31 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_mid_run_leaves_the_unreported_tests_for_a_second_boot() {
+        let mut c = console(&[
+            "netlat-vm: planned 3",
+            "netlat-vm: plan a,b,c",
+            "netlat-vm: test a ok (1.0s) count=3",
+            "[   92.111352] Kernel panic - not syncing: Fatal exception in interrupt",
+        ]);
+        assert!(
+            cut_short(&c).is_none(),
+            "only a crashed console is cut short"
+        );
+        c.crashed = true;
+        let cut = cut_short(&c).unwrap();
+        assert_eq!(cut.report.tests, vec![("a".to_owned(), Verdict::Ok)]);
+        assert_eq!(cut.left, ["b", "c"]);
+        assert!(cut.panic.contains("Fatal exception"));
+        // A panic before any test is the boot retry's case, not this one.
+        let early = Console {
+            crashed: true,
+            ..console(&["netlat-vm: plan a,b", "Kernel panic - not syncing"])
+        };
+        assert!(cut_short(&early).is_none());
+    }
+
+    #[test]
     fn a_short_or_silent_guest_is_a_broken_run() {
         let short = console(&["netlat-vm: planned 2", "netlat-vm: test a ok (1.0s) x"]);
         assert_eq!(judge(&short).unwrap_err(), "1 of 2 test results reported");
@@ -277,6 +354,7 @@ mod tests {
             outcome: Ok(GuestReport {
                 tests: tests.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
                 capabilities: None,
+                rebooted: None,
             }),
         };
         let runs = vec![

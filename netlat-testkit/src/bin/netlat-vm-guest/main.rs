@@ -1,6 +1,6 @@
 //! Runs inside the QEMU guest (as the initramfs's test driver): netlat's
 //! kprobe/fentry tests against a kernel that has them. It first prints
-//! `netlat-vm: planned N`, then one line per test,
+//! `netlat-vm: planned N` and `netlat-vm: plan NAME,...`, then one line per test,
 //! `netlat-vm: test NAME ok|skip|FAIL FIGURES`; xtask's VM runner turns
 //! those into the host's pass or fail.
 //!
@@ -114,6 +114,13 @@ fn main() {
     println!("netlat-vm: capabilities {}", capabilities::get());
     let (tests, unknown) = selected(&cmdline);
     println!("netlat-vm: planned {}", tests.len() + unknown.len());
+    // By name too, so the host can resume after a kernel panic.
+    let names: Vec<&str> = unknown
+        .iter()
+        .map(String::as_str)
+        .chain(tests.iter().map(|(name, _)| *name))
+        .collect();
+    println!("netlat-vm: plan {}", names.join(","));
     let mut failed = 0;
     for name in unknown {
         failed += 1;
@@ -141,6 +148,14 @@ fn main() {
                     why.replace('\n', " | ")
                 );
             }
+        }
+        // `netlat_crash_after=NAME`: the host runner's resume after a
+        // kernel panic, exercised for real (sysrq's crash is a panic).
+        if cmdline
+            .split_whitespace()
+            .any(|w| w.strip_prefix("netlat_crash_after=") == Some(name))
+        {
+            let _ = std::fs::write("/proc/sysrq-trigger", "c");
         }
     }
     println!("netlat-vm: done");
