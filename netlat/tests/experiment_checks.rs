@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{is_root, run, skip};
+use common::{Netlat, is_root, run, skip};
 
 #[test]
 fn bad_value_and_read_only_key_fail_before_run_1() {
@@ -63,13 +63,13 @@ fn a_later_failure_prints_run_1_first() {
         "--duration",
         "3",
     ];
-    let first = std::thread::spawn({
-        let args = args.map(str::to_owned);
-        move || run(&args.each_ref().map(String::as_str))
-    });
-    std::thread::sleep(Duration::from_millis(700));
+    // The second starts once the first is attached, so the first's run 1
+    // (3 s from its attach) surely ends first. A fixed 700 ms head start
+    // lost on a loaded CI machine: the first, loading on a cold cache,
+    // attached later than the second and found the second's change.
+    let first = Netlat::start(&args);
     let second = run(&args);
-    let first = first.join().unwrap();
+    let first = first.wait(Duration::from_secs(60));
     let now = std::fs::read_to_string(PATH).unwrap().trim().to_owned();
     if now != original {
         std::fs::write(PATH, &original).unwrap();
