@@ -98,19 +98,8 @@ fn nodelay(s: &TcpStream) {
 }
 
 fn rcvbuf(s: &TcpStream) -> i64 {
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid socket fd and a c_int-sized out buffer.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 { value as i64 } else { -1 }
+    crate::collapse::try_getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF)
+        .map_or(-1, i64::from)
 }
 
 fn pin_to(cpu: usize) {

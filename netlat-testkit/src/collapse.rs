@@ -42,7 +42,8 @@ fn setsockopt(fd: i32, level: i32, opt: i32, value: libc::c_int) {
     );
 }
 
-fn getsockopt(fd: i32, level: i32, opt: i32) -> libc::c_int {
+/// An int-valued socket option (the other generator reads SO_RCVBUF too).
+pub(crate) fn try_getsockopt(fd: i32, level: i32, opt: i32) -> std::io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a valid socket fd and a c_int-sized out buffer.
@@ -55,13 +56,15 @@ fn getsockopt(fd: i32, level: i32, opt: i32) -> libc::c_int {
             &mut len,
         )
     };
-    assert_eq!(
-        rc,
-        0,
-        "getsockopt({level}, {opt}): {}",
-        std::io::Error::last_os_error()
-    );
-    value
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn getsockopt(fd: i32, level: i32, opt: i32) -> libc::c_int {
+    try_getsockopt(fd, level, opt).unwrap_or_else(|e| panic!("getsockopt({level}, {opt}): {e}"))
 }
 
 fn tiny_segments(fd: i32) {

@@ -279,12 +279,9 @@ fn name_frames(ips: &[u64], symbols: &Symbols) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, &ip)| {
-            let name = if i == 0 {
-                symbols.symbolize(ip)
-            } else {
-                symbols.symbolize_return(ip)
-            };
-            name.map_or_else(|| format!("{ip:#x}"), str::to_owned)
+            symbols
+                .symbolize_frame(ip, i == 0)
+                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
         })
         .filter(|name| !kallsyms::is_return_trampoline(name))
         .collect();

@@ -66,12 +66,7 @@ fn is_own_probe(frame: &str) -> bool {
 /// A frame's name. The leaf is the sampled instruction; every other frame
 /// is a return address ([`Symbols::symbolize_return`]).
 fn frame_name(symbols: &Symbols, ip: u64, leaf: bool) -> String {
-    let name = if leaf {
-        symbols.symbolize(ip)
-    } else {
-        symbols.symbolize_return(ip)
-    };
-    match name {
+    match symbols.symbolize_frame(ip, leaf) {
         Some(name) => match bpf_program(name) {
             Some(program) => format!("{program} [bpf]"),
             None => name.to_owned(),

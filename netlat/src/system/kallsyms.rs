@@ -161,6 +161,16 @@ impl Symbols {
         }
     }
 
+    /// A stack frame's function: the innermost frame (`leaf`) is the
+    /// instruction itself, every other one a return address.
+    pub fn symbolize_frame(&self, address: u64, leaf: bool) -> Option<&str> {
+        if leaf {
+            self.symbolize(address)
+        } else {
+            self.symbolize_return(address)
+        }
+    }
+
     /// No code addresses: kallsyms hid them (kernel.kptr_restrict).
     pub fn is_empty(&self) -> bool {
         self.addresses.is_empty()

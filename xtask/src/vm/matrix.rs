@@ -38,17 +38,7 @@ pub fn cut_short(console: &Console) -> Option<CutShort> {
     if !console.crashed {
         return None;
     }
-    let mut report = GuestReport::default();
-    let mut plan: Vec<String> = Vec::new();
-    for line in &console.lines {
-        if let Some(rest) = line.strip_prefix("netlat-vm: test ") {
-            report.tests.push(parse_test(rest));
-        } else if let Some(names) = line.strip_prefix("netlat-vm: plan ") {
-            plan = names.split(',').map(str::to_owned).collect();
-        } else if let Some(caps) = line.strip_prefix("netlat-vm: capabilities ") {
-            report.capabilities = Some(caps.trim().to_owned());
-        }
-    }
+    let Parsed { report, plan, .. } = parse(console);
     let left: Vec<String> = plan
         .into_iter()
         .filter(|name| !report.tests.iter().any(|(t, _)| t == name))
@@ -72,25 +62,51 @@ pub fn cut_short(console: &Console) -> Option<CutShort> {
 /// How an error of [`judge`] starts when the guest never reported a test.
 pub const NO_TEST_REPORTED: &str = "no test reported";
 
+/// What a guest's console says: its results, plan and ending.
+struct Parsed {
+    report: GuestReport,
+    /// `netlat-vm: planned N`.
+    planned: Option<usize>,
+    /// `netlat-vm: plan a,b,c`.
+    plan: Vec<String>,
+    /// `init: success` (true) or `init: failure` (false, wins).
+    ended: Option<bool>,
+}
+
+fn parse(console: &Console) -> Parsed {
+    let mut p = Parsed {
+        report: GuestReport::default(),
+        planned: None,
+        plan: Vec::new(),
+        ended: None,
+    };
+    for line in &console.lines {
+        if let Some(rest) = line.strip_prefix("netlat-vm: test ") {
+            p.report.tests.push(parse_test(rest));
+        } else if let Some(n) = line.strip_prefix("netlat-vm: planned ") {
+            p.planned = n.trim().parse::<usize>().ok();
+        } else if let Some(names) = line.strip_prefix("netlat-vm: plan ") {
+            p.plan = names.split(',').map(str::to_owned).collect();
+        } else if let Some(caps) = line.strip_prefix("netlat-vm: capabilities ") {
+            p.report.capabilities = Some(caps.trim().to_owned());
+        } else if line == "init: success" {
+            p.ended = p.ended.or(Some(true));
+        } else if line == "init: failure" {
+            p.ended = Some(false);
+        }
+    }
+    p
+}
+
 /// The guest's results, or why the run itself is broken (a panic, fewer
 /// results than the guest planned, no `init: success` after passing).
 pub fn judge(console: &Console) -> Result<GuestReport, String> {
-    let mut report = GuestReport::default();
-    let mut planned = None;
-    let mut ended = None;
-    for line in &console.lines {
-        if let Some(rest) = line.strip_prefix("netlat-vm: test ") {
-            report.tests.push(parse_test(rest));
-        } else if let Some(n) = line.strip_prefix("netlat-vm: planned ") {
-            planned = n.trim().parse::<usize>().ok();
-        } else if let Some(caps) = line.strip_prefix("netlat-vm: capabilities ") {
-            report.capabilities = Some(caps.trim().to_owned());
-        } else if line == "init: success" {
-            ended = ended.or(Some(true));
-        } else if line == "init: failure" {
-            ended = Some(false);
-        }
-    }
+    let Parsed {
+        report,
+        planned,
+        ended,
+        ..
+    } = parse(console);
     let planned_text = planned.map_or("an unknown number".to_owned(), |n| n.to_string());
     if report.tests.is_empty() {
         return Err(format!("{NO_TEST_REPORTED} (of {planned_text} planned)"));

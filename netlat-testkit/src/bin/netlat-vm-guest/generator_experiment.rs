@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use netlat_testkit::{collapse, netstat::tcp_ext};
+use netlat_testkit::{collapse, netstat::Pruning};
 
 pub fn run() {
     if std::fs::read_to_string("/proc/cmdline")
@@ -59,14 +59,10 @@ pub fn run() {
         ),
     ];
     for (name, recipe) in variants {
-        let (p0, c0) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
+        let pruning0 = Pruning::now();
         let drained = collapse::run_recipe(Duration::from_secs(4), recipe).drained;
-        let (p1, c1) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
-        println!(
-            "netlat-vm: experiment {name} drained={drained} PruneCalled+={} TCPRcvCollapsed+={}",
-            p1 - p0,
-            c1 - c0
-        );
+        let pruning = pruning0.since();
+        println!("netlat-vm: experiment {name} drained={drained} {pruning}");
     }
 }
 
@@ -94,22 +90,18 @@ fn autotuned_variants() {
     ] {
         set("net.ipv4.tcp_rmem", rmem);
         let netlat = Netlat::start(crate::NETLAT, &["histogram", "--json", "tcp_collapse"]);
-        let (p0, c0) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
+        let pruning0 = Pruning::now();
         let cycle = autotuned::one_cycle(autotuned::Knobs {
             chunk,
             bulk: Duration::from_millis(bulk_ms),
             ..base
         });
-        let (p1, c1) = (tcp_ext("PruneCalled"), tcp_ext("TCPRcvCollapsed"));
+        let pruning = pruning0.since();
         let out = netlat.interrupt();
         let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
         println!(
-            "netlat-vm: experiment rmem={rmem:?} chunk={chunk} bulk={bulk_ms}ms: {cycle:?} PruneCalled+={} TCPRcvCollapsed+={} tcp_collapse count={} max_ns={} mean_ns={}",
-            p1 - p0,
-            c1 - c0,
-            r["count"],
-            r["max_ns"],
-            r["mean_ns"]
+            "netlat-vm: experiment rmem={rmem:?} chunk={chunk} bulk={bulk_ms}ms: {cycle:?} {pruning} tcp_collapse count={} max_ns={} mean_ns={}",
+            r["count"], r["max_ns"], r["mean_ns"]
         );
     }
 }
