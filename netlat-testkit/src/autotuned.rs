@@ -188,13 +188,9 @@ pub fn run_until(stop: &AtomicBool, knobs: Knobs, hold: &Hold) -> Summary {
     summary
 }
 
-/// Runs cycles in the background until stopped.
-pub fn spawn(knobs: Knobs) -> Running {
-    spawn_with(knobs, Hold::default())
-}
-
-/// As [`spawn`], but the first cycle holds its trickle once the queue's
-/// memory reaches `fraction` of tcp_rmem[2] (see [`Running::held`]).
+/// Runs cycles in the background until stopped; the first cycle holds its
+/// trickle once the queue's memory reaches `fraction` of tcp_rmem[2] (see
+/// [`Running::held`]).
 pub fn spawn_held(knobs: Knobs, fraction: f64) -> Running {
     spawn_with(
         knobs,
