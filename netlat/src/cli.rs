@@ -3,19 +3,9 @@
 
 use std::{io, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
-use crate::{commands, doctor};
-
-/// `netlat --version`: what a bug report needs to name the build.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("NETLAT_COMMIT"),
-    ", aya ",
-    env!("NETLAT_AYA_VERSION"),
-    ")"
-);
+use crate::{VERSION, commands, doctor};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +48,15 @@ pub enum Command {
     ManPages(commands::completions::ManPagesArgs),
 }
 
+/// The command tree as users see it: built (so subcommands carry their
+/// full names), without clap's `help` pseudo-subcommand. Completions and
+/// man pages are made from it, so they never drift from the real options.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -76,8 +75,8 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Info(args) => commands::info::run(args),
-        Command::Completions(args) => commands::completions::run(args),
-        Command::ManPages(args) => commands::completions::run_man_pages(args),
+        Command::Completions(args) => commands::completions::run(args, &command()),
+        Command::ManPages(args) => commands::completions::run_man_pages(args, &command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

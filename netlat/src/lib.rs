@@ -8,6 +8,16 @@
 //! (/proc, /sys, kallsyms). `commands` has one module per subcommand, each
 //! owning its arguments and its run; `cli` only dispatches.
 
+/// `netlat --version`: what a bug report needs to name the build.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NETLAT_COMMIT"),
+    ", aya ",
+    env!("NETLAT_AYA_VERSION"),
+    ")"
+);
+
 pub mod cli;
 pub mod commands;
 pub mod docs;

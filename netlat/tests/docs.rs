@@ -10,7 +10,7 @@ use common::run;
 
 #[test]
 fn completions_name_every_subcommand() {
-    let subcommands = netlat::docs::subcommands();
+    let subcommands = netlat::docs::subcommands(&netlat::cli::command());
     assert!(subcommands.iter().any(|s| s == "info"), "{subcommands:?}");
     for shell in ["bash", "zsh", "fish"] {
         let out = run(&["completions", shell]);
@@ -43,7 +43,7 @@ fn one_man_page_per_subcommand() {
     let out = run(&["man-pages", "--out", dir.to_str().unwrap()]);
     assert!(out.success, "{}", out.stderr);
     let top = std::fs::read_to_string(dir.join("netlat.1")).expect("netlat.1");
-    for sub in netlat::docs::subcommands() {
+    for sub in netlat::docs::subcommands(&netlat::cli::command()) {
         let page = dir.join(format!("netlat-{sub}.1"));
         let text =
             std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
@@ -69,7 +69,7 @@ fn one_man_page_per_subcommand() {
     let listed = out.stdout.lines().count();
     assert_eq!(
         listed,
-        netlat::docs::subcommands().len() + 1,
+        netlat::docs::subcommands(&netlat::cli::command()).len() + 1,
         "{}",
         out.stdout
     );

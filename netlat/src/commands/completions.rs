@@ -15,9 +15,10 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> Result<()> {
+/// `cmd`: the whole command tree, handed down by `cli` (which owns it).
+pub fn run(args: &CompletionsArgs, cmd: &clap::Command) -> Result<()> {
     let mut text = Vec::new();
-    docs::completions(args.shell, &mut text);
+    docs::completions(cmd, args.shell, &mut text);
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     out.write_all(&text)
@@ -32,14 +33,14 @@ pub struct ManPagesArgs {
     pub out: PathBuf,
 }
 
-pub fn run_man_pages(args: &ManPagesArgs) -> Result<()> {
+pub fn run_man_pages(args: &ManPagesArgs, cmd: &clap::Command) -> Result<()> {
     if !args.out.is_dir() {
         bail!(
             "--out {}: not a directory (create it first)",
             args.out.display()
         );
     }
-    let pages = docs::man_pages(&args.out)
+    let pages = docs::man_pages(cmd, &args.out)
         .with_context(|| format!("cannot write man pages into {}", args.out.display()))?;
     for page in pages {
         println!("{}", page.display());

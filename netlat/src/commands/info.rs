@@ -7,7 +7,7 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result};
 
 use crate::{
-    cli::VERSION,
+    VERSION,
     model::info::{Capability, INFO_SCHEMA_VERSION, InfoReport, Pick, Skipped},
     render,
     system::{host::HostInfo, privileges},
