@@ -19,16 +19,21 @@ use crate::{
     verdict::{Outcome, check, json},
 };
 
-/// How many times the large setting's tcp_collapse max and mean must
+/// How many times the large setting's tcp_collapse median and mean must
 /// exceed the small one's. Measured under TCG (one call of ~48-75 ms per
 /// large-setting cycle against ~6-9 ms at 2 MiB), max / mean ratios over
 /// seven runs: 6.1: 6.4/8.0, 5.6/7.2, 3.7/7.6, 5.9/6.3, 3.1/5.6; 6.12:
-/// 11.0/10.5, 7.1/9.8. The small runs' max is a single call and jitters
-/// most (13-15 ms twice), hence its looser bound.
-const MIN_MAX_RATIO: f64 = 2.0;
+/// 11.0/10.5, 7.1/9.8. The small run's max is not judged: it is a single
+/// call, and the cycle the switch to the small setting cuts off still
+/// has a queue sized by the large one; its next prune can no longer grow
+/// sk_rcvbuf past the new tcp_rmem[2], so it collapses that queue, and a
+/// starved generator thread notices the switch late (seen: 47-49 ms small
+/// maxima on 6.12 and sid, against 81-116 ms large ones). The median does
+/// not move for one such call.
+const MIN_MEDIAN_RATIO: f64 = 2.0;
 const MIN_MEAN_RATIO: f64 = 4.0;
 /// What the runs measured, quoted in failures so a reader can judge.
-const MEASURED: &str = "max ratio 3.1-11x, mean ratio 5.6-10.5x";
+const MEASURED: &str = "max ratio 1.8-11x, mean ratio 5.4-13x";
 
 /// Samples tcp_collapse needs before the ranking must name it (the
 /// ranking's own minimum for the slow calls).
@@ -108,6 +113,8 @@ fn combine(parts: [Outcome; 3]) -> Outcome {
 
 struct Run {
     count: u64,
+    /// The upper bound of the median's bucket (within ~19%).
+    p50_ns: u64,
     max_ns: u64,
     mean_ns: f64,
     pruned: u64,
@@ -116,6 +123,7 @@ struct Run {
 fn figures(r: &Value) -> Run {
     Run {
         count: r["count"].as_u64().unwrap_or(0),
+        p50_ns: r["percentiles_ns"]["p50"].as_u64().unwrap_or(0),
         max_ns: r["max_ns"].as_u64().unwrap_or(0),
         mean_ns: r["mean_ns"].as_f64().unwrap_or(0.0),
         pruned: r["conditions"]["netstat_delta"]["PruneCalled"]
@@ -173,12 +181,14 @@ fn experiment() -> Result<Outcome, String> {
     };
     let (large, small) = (load("before")?, load("after")?);
     let seen = format!(
-        "{LARGE}: {} calls max {} mean {} PruneCalled+={}; {SMALL}: {} calls max {} mean {} PruneCalled+={} ({} cycles, {} collapsed, {} abandoned at the switch, sk_rcvbuf up to {}, trickle up to {:.1}s before a collapse)",
+        "{LARGE}: {} calls p50 {} max {} mean {} PruneCalled+={}; {SMALL}: {} calls p50 {} max {} mean {} PruneCalled+={} ({} cycles, {} collapsed, {} abandoned at the switch, sk_rcvbuf up to {}, trickle up to {:.1}s before a collapse)",
         large.count,
+        ms(large.p50_ns as f64),
         ms(large.max_ns as f64),
         ms(large.mean_ns),
         large.pruned,
         small.count,
+        ms(small.p50_ns as f64),
         ms(small.max_ns as f64),
         ms(small.mean_ns),
         small.pruned,
@@ -200,14 +210,18 @@ fn experiment() -> Result<Outcome, String> {
             "the generator made this kernel collapse in only one of the runs, no ratio to judge: {seen}"
         )));
     }
-    let max_ratio = large.max_ns as f64 / small.max_ns.max(1) as f64;
-    let mean_ratio = large.mean_ns / small.mean_ns.max(1.0);
-    let ratios = format!("max ratio {max_ratio:.1}x, mean ratio {mean_ratio:.1}x");
+    let ratio = |a: f64, b: f64| a / b.max(1.0);
+    let median_ratio = ratio(large.p50_ns as f64, small.p50_ns as f64);
+    let mean_ratio = ratio(large.mean_ns, small.mean_ns);
+    let max_ratio = ratio(large.max_ns as f64, small.max_ns as f64);
+    let ratios = format!(
+        "median ratio {median_ratio:.1}x, mean ratio {mean_ratio:.1}x (max ratio {max_ratio:.1}x)"
+    );
     check(
-        max_ratio >= MIN_MAX_RATIO && mean_ratio >= MIN_MEAN_RATIO,
+        median_ratio >= MIN_MEDIAN_RATIO && mean_ratio >= MIN_MEAN_RATIO,
         || {
             format!(
-                "{ratios}, want >= {MIN_MAX_RATIO}x and >= {MIN_MEAN_RATIO}x (measured before: {MEASURED}): {seen}"
+                "{ratios}, want >= {MIN_MEDIAN_RATIO}x and >= {MIN_MEAN_RATIO}x (measured before: {MEASURED}): {seen}"
             )
         },
     )?;
