@@ -19,6 +19,10 @@ pub const STATS_MAP: &str = "STATS";
 /// Name of the one-entry array holding the current epoch.
 pub const EPOCH_MAP: &str = "EPOCH";
 pub const EPOCHS: u32 = 2;
+/// Name of the one-entry array that userspace sets to 1 once the entry
+/// program is attached too. Until then an exit without an entry is only
+/// the gap between attaching the exit and the entry program, not news.
+pub const ARMED_MAP: &str = "ARMED";
 
 /// Histogram groups of `--by`. STATS holds `GROUPS * EPOCHS` slots, index
 /// `group * EPOCHS + epoch`; without `--by` every call is in group 0 and
@@ -56,8 +60,9 @@ pub struct Stats {
     /// 0 while `count == 0`; userspace must not read it then.
     pub min_ns: u64,
     pub max_ns: u64,
-    /// Exits seen without a matching entry: calls already running when the
-    /// probes attached, or whose entry the kernel skipped. Never timed.
+    /// Exits seen without a matching entry once both programs were attached
+    /// (see [`ARMED_MAP`]): calls already running then, or whose entry the
+    /// kernel skipped. Never timed.
     pub unmatched_exits: u64,
     /// Entries that found the nesting stack full; their calls are not timed.
     pub dropped_entries: u64,
