@@ -13,10 +13,12 @@ pub const SUB_BUCKETS: usize = 1 << SUB_BUCKET_BITS;
 /// Durations are nanoseconds in a u64, so 64 powers of two cover every value.
 pub const BUCKETS: usize = 64 * SUB_BUCKETS;
 
-/// Name of the per-CPU array holding [`Stats`]. Index = epoch (0 or 1), so
-/// userspace can flip the epoch and read a quiet slot for `--interval`.
+/// Name of the per-CPU array holding [`Stats`]. Index = window parity (0
+/// or 1), so userspace can start a new `--interval` window and read the
+/// other, quiet slot.
 pub const STATS_MAP: &str = "STATS";
-/// Name of the one-entry array holding the current epoch.
+/// Name of the one-entry array holding the current window number (u32).
+/// Programs write to slot `window % EPOCHS`.
 pub const EPOCH_MAP: &str = "EPOCH";
 pub const EPOCHS: u32 = 2;
 /// Name of the one-entry array that userspace sets to 1 once the entry
@@ -52,14 +54,22 @@ pub const MAX_DEPTH: usize = 8;
 pub const NET_RX_SOFTIRQ: u32 = 3;
 
 /// Latency statistics of one CPU (one slot of a per-CPU map).
+///
+/// The counters only ever grow: userspace never writes a slot, it takes
+/// the difference between two reads, so a program still writing when a
+/// window ends (preempted, on a preemptible kernel) has its call counted in
+/// the next read of that slot rather than zeroed or counted twice.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Stats {
     pub count: u64,
     pub sum_ns: u64,
-    /// 0 while `count == 0`; userspace must not read it then.
+    /// Shortest and longest call of window `extremes_of - 1` alone (extremes
+    /// cannot be subtracted); meaningless while `extremes_of` is 0.
     pub min_ns: u64,
     pub max_ns: u64,
+    /// The window number + 1 that `min_ns` and `max_ns` describe.
+    pub extremes_of: u64,
     /// Exits seen without a matching entry once both programs were attached
     /// (see [`ARMED_MAP`]): calls already running then, or whose entry the
     /// kernel skipped. Never timed.
@@ -75,6 +85,7 @@ impl Stats {
         sum_ns: 0,
         min_ns: 0,
         max_ns: 0,
+        extremes_of: 0,
         unmatched_exits: 0,
         dropped_entries: 0,
         buckets: [0; BUCKETS],
