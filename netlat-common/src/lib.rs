@@ -76,6 +76,13 @@ pub struct Stats {
     pub unmatched_exits: u64,
     /// Entries that found the nesting stack full; their calls are not timed.
     pub dropped_entries: u64,
+    /// fentry/fexit: calls not timed because the kernel ran only one half
+    /// of their entry/exit pair while the thread had other calls in flight
+    /// (its recursion guard is per program: a nested call's entry is
+    /// skipped while the entry program runs on that CPU, its exit is not).
+    /// Seen as an exit that is not the call on top of the thread's stack;
+    /// pairing by position alone would time it against the outer call.
+    pub mismatched_exits: u64,
     pub buckets: [u64; BUCKETS],
 }
 
@@ -88,6 +95,7 @@ impl Stats {
         extremes_of: 0,
         unmatched_exits: 0,
         dropped_entries: 0,
+        mismatched_exits: 0,
         buckets: [0; BUCKETS],
     };
 }
@@ -111,6 +119,12 @@ pub struct StartKey {
 pub struct StartStack {
     pub depth: u64,
     pub start_ns: [u64; MAX_DEPTH],
+    /// Which call each start belongs to, as its exit can tell: for
+    /// fentry/fexit the address of the trampoline's argument block (the
+    /// program's context), the same at a call's entry and exit and
+    /// different for every call on the stack at once. 0: not known
+    /// (kprobes, whose entry and exit run on different frames).
+    pub frame: [u64; MAX_DEPTH],
     /// The `--by` group of each call, decided at its entry.
     pub group: [u8; MAX_DEPTH],
 }

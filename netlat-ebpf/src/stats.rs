@@ -71,6 +71,13 @@ pub fn unmatched_exit() {
 }
 
 #[inline(always)]
+pub fn mismatched_exits(n: u64) {
+    if let Some((_, s)) = slot(0) {
+        s.mismatched_exits += n;
+    }
+}
+
+#[inline(always)]
 pub fn dropped_entry() {
     if let Some((_, s)) = slot(0) {
         s.dropped_entries += 1;

@@ -184,6 +184,13 @@ fn footer(out: &mut String, r: &HistogramReport) {
             s.unmatched_exits, s.dropped_entries
         );
     }
+    if s.mismatched_exits > 0 {
+        let _ = writeln!(
+            out,
+            "Not timed: {} nested calls the kernel saw only half of (its per-program recursion guard skipped their entry or exit); paired by call, not by position, so no other call was mis-timed",
+            s.mismatched_exits
+        );
+    }
     if let Some(c) = &r.conditions {
         conditions(out, c);
     }

@@ -175,6 +175,7 @@ fn gain(now: &Stats, before: &Stats, window: Option<u32>) -> Histogram {
         max_ns: 0,
         unmatched_exits: now.unmatched_exits.wrapping_sub(before.unmatched_exits),
         dropped_entries: now.dropped_entries.wrapping_sub(before.dropped_entries),
+        mismatched_exits: now.mismatched_exits.wrapping_sub(before.mismatched_exits),
         buckets: now
             .buckets
             .iter()
