@@ -4,14 +4,15 @@
 //! skipped (the entry program is running on the CPU), its exit is not
 //! (the exit program is not). Paired by position, that exit would pop the
 //! outer call's start: the nested call timed from the outer call's entry,
-//! the outer call's own exit then "without a seen entry".
+//! the outer call's own exit then "without a seen entry". Kernels without
+//! that guard (before 5.12) skip: there the nesting never ends.
 
 use std::os::fd::{FromRawFd as _, OwnedFd};
 
 use netlat_testkit::netlat::Netlat;
 
 use crate::{
-    NETLAT, capabilities,
+    NETLAT, capabilities, missed,
     verdict::{Outcome, check, json},
 };
 
@@ -91,6 +92,19 @@ pub fn nested_skip_not_mistimed() -> Result<Outcome, String> {
     let fentry = &capabilities::get().fentry;
     if !fentry.yes() {
         return Ok(Outcome::Skip(format!("no fentry on this kernel: {fentry}")));
+    }
+    // Before the per-program guard (Linux 5.12, which also added the
+    // recursion_misses count), nothing stops the nested call's entry
+    // program: it calls the traced function again, without end, and 5.10
+    // panics ("Fatal exception in interrupt").
+    if !missed::kernel_has_member(
+        &missed::kernel_types()?,
+        "bpf_prog_info",
+        "recursion_misses",
+    )? {
+        return Ok(Outcome::Skip(
+            "this kernel has no recursion guard for fentry programs (bpf_prog_info.recursion_misses, Linux 5.12+): tracing a function netlat's own programs call would recurse without end".into(),
+        ));
     }
     let map = hash_map()?;
     let netlat = Netlat::start(
