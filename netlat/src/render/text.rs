@@ -342,6 +342,20 @@ value |-------------------------------------------------- count
     }
 
     #[test]
+    fn half_seen_nested_calls_get_a_line_of_their_own() {
+        let mut r = report(&[(20_000, 5)]);
+        let text = render(&r, Unit::Us);
+        assert!(!text.contains("Not timed"), "got:\n{text}");
+        r.summary.mismatched_exits = 7;
+        let text = render(&r, Unit::Us);
+        assert!(
+            text.contains("Not timed: 7 nested calls the kernel saw only half of"),
+            "got:\n{text}"
+        );
+        assert!(!text.contains("exits without a seen entry"), "got:\n{text}");
+    }
+
+    #[test]
     fn groups_get_a_table_row_and_a_histogram_each() {
         use crate::tracing::group_by::{GroupBy, KeySource};
         let small = report(&[(20_000, 5)]).summary;
