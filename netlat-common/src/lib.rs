@@ -13,12 +13,18 @@ pub const SUB_BUCKETS: usize = 1 << SUB_BUCKET_BITS;
 /// Durations are nanoseconds in a u64, so 64 powers of two cover every value.
 pub const BUCKETS: usize = 64 * SUB_BUCKETS;
 
-/// Name of the per-CPU array holding [`Stats`]. Index = epoch (0 or 1), so
-/// userspace can flip the epoch and read a quiet slot for `--interval`.
+/// Name of the per-CPU array holding [`Stats`]. Index = window parity (0
+/// or 1), so userspace can start a new `--interval` window and read the
+/// other, quiet slot.
 pub const STATS_MAP: &str = "STATS";
-/// Name of the one-entry array holding the current epoch.
+/// Name of the one-entry array holding the current window number (u32).
+/// Programs write to slot `window % EPOCHS`.
 pub const EPOCH_MAP: &str = "EPOCH";
 pub const EPOCHS: u32 = 2;
+/// Name of the one-entry array that userspace sets to 1 once the entry
+/// program is attached too. Until then an exit without an entry is only
+/// the gap between attaching the exit and the entry program, not news.
+pub const ARMED_MAP: &str = "ARMED";
 
 /// Histogram groups of `--by`. STATS holds `GROUPS * EPOCHS` slots, index
 /// `group * EPOCHS + epoch`; without `--by` every call is in group 0 and
@@ -48,19 +54,35 @@ pub const MAX_DEPTH: usize = 8;
 pub const NET_RX_SOFTIRQ: u32 = 3;
 
 /// Latency statistics of one CPU (one slot of a per-CPU map).
+///
+/// The counters only ever grow: userspace never writes a slot, it takes
+/// the difference between two reads, so a program still writing when a
+/// window ends (preempted, on a preemptible kernel) has its call counted in
+/// the next read of that slot rather than zeroed or counted twice.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Stats {
     pub count: u64,
     pub sum_ns: u64,
-    /// 0 while `count == 0`; userspace must not read it then.
+    /// Shortest and longest call of window `extremes_of - 1` alone (extremes
+    /// cannot be subtracted); meaningless while `extremes_of` is 0.
     pub min_ns: u64,
     pub max_ns: u64,
-    /// Exits seen without a matching entry: calls already running when the
-    /// probes attached, or whose entry the kernel skipped. Never timed.
+    /// The window number + 1 that `min_ns` and `max_ns` describe.
+    pub extremes_of: u64,
+    /// Exits seen without a matching entry once both programs were attached
+    /// (see [`ARMED_MAP`]): calls already running then, or whose entry the
+    /// kernel skipped. Never timed.
     pub unmatched_exits: u64,
     /// Entries that found the nesting stack full; their calls are not timed.
     pub dropped_entries: u64,
+    /// fentry/fexit: calls not timed because the kernel ran only one half
+    /// of their entry/exit pair while the thread had other calls in flight
+    /// (its recursion guard is per program: a nested call's entry is
+    /// skipped while the entry program runs on that CPU, its exit is not).
+    /// Seen as an exit that is not the call on top of the thread's stack;
+    /// pairing by position alone would time it against the outer call.
+    pub mismatched_exits: u64,
     pub buckets: [u64; BUCKETS],
 }
 
@@ -70,8 +92,10 @@ impl Stats {
         sum_ns: 0,
         min_ns: 0,
         max_ns: 0,
+        extremes_of: 0,
         unmatched_exits: 0,
         dropped_entries: 0,
+        mismatched_exits: 0,
         buckets: [0; BUCKETS],
     };
 }
@@ -95,6 +119,12 @@ pub struct StartKey {
 pub struct StartStack {
     pub depth: u64,
     pub start_ns: [u64; MAX_DEPTH],
+    /// Which call each start belongs to, as its exit can tell: for
+    /// fentry/fexit the address of the trampoline's argument block (the
+    /// program's context), the same at a call's entry and exit and
+    /// different for every call on the stack at once. 0: not known
+    /// (kprobes, whose entry and exit run on different frames).
+    pub frame: [u64; MAX_DEPTH],
     /// The `--by` group of each call, decided at its entry.
     pub group: [u8; MAX_DEPTH],
 }

@@ -11,6 +11,7 @@ mod stats;
 mod timing;
 
 use aya_ebpf::{
+    EbpfContext,
     macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, raw_tracepoint, tracepoint},
     programs::{
         BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RawTracePointContext,
@@ -25,7 +26,7 @@ use netlat_common::NET_RX_SOFTIRQ;
 #[kprobe]
 pub fn netlat_kprobe(ctx: ProbeContext) -> u32 {
     let first_arg = || ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null());
-    if let Some((key, depth)) = timing::function_entry(group::of_socket(first_arg)) {
+    if let Some((key, depth)) = timing::function_entry(group::of_socket(first_arg), 0) {
         slow::function_entry(&ctx, key, depth, first_arg);
     }
     0
@@ -33,24 +34,42 @@ pub fn netlat_kprobe(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn netlat_kretprobe(_ctx: RetProbeContext) -> u32 {
-    timing::function_exit();
+    // A kprobe and its kretprobe run on different frames, so there is no
+    // shared tag: pairing is by position (a kprobe hit inside another
+    // kprobe handler is missed whole, kretprobe included).
+    timing::function_exit(0);
     0
 }
 
 // fentry/fexit: same timing, lower cost; the target is chosen at load time.
+// The kernel skips each program separately when it is already running on
+// the CPU, so a nested call may have its exit seen and not its entry:
+// each start is tagged with the call's context pointer, which the
+// trampoline passes to both programs of one call (the same argument block
+// on its stack frame; arch/x86/net/bpf_jit_comp.c, invoke_bpf_prog), so an
+// exit pops its own start or nothing. Turning the pointer into a number
+// needs CAP_PERFMON (the verifier's pointer-leak rule), which netlat's
+// loads have anyway.
+
+#[inline(always)]
+fn call_frame<C: EbpfContext>(ctx: &C) -> u64 {
+    ctx.as_ptr() as u64
+}
 
 #[fentry]
 pub fn netlat_fentry(ctx: FEntryContext) -> u32 {
     let first_arg = || ctx.arg::<*const u8>(0);
-    if let Some((key, depth)) = timing::function_entry(group::of_socket(first_arg)) {
+    if let Some((key, depth)) =
+        timing::function_entry(group::of_socket(first_arg), call_frame(&ctx))
+    {
         slow::function_entry(&ctx, key, depth, first_arg);
     }
     0
 }
 
 #[fexit]
-pub fn netlat_fexit(_ctx: FExitContext) -> u32 {
-    timing::function_exit();
+pub fn netlat_fexit(ctx: FExitContext) -> u32 {
+    timing::function_exit(call_frame(&ctx));
     0
 }
 

@@ -57,8 +57,9 @@ fn now() -> u64 {
 
 /// Pushes this call's start; returns its context and depth (for what
 /// `netlat slow` keeps beside it), or None when it cannot be timed.
+/// `frame` identifies the call to its exit (see `StartStack::frame`).
 #[inline(always)]
-pub fn function_entry(group: u8) -> Option<(StartKey, u32)> {
+pub fn function_entry(group: u8, frame: u64) -> Option<(StartKey, u32)> {
     let key = key();
     let ts = now();
     match STARTS.get_ptr_mut(key) {
@@ -69,6 +70,7 @@ pub fn function_entry(group: u8) -> Option<(StartKey, u32)> {
             if depth < MAX_DEPTH {
                 let i = bounded(depth);
                 stack.start_ns[i] = ts;
+                stack.frame[i] = frame;
                 stack.group[i] = group;
                 stack.depth += 1;
                 Some((key, i as u32))
@@ -81,9 +83,11 @@ pub fn function_entry(group: u8) -> Option<(StartKey, u32)> {
             let mut stack = StartStack {
                 depth: 1,
                 start_ns: [0; MAX_DEPTH],
+                frame: [0; MAX_DEPTH],
                 group: [0; MAX_DEPTH],
             };
             stack.start_ns[0] = ts;
+            stack.frame[0] = frame;
             stack.group[0] = group;
             if STARTS.insert(key, stack, 0).is_err() {
                 stats::dropped_entry();
@@ -94,8 +98,30 @@ pub fn function_entry(group: u8) -> Option<(StartKey, u32)> {
     }
 }
 
+/// Where on the stack of `depth` starts the call with `frame` is, from the
+/// top: `depth - 1` when it is on top (always, without a frame).
 #[inline(always)]
-pub fn function_exit() {
+fn position(stack: &StartStack, depth: usize, frame: u64) -> Option<usize> {
+    let top = depth - 1;
+    if frame == 0 || stack.frame[bounded(top)] == frame {
+        return Some(top);
+    }
+    // Constant bounds, innermost first: a loop bounded by `top` is one the
+    // verifier walks to its instruction limit (it loses the bound).
+    let mut i = MAX_DEPTH - 1;
+    loop {
+        if i < top && stack.frame[i] == frame {
+            return Some(i);
+        }
+        if i == 0 {
+            return None;
+        }
+        i -= 1;
+    }
+}
+
+#[inline(always)]
+pub fn function_exit(frame: u64) {
     let ts = now();
     let key = key();
     let Some(stack) = STARTS.get_ptr_mut(key) else {
@@ -109,10 +135,21 @@ pub fn function_exit() {
         stats::unmatched_exit();
         return;
     }
-    let i = bounded(depth - 1);
+    // A call whose entry the kernel skipped is not on the stack: leave the
+    // calls that are alone. One found below the top means the exits of the
+    // calls above it were skipped: their starts can only mis-time, so go.
+    let Some(position) = position(stack, depth, frame) else {
+        stats::mismatched_exits(1);
+        return;
+    };
+    let skipped = (depth - 1 - position) as u64;
+    if skipped > 0 {
+        stats::mismatched_exits(skipped);
+    }
+    let i = bounded(position);
     let start = stack.start_ns[i];
     let group = stack.group[i];
-    stack.depth -= 1;
+    stack.depth = position as u64;
     let duration = ts.saturating_sub(start);
     if stack.depth == 0 {
         // Keep the map to threads that are inside the function right now.

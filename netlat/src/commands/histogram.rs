@@ -154,7 +154,7 @@ pub(crate) async fn trace(
             break;
         }
         let snapshot = Snapshot {
-            slot: collector.rotate(&mut tracer).await?,
+            slot: collector.rotate(&mut tracer)?,
             unfinished_calls: None,
             conditions: None,
             missed: None,

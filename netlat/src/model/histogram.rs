@@ -12,6 +12,7 @@ pub struct Histogram {
     pub max_ns: u64,
     pub unmatched_exits: u64,
     pub dropped_entries: u64,
+    pub mismatched_exits: u64,
     /// Counts in the shared bucket layout (`netlat_common::buckets`).
     pub buckets: Vec<u64>,
 }
@@ -25,6 +26,7 @@ impl Default for Histogram {
             max_ns: 0,
             unmatched_exits: 0,
             dropped_entries: 0,
+            mismatched_exits: 0,
             buckets: vec![0; BUCKETS],
         }
     }
@@ -39,6 +41,7 @@ impl From<&Stats> for Histogram {
             max_ns: s.max_ns,
             unmatched_exits: s.unmatched_exits,
             dropped_entries: s.dropped_entries,
+            mismatched_exits: s.mismatched_exits,
             buckets: s.buckets.to_vec(),
         }
     }
@@ -66,6 +69,7 @@ impl Histogram {
         self.sum_ns += other.sum_ns;
         self.unmatched_exits += other.unmatched_exits;
         self.dropped_entries += other.dropped_entries;
+        self.mismatched_exits += other.mismatched_exits;
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
             *a += b;
         }

@@ -236,6 +236,11 @@ pub struct Summary {
     pub unmatched_exits: u64,
     /// Entries not timed because the nesting stack or the thread map was full.
     pub dropped_entries: u64,
+    /// fentry/fexit calls not timed because the kernel ran only their exit
+    /// program, or only their entry program, while others were in flight
+    /// (`netlat_common::Stats::mismatched_exits`). Absent from older files.
+    #[serde(default)]
+    pub mismatched_exits: u64,
     /// Non-empty buckets, nanoseconds, bounds inclusive; they sum to `count`.
     pub buckets: Vec<BucketCount>,
 }
@@ -276,6 +281,7 @@ impl From<&Histogram> for Summary {
             percentiles_ns,
             unmatched_exits: h.unmatched_exits,
             dropped_entries: h.dropped_entries,
+            mismatched_exits: h.mismatched_exits,
             buckets: h
                 .nonempty_buckets()
                 .map(|b| BucketCount {

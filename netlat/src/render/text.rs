@@ -184,6 +184,13 @@ fn footer(out: &mut String, r: &HistogramReport) {
             s.unmatched_exits, s.dropped_entries
         );
     }
+    if s.mismatched_exits > 0 {
+        let _ = writeln!(
+            out,
+            "Not timed: {} nested calls the kernel saw only half of (its per-program recursion guard skipped their entry or exit); paired by call, not by position, so no other call was mis-timed",
+            s.mismatched_exits
+        );
+    }
     if let Some(c) = &r.conditions {
         conditions(out, c);
     }
@@ -332,6 +339,20 @@ value |-------------------------------------------------- count
         assert!(
             text.contains("Backend: tp_btf irq:softirq_entry/exit (vec NET_RX); window 30.00 s")
         );
+    }
+
+    #[test]
+    fn half_seen_nested_calls_get_a_line_of_their_own() {
+        let mut r = report(&[(20_000, 5)]);
+        let text = render(&r, Unit::Us);
+        assert!(!text.contains("Not timed"), "got:\n{text}");
+        r.summary.mismatched_exits = 7;
+        let text = render(&r, Unit::Us);
+        assert!(
+            text.contains("Not timed: 7 nested calls the kernel saw only half of"),
+            "got:\n{text}"
+        );
+        assert!(!text.contains("exits without a seen entry"), "got:\n{text}");
     }
 
     #[test]

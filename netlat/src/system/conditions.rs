@@ -30,14 +30,15 @@ pub struct Start {
     sysctls: BTreeMap<String, Option<String>>,
     /// None if /proc/net/netstat could not be read: no deltas then.
     netstat: Option<NetCounters>,
-    softnet: Vec<SoftnetRow>,
+    /// None if /proc/net/softnet_stat could not be read or understood.
+    softnet: Option<Vec<SoftnetRow>>,
 }
 
 pub fn start() -> Start {
     Start {
         sysctls: sysctl::snapshot(),
         netstat: read_netstat(&Root::host()).ok(),
-        softnet: softnet::read(),
+        softnet: softnet::try_read(&Root::host()).ok(),
     }
 }
 
@@ -57,7 +58,10 @@ impl Start {
             sysctls_start: self.sysctls,
             sysctls_end: sysctl::snapshot(),
             netstat_delta,
-            softnet_delta: softnet::delta(&self.softnet, &softnet::read()),
+            softnet_delta: match (&self.softnet, softnet::try_read(&Root::host())) {
+                (Some(start), Ok(end)) => softnet::delta(start, &end),
+                _ => Vec::new(),
+            },
         }
     }
 }

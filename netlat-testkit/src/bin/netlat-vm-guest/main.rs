@@ -13,6 +13,7 @@ mod generator_experiment;
 mod info;
 mod lifecycle;
 mod missed;
+mod recursion;
 mod sampling;
 mod slow;
 mod story;
@@ -70,6 +71,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "kretprobe_misses_reported",
         missed::kretprobe_misses_reported,
+    ),
+    (
+        "fentry_nested_skip_not_mistimed",
+        recursion::nested_skip_not_mistimed,
     ),
     (
         "story_tcp_rmem_cause_cure_and_culprit",

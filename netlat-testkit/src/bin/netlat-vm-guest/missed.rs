@@ -39,7 +39,11 @@ impl Readable for Bytes {
 /// kernel's BTF gives `struct strukt` the member `path`
 /// (`bpf_link_info.perf_event.kprobe.missed`, Linux 6.7+;
 /// `bpf_prog_info.recursion_misses`, 5.12+).
-fn kernel_has_member(types: &TypeInformation, strukt: &str, path: &str) -> Result<bool, String> {
+pub fn kernel_has_member(
+    types: &TypeInformation,
+    strukt: &str,
+    path: &str,
+) -> Result<bool, String> {
     let id = types
         .get()
         .iter()
@@ -49,6 +53,12 @@ fn kernel_has_member(types: &TypeInformation, strukt: &str, path: &str) -> Resul
         })
         .ok_or_else(|| format!("no struct {strukt} in BTF"))?;
     Ok(types.offset_of(id, path).is_ok())
+}
+
+/// The running kernel's BTF types.
+pub fn kernel_types() -> Result<TypeInformation, String> {
+    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| format!("no BTF: {e}"))?;
+    TypeInformation::new(&Bytes(bytes)).map_err(|e| format!("bad BTF: {e:?}"))
 }
 
 fn sleepers(run_for: Duration) -> u64 {
@@ -69,8 +79,7 @@ fn sleepers(run_for: Duration) -> u64 {
 }
 
 pub fn kretprobe_misses_reported() -> Result<Outcome, String> {
-    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| format!("no BTF: {e}"))?;
-    let types = TypeInformation::new(&Bytes(bytes)).map_err(|e| format!("bad BTF: {e:?}"))?;
+    let types = kernel_types()?;
     let expect_count = kernel_has_member(&types, "bpf_link_info", "perf_event.kprobe.missed")?;
     let expect_runs = kernel_has_member(&types, "bpf_prog_info", "recursion_misses")?;
     let netlat = Netlat::start(

@@ -15,30 +15,10 @@ pub struct SoftnetRow {
     pub time_squeeze: u64,
 }
 
-pub fn parse(text: &str) -> Vec<SoftnetRow> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(line, l)| {
-            let cols: Vec<u64> = l
-                .split_whitespace()
-                .map(|c| u64::from_str_radix(c, 16))
-                .collect::<Result<_, _>>()
-                .ok()?;
-            Some(SoftnetRow {
-                // Offline CPUs have no line, so the line number is only a
-                // fallback for kernels without the CPU column.
-                cpu: cols.get(12).map_or(line as u32, |&c| c as u32),
-                processed: *cols.first()?,
-                dropped: *cols.get(1)?,
-                time_squeeze: *cols.get(2)?,
-            })
-        })
-        .collect()
-}
-
-/// Like [`parse`], but a line that is not hex columns, or has fewer than
-/// three, is an error instead of being skipped.
-pub fn try_parse(text: &str) -> Result<Vec<SoftnetRow>, ProcError> {
+/// Parses the whole file: a line that is not hex columns, or has fewer
+/// than three, is an error (a half-understood file would give made-up
+/// deltas).
+pub fn parse(text: &str) -> Result<Vec<SoftnetRow>, ProcError> {
     let mut rows = Vec::new();
     for (n, l) in text.lines().enumerate() {
         if l.trim().is_empty() {
@@ -57,6 +37,8 @@ pub fn try_parse(text: &str) -> Result<Vec<SoftnetRow>, ProcError> {
             ));
         };
         rows.push(SoftnetRow {
+            // Offline CPUs have no line, so the line number is only a
+            // fallback for kernels without the CPU column.
             cpu: cols.get(12).map_or(n, |&c| c as usize) as u32,
             processed,
             dropped,
@@ -68,13 +50,7 @@ pub fn try_parse(text: &str) -> Result<Vec<SoftnetRow>, ProcError> {
 
 /// `/proc/net/softnet_stat` under `root`.
 pub fn try_read(root: &Root) -> Result<Vec<SoftnetRow>, ProcError> {
-    try_parse(&read_text(&root.proc_net.join("softnet_stat"))?)
-}
-
-pub fn read() -> Vec<SoftnetRow> {
-    std::fs::read_to_string("/proc/net/softnet_stat")
-        .map(|t| parse(&t))
-        .unwrap_or_default()
+    parse(&read_text(&root.proc_net.join("softnet_stat"))?)
 }
 
 /// The kernel prints these counters as 32-bit values (`%08x` of unsigned
@@ -83,22 +59,21 @@ fn growth(before: u64, after: u64) -> u64 {
     after.wrapping_sub(before) & 0xffff_ffff
 }
 
-/// Per-CPU growth from `before` to `after` (CPUs matched by id).
+/// Per-CPU growth from `before` to `after`, CPUs matched by id. Only CPUs
+/// in both have growth: one that came online during the run shows the
+/// counters it kept since boot (or since it was last online), and one that
+/// went offline has no end value.
 pub fn delta(before: &[SoftnetRow], after: &[SoftnetRow]) -> Vec<SoftnetRow> {
     after
         .iter()
-        .map(|a| {
-            let b = before
-                .iter()
-                .find(|b| b.cpu == a.cpu)
-                .copied()
-                .unwrap_or_default();
-            SoftnetRow {
+        .filter_map(|a| {
+            let b = before.iter().find(|b| b.cpu == a.cpu)?;
+            Some(SoftnetRow {
                 cpu: a.cpu,
                 processed: growth(b.processed, a.processed),
                 dropped: growth(b.dropped, a.dropped),
                 time_squeeze: growth(b.time_squeeze, a.time_squeeze),
-            }
+            })
         })
         .collect()
 }
@@ -112,7 +87,7 @@ mod tests {
         // 4.x: 11 columns, no CPU id.
         let old = "0000a000 00000001 00000002 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n00000010 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n";
         assert_eq!(
-            parse(old),
+            parse(old).unwrap(),
             [
                 SoftnetRow {
                     cpu: 0,
@@ -132,7 +107,7 @@ mod tests {
         // then input_qlen and process_qlen.
         let new = "000001ff 00000000 00000003 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000003 00000000 00000000\n";
         assert_eq!(
-            parse(new),
+            parse(new).unwrap(),
             [SoftnetRow {
                 cpu: 3,
                 processed: 0x1ff,
@@ -144,29 +119,18 @@ mod tests {
 
     #[test]
     fn deltas_match_cpus_by_id() {
-        let before = [SoftnetRow {
-            cpu: 1,
-            processed: 10,
-            dropped: 1,
-            time_squeeze: 0,
-        }];
-        let after = [
-            SoftnetRow {
-                cpu: 0,
-                processed: 5,
-                dropped: 0,
-                time_squeeze: 0,
-            },
-            SoftnetRow {
-                cpu: 1,
-                processed: 15,
-                dropped: 1,
-                time_squeeze: 2,
-            },
-        ];
+        let row = |cpu, processed, dropped, time_squeeze| SoftnetRow {
+            cpu,
+            processed,
+            dropped,
+            time_squeeze,
+        };
+        // Lines in another order, and a CPU (2) offline in between: ids
+        // decide, not positions.
+        let before = [row(3, 100, 0, 0), row(1, 10, 1, 0)];
+        let after = [row(1, 15, 1, 2), row(3, 107, 0, 0)];
         let d = delta(&before, &after);
-        assert_eq!(d[0].processed, 5);
-        assert_eq!((d[1].processed, d[1].dropped, d[1].time_squeeze), (5, 0, 2));
+        assert_eq!(d, [row(1, 5, 0, 2), row(3, 7, 0, 0)]);
     }
 
     #[test]
@@ -182,14 +146,14 @@ mod tests {
     #[test]
     fn strict_parse_of_real_and_newer_layouts() {
         // This host (6.18): 15 columns, CPU id in column 12.
-        let host = try_parse(include_str!(
+        let host = parse(include_str!(
             "../../../tests/fixtures/proc/linux-6.18-vm/net/softnet_stat"
         ))
         .unwrap();
         assert_eq!(host.len(), 2);
         assert_eq!(host[1].cpu, 1);
         // Columns a future kernel may append are ignored.
-        let newer = try_parse(include_str!(
+        let newer = parse(include_str!(
             "../../../tests/fixtures/proc/softnet_stat-extra-columns"
         ))
         .unwrap();
@@ -204,10 +168,36 @@ mod tests {
             }
         );
         assert_eq!(
-            try_parse("0001 zz 0003\n").unwrap_err().to_string(),
+            parse("0001 zz 0003\n").unwrap_err().to_string(),
             "softnet_stat: line 1: not hex: invalid digit found in string"
         );
-        assert!(try_parse("0001 0002\n").is_err());
-        assert!(try_parse("").unwrap().is_empty());
+        assert!(parse("0001 0002\n").is_err());
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_cpu_that_came_online_mid_run_has_no_growth() {
+        // CPU 2 was offline at the start (no line) and online at the end,
+        // with counters the kernel kept since boot: they are not growth.
+        let before = parse(include_str!(
+            "../../../tests/fixtures/proc/softnet-hotplug/before"
+        ))
+        .unwrap();
+        let after = parse(include_str!(
+            "../../../tests/fixtures/proc/softnet-hotplug/after"
+        ))
+        .unwrap();
+        assert_eq!(after.len(), 3);
+        let d = delta(&before, &after);
+        assert_eq!(
+            d.iter()
+                .map(|r| (r.cpu, r.processed, r.time_squeeze))
+                .collect::<Vec<_>>(),
+            [(0, 0x200, 0), (1, 0x100, 1)],
+            "{d:?}"
+        );
+        // And a CPU that went offline during the run has no end to
+        // compare with.
+        assert_eq!(delta(&after, &before).len(), 2);
     }
 }
