@@ -272,15 +272,57 @@ fn compare_says_when_runs_are_not_comparable() {
     );
 }
 
-/// An endless file is refused after a bounded read, in one line; strings
-/// from a file never reach the terminal as control sequences.
+/// A device or a FIFO is refused at once, in one line (a FIFO with no
+/// writer used to hang compare); strings from a file never reach the
+/// terminal as control sequences or bidi controls.
 #[test]
-fn compare_refuses_endless_files_and_escapes_control_characters() {
+fn compare_refuses_devices_and_fifos_and_escapes_control_characters() {
     let out = run(&["compare", "/dev/zero", &fixture("all-cpus.json")]);
     assert!(!out.success);
     assert_eq!(
         out.stderr.trim_end(),
-        "Error: /dev/zero is larger than 256 MiB: not a netlat result (a run's file is a few kB to a few MB)"
+        "Error: /dev/zero is not a regular file: give a result file (netlat compare does not read pipes or devices)"
+    );
+    let scratch = Scratch::new("compare-fifo");
+    let fifo = scratch.join("run.json");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut child = Command::new(common::BIN)
+        .args(["compare", fifo.to_str().unwrap(), &fixture("all-cpus.json")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("compare hangs on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a regular file"),
+        "{out:?}"
+    );
+    let bidi = scratch.join("bidi.json");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("all-cpus.json")).unwrap()).unwrap();
+    v["host"] = "h\u{202e}tsoh-rehto\u{2066}".into();
+    std::fs::write(&bidi, v.to_string()).unwrap();
+    let out = run(&["compare", &fixture("all-cpus.json"), bidi.to_str().unwrap()]);
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        !out.stdout.contains('\u{202e}') && !out.stdout.contains('\u{2066}'),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("h\\u{202e}tsoh-rehto\\u{2066}"),
+        "{}",
+        out.stdout
     );
     let evil = fixture("control-chars.json");
     let out = run(&["compare", &fixture("all-cpus.json"), &evil]);

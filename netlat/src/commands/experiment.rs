@@ -18,7 +18,7 @@ use crate::{
     model::unit::UnitChoice,
     render,
     system::atomic_file,
-    system::journal::{self, Journal, Outcome},
+    system::journal::{self, Journal},
     system::privileges,
     system::procfs::sysctl,
     system::sysctl_change::{self, Change, Restore},
@@ -63,10 +63,16 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         bail!("experiment needs FUNCTION and --sysctl KEY=VALUE (or --restore)");
     };
     let (key, value) = parse_assignment(assignment)?;
-    let original = sysctl::read(&key)
-        .with_context(|| format!("unknown sysctl {key} (no {})", sysctl::path(&key)))?;
+    let journal = Journal::host();
+    // Held for the whole experiment (trial, run 1, change, run 2, restore):
+    // a second experiment on this key is refused at once. Claimed before
+    // the original is read, so another netlat's trial value, in force for
+    // a moment, is never taken for the original.
+    let claim = journal.claim(&key)?;
+    let key = claim.key().to_owned();
+    let original = sysctl::read(&key).with_context(|| format!("cannot read sysctl {key}"))?;
     // Found now, not after run 1: a bad value, a read-only key.
-    let trial = sysctl_change::trial(&Journal::host(), &key, &value, &original)
+    let trial = sysctl_change::trial(&claim, &value, &original)
         .map_err(|e| anyhow::anyhow!("{e} (checked before run 1; nothing was changed)"))?;
     if trial != value {
         eprintln!("netlat: note: {key} reads back as {trial} after writing {value}");
@@ -115,8 +121,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
             print(&[named("before", before.report)], args.json)?;
             return Err(e.context(format!("{key} was not changed")));
         }
-        let journal = Journal::host();
-        let change = match Change::apply(&journal, &key, &value, &original) {
+        let change = match Change::apply(&claim, &value, &original) {
             Ok(change) => change,
             Err(e) => {
                 print(&[named("before", before.report)], args.json)?;
@@ -182,7 +187,8 @@ fn named(name: &str, report: HistogramReport) -> Named {
 pub fn parse_assignment(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
-            Ok((k.trim().to_owned(), sysctl::normalize(v)))
+            let key = sysctl::canonical(k.trim())?;
+            Ok((key, sysctl::normalize(v)))
         }
         _ => bail!(
             "invalid --sysctl '{s}': expected KEY=VALUE, e.g. net.ipv4.tcp_rmem=\"4096 1048576 2097152\""
@@ -202,11 +208,11 @@ fn restore_recorded() -> Result<()> {
     let mut failed = 0;
     for outcome in &outcomes {
         eprintln!("{outcome}");
-        failed += usize::from(matches!(outcome, Outcome::Failed { .. }));
+        failed += usize::from(outcome.is_failure());
     }
     if failed > 0 {
         bail!(
-            "{failed} sysctl(s) could not be restored; their records stay in {}",
+            "{failed} restore record(s) in {} could not be acted on; they stay there",
             journal::DIR
         );
     }

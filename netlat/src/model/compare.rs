@@ -23,6 +23,10 @@ pub enum CompareError {
         MAX_FILE_BYTES >> 20
     )]
     TooLarge { path: String },
+    #[error(
+        "{path} is not a regular file: give a result file (netlat compare does not read pipes or devices)"
+    )]
+    NotAFile { path: String },
     #[error("{path} has schema {found}, but this netlat reads schema {SCHEMA_VERSION}")]
     Schema { path: String, found: u64 },
     #[error("{first} times {f1} but {other} times {f2}: use --force to compare them anyway")]
@@ -40,37 +44,53 @@ pub struct Named {
     pub report: HistogramReport,
 }
 
-/// Larger than any result netlat writes (a day of 1 s `--interval`
-/// windows is ~100 MB pretty-printed; a plain run is kB): past it, a file
-/// is refused before it is read whole.
-pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// Larger than any result netlat writes for comparing (a plain run is a
+/// few kB; an hour of 1 s `--interval` windows is ~4 MB): past it, a file
+/// is refused before it is parsed. Parsing takes about the file's size
+/// again in memory, so this bounds compare's peak.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
-/// Reads at most [`MAX_FILE_BYTES`]: a huge file or an endless one
-/// (/dev/zero) is refused, not read until memory runs out.
-fn read_capped(path: &Path, shown: &str, cap: u64) -> Result<String, CompareError> {
+/// Opens `path` for reading if it is a regular file of at most `cap`
+/// bytes. Never blocks on the open (a FIFO), never reads a device.
+fn open_capped(path: &Path, shown: &str, cap: u64) -> Result<std::fs::File, CompareError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let unreadable = |e: std::io::Error| CompareError::Unreadable {
         path: shown.to_owned(),
         why: crate::oneline::io_text(&e),
     };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
         .map_err(unreadable)?;
-    if bytes.len() as u64 > cap {
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(CompareError::NotAFile {
+            path: shown.to_owned(),
+        });
+    }
+    if meta.len() > cap {
         return Err(CompareError::TooLarge {
             path: shown.to_owned(),
         });
     }
-    String::from_utf8(bytes).map_err(|_| CompareError::NotAResult {
-        path: shown.to_owned(),
-        why: "not UTF-8 text".into(),
-    })
+    Ok(file)
 }
 
 pub fn load(path: &Path) -> Result<Named, CompareError> {
     let shown = path.display().to_string();
-    let text = read_capped(path, &shown, MAX_FILE_BYTES)?;
+    let file = open_capped(path, &shown, MAX_FILE_BYTES)?;
+    let mut text = String::new();
+    // The cap again: the file may have grown since it was measured.
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CompareError::NotAResult {
+            path: shown.clone(),
+            why: crate::oneline::io_text(&e),
+        })?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(CompareError::TooLarge { path: shown });
+    }
     parse(&shown, &text).map(|report| Named {
         name: path
             .file_stem()
@@ -80,10 +100,59 @@ pub fn load(path: &Path) -> Result<Named, CompareError> {
     })
 }
 
-/// Just the schema field; the rest is skipped without being kept.
+/// Just the schema number; anything else in its place, and every other
+/// field, is skipped without being kept (a schema that is a 100 MB array
+/// used to be built whole as a `serde_json::Value`: 2 GB).
 #[derive(Deserialize)]
 struct SchemaOnly {
-    schema: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "schema_number")]
+    schema: Option<u64>,
+}
+
+fn schema_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Number;
+    impl<'de> serde::de::Visitor<'de> for Number {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a schema number")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Option<u64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Option<u64>, A::Error> {
+            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Option<u64>, A::Error> {
+            while a
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Number)
 }
 
 /// Checks the schema before the shape, so a newer file gets the right error.
@@ -94,7 +163,7 @@ pub fn parse(path: &str, text: &str) -> Result<HistogramReport, CompareError> {
         path: path.to_owned(),
         why: e.to_string(),
     })?;
-    match peek.schema.as_ref().and_then(serde_json::Value::as_u64) {
+    match peek.schema {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
         Some(found) => {
             return Err(CompareError::Schema {
@@ -105,7 +174,7 @@ pub fn parse(path: &str, text: &str) -> Result<HistogramReport, CompareError> {
         None => {
             return Err(CompareError::NotAResult {
                 path: path.to_owned(),
-                why: "no schema field".into(),
+                why: "no schema number".into(),
             });
         }
     }
@@ -155,7 +224,33 @@ pub struct Row {
     pub label: &'static str,
     /// Whether the value is a duration in nanoseconds.
     pub duration: bool,
-    pub values: Vec<Option<f64>>,
+    pub values: Vec<Option<Num>>,
+}
+
+/// A row's value: counts and nanoseconds stay integers (exact past 2^53,
+/// where an f64 is not); rates and means are real.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Num {
+    Int(u64),
+    Real(f64),
+}
+
+impl Num {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(n) => n as f64,
+            Num::Real(x) => x,
+        }
+    }
+
+    /// Whole nanoseconds (a mean rounded toward zero).
+    pub fn as_u64(self) -> u64 {
+        match self {
+            Num::Int(n) => n,
+            Num::Real(x) => x as u64,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -172,26 +267,27 @@ pub struct Counter {
 
 pub fn compare(runs: &[Named]) -> Comparison {
     let reports: Vec<&HistogramReport> = runs.iter().map(|r| &r.report).collect();
-    let row = |label, duration, f: &dyn Fn(&HistogramReport) -> Option<f64>| Row {
+    let row = |label, duration, f: &dyn Fn(&HistogramReport) -> Option<Num>| Row {
         label,
         duration,
         values: reports.iter().map(|r| f(r)).collect(),
     };
     let pct = |r: &HistogramReport, pick: fn(&crate::model::report::Percentiles) -> u64| {
-        r.summary.percentiles_ns.as_ref().map(|p| pick(p) as f64)
+        r.summary.percentiles_ns.as_ref().map(|p| Num::Int(pick(p)))
     };
     let rows = vec![
-        row("count", false, &|r| Some(r.summary.count as f64)),
+        row("count", false, &|r| Some(Num::Int(r.summary.count))),
         row("calls/s", false, &|r| {
-            (r.window_ns > 0).then(|| r.summary.count as f64 / (r.window_ns as f64 / 1e9))
+            (r.window_ns > 0)
+                .then(|| Num::Real(r.summary.count as f64 / (r.window_ns as f64 / 1e9)))
         }),
-        row("min", true, &|r| r.summary.min_ns.map(|v| v as f64)),
-        row("mean", true, &|r| r.summary.mean_ns),
+        row("min", true, &|r| r.summary.min_ns.map(Num::Int)),
+        row("mean", true, &|r| r.summary.mean_ns.map(Num::Real)),
         row("p50", true, &|r| pct(r, |p| p.p50)),
         row("p90", true, &|r| pct(r, |p| p.p90)),
         row("p99", true, &|r| pct(r, |p| p.p99)),
         row("p99.9", true, &|r| pct(r, |p| p.p99_9)),
-        row("max", true, &|r| r.summary.max_ns.map(|v| v as f64)),
+        row("max", true, &|r| r.summary.max_ns.map(Num::Int)),
     ];
     let sysctl_names: BTreeSet<&String> = reports
         .iter()
@@ -410,7 +506,10 @@ pub(crate) mod tests {
         );
         assert!(text.contains("PruneCalled           30  2"), "{text}");
         let max = c.rows.iter().find(|r| r.label == "max").unwrap();
-        assert_eq!(max.values, [Some(3_000_000.0), Some(700_000.0)]);
+        assert_eq!(
+            max.values,
+            [Some(Num::Int(3_000_000)), Some(Num::Int(700_000))]
+        );
         // Machine output carries the same facts.
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(
@@ -521,30 +620,95 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn refuses_files_past_the_cap_and_endless_ones() {
+    fn refuses_files_past_the_cap_devices_and_fifos_without_blocking() {
         let scratch = netlat_testkit::scratch::Scratch::new("compare-cap");
         let path = scratch.join("big.json");
         std::fs::write(&path, " ".repeat(2000)).unwrap();
-        let err = read_capped(&path, "big.json", 1000).unwrap_err();
+        let err = open_capped(&path, "big.json", 1000).unwrap_err();
         assert_eq!(
             err,
             CompareError::TooLarge {
                 path: "big.json".into()
             }
         );
-        assert!(read_capped(&path, "big.json", 2000).is_ok());
-        // /dev/zero never ends: the cap stops the read.
-        let err = read_capped(Path::new("/dev/zero"), "/dev/zero", 1 << 20).unwrap_err();
+        assert!(open_capped(&path, "big.json", 2000).is_ok());
+        let err = load(Path::new("/dev/zero")).err().unwrap();
         assert_eq!(
-            err,
-            CompareError::TooLarge {
-                path: "/dev/zero".into()
+            err.to_string(),
+            "/dev/zero is not a regular file: give a result file (netlat compare does not read pipes or devices)"
+        );
+        // A FIFO with no writer used to block the open forever.
+        let fifo = scratch.join("fifo.json");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let t = std::time::Instant::now();
+        assert!(matches!(load(&fifo), Err(CompareError::NotAFile { .. })));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        std::fs::write(&path, " ".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+        assert!(load(&path).err().unwrap().to_string().ends_with(
+            "is larger than 64 MiB: not a netlat result (a run's file is a few kB to a few MB)"
+        ),);
+    }
+
+    /// Hostile JSON: each refused in one line, without building what it
+    /// holds (a schema that is a huge array is skipped, not kept).
+    #[test]
+    fn hostile_json_is_refused_in_one_line() {
+        let huge_schema = format!("{{\"schema\": [{}1]}}", "1,".repeat(100_000));
+        let deep = format!(
+            "{{\"schema\": 1, \"x\": {}{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let huge_number = format!("{{\"schema\": 1{}}}", "0".repeat(100_000));
+        let duplicate = serde_json::to_string(&report("f", 1, 1, "1", 0))
+            .unwrap()
+            .replacen('{', "{\"function\": \"g\", ", 1);
+        for (text, why) in [
+            (huge_schema.as_str(), "no schema number"),
+            (deep.as_str(), "recursion limit exceeded"),
+            (huge_number.as_str(), "number out of range"),
+            (duplicate.as_str(), "duplicate field `function`"),
+            (
+                "{\"schema\": 1, \"function\": 7}",
+                "invalid type: integer `7`, expected a string",
+            ),
+            ("{\"schema\": \"1\"}", "no schema number"),
+            ("{\"schema\": -1}", "no schema number"),
+            ("[1]", "invalid type: sequence"),
+        ] {
+            let err = parse("x.json", text).unwrap_err().to_string();
+            assert!(err.starts_with("x.json is not a netlat result: "), "{err}");
+            assert!(err.contains(why), "{why}: {err}");
+            assert!(!err.contains('\n'));
+        }
+        let mut v = serde_json::to_value(report("f", 1, 1, "1", 0)).unwrap();
+        v["schema"] = serde_json::json!(u64::MAX);
+        assert_eq!(
+            parse("x.json", &v.to_string()).unwrap_err(),
+            CompareError::Schema {
+                path: "x.json".into(),
+                found: u64::MAX
             }
         );
+    }
+
+    /// Counts past 2^53 are not f64-exact: shown and serialized as integers.
+    #[test]
+    fn counts_past_2_pow_53_stay_exact() {
+        let mut big = report("f", 1000, 1, "1", 0);
+        big.summary.count = (1 << 53) + 1;
+        let c = compare(&[named("a", big.clone()), named("b", big)]);
+        let text = crate::render::compare::render(&c);
         assert!(
-            err.to_string()
-                .starts_with("/dev/zero is larger than 256 MiB: not a netlat result"),
-            "{err}"
+            text.contains("count       9007199254740993  9007199254740993 (x1.00)"),
+            "{text}"
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            json.contains("[9007199254740993,9007199254740993]"),
+            "{json}"
         );
     }
 

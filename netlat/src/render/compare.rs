@@ -2,7 +2,11 @@
 
 use std::fmt::Write as _;
 
-use crate::{model::compare::Comparison, model::unit::Unit, render::text::significant};
+use crate::{
+    model::compare::{Comparison, Num},
+    model::unit::Unit,
+    render::text::significant,
+};
 
 pub fn render(c: &Comparison) -> String {
     // One unit for the whole table, from the first run's median.
@@ -11,8 +15,8 @@ pub fn render(c: &Comparison) -> String {
         .iter()
         .find(|r| r.label == "p50")
         .and_then(|r| r.values.first().copied().flatten())
-        .unwrap_or(0.0);
-    let unit = Unit::for_ns(p50 as u64);
+        .map_or(0, Num::as_u64);
+    let unit = Unit::for_ns(p50);
     let mut table: Vec<Vec<String>> = vec![
         std::iter::once(String::new())
             .chain(c.runs.iter().cloned())
@@ -24,18 +28,22 @@ pub fn render(c: &Comparison) -> String {
         } else {
             row.label.to_owned()
         };
-        let first = row.values.first().copied().flatten();
+        let first = row.values.first().copied().flatten().map(Num::as_f64);
         let cells = row.values.iter().enumerate().map(|(i, v)| match v {
             None => "-".to_owned(),
             Some(v) => {
-                let shown = if row.duration { unit.of(*v as u64) } else { *v };
-                let value = if row.label == "count" {
-                    format!("{v:.0}")
+                let shown = if row.duration {
+                    unit.of(v.as_u64())
                 } else {
-                    significant(shown)
+                    v.as_f64()
+                };
+                let value = match (row.label, v) {
+                    ("count", Num::Int(n)) => n.to_string(),
+                    ("count", Num::Real(x)) => format!("{x:.0}"),
+                    _ => significant(shown),
                 };
                 match first {
-                    Some(f) if i > 0 && f > 0.0 => format!("{value} (x{:.2})", v / f),
+                    Some(f) if i > 0 && f > 0.0 => format!("{value} (x{:.2})", v.as_f64() / f),
                     _ => value,
                 }
             }
