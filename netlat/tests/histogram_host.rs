@@ -372,3 +372,86 @@ fn long_runs_show_a_countdown_on_a_terminal_only() {
         piped.stderr
     );
 }
+
+/// `--interval 10ms`: windows end on start + k * 10 ms, so 3 s give ~300 of
+/// them, each ~10 ms long, their starts (to the microsecond) 10 ms apart.
+/// Scheduling each window "now + interval" after reading the last one gave
+/// 17 ms windows, and starts to the second.
+#[test]
+fn short_intervals_keep_their_length() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_millis(3500)));
+    let out = common::run(&[
+        "histogram",
+        "net_rx_action",
+        "3",
+        "--interval",
+        "10ms",
+        "--json",
+    ]);
+    traffic.join().unwrap();
+    assert!(out.success, "stderr: {}", out.stderr);
+    let reports: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    let starts: Vec<std::time::SystemTime> = reports
+        .iter()
+        .map(|r| {
+            let s = r["start"].as_str().unwrap();
+            humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("start {s}: {e}"))
+        })
+        .collect();
+    let gaps_us: Vec<u128> = starts
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default().as_micros())
+        .collect();
+    let mut sorted = gaps_us.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    let span_us = starts
+        .last()
+        .unwrap()
+        .duration_since(starts[0])
+        .unwrap()
+        .as_micros();
+    let windows_ns: Vec<u64> = reports
+        .iter()
+        .map(|r| r["window_ns"].as_u64().unwrap())
+        .collect();
+    println!(
+        "{} windows; start gaps median {median} us; first..last start {span_us} us; first starts {:?}; first windows {:?} ns",
+        reports.len(),
+        &reports[..3]
+            .iter()
+            .map(|r| r["start"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        &windows_ns[..5]
+    );
+    // A busy host may miss a boundary now and then (that window lasts 20
+    // ms, and the next is back on the grid), never many.
+    assert!(
+        (270..=301).contains(&reports.len()),
+        "{} windows in 3 s of 10 ms intervals",
+        reports.len()
+    );
+    assert!(
+        (9_500..=10_500).contains(&median),
+        "window starts {median} us apart (median), not 10 ms: {gaps_us:?}"
+    );
+    let mut wsorted = windows_ns.clone();
+    wsorted.sort_unstable();
+    let wmedian = wsorted[wsorted.len() / 2];
+    assert!(
+        (9_500_000..=10_500_000).contains(&wmedian),
+        "median window {wmedian} ns"
+    );
+    let total: u64 = windows_ns.iter().sum();
+    assert!(
+        (2_950_000_000..=3_100_000_000).contains(&total),
+        "windows add up to {total} ns over a 3 s run"
+    );
+}
