@@ -493,6 +493,15 @@ fn the_closing_line_survives_a_failed_stdout() {
             .contains("No space left on device"),
         "{stderr}"
     );
+    // stderr on a full device too: nothing can be said, but no panic
+    // (exit 101) either; stdout's error is the exit status.
+    let mute = Command::new(common::BIN)
+        .args(["slow", "net_rx_action", "0", "0.5"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(std::fs::File::create("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(mute.code(), Some(1), "stdout and stderr on /dev/full");
     // A pipe closed by its reader (`| head`): a normal exit, counts said.
     let mut child = Command::new(common::BIN)
         .args(["slow", "net_rx_action", "0", "1"])
