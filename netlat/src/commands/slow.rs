@@ -164,7 +164,7 @@ const SLICE: Duration = Duration::from_millis(20);
 /// After Ctrl-C or SIGTERM (the programs already detached), how long the
 /// records still in the buffer are printed before the rest is dropped and
 /// counted: a stop must not wait on a full buffer.
-const STOP_GRACE: Duration = Duration::from_millis(200);
+const STOP_GRACE: Duration = Duration::from_millis(100);
 
 /// Records taken from the buffer at a time.
 const BATCH: usize = 1024;
@@ -223,7 +223,6 @@ async fn trace(
         zone: if args.utc { Zone::Utc } else { Zone::Local },
         out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
         printed: 0,
-        unprinted: 0,
         recent: HashMap::new(),
         failed: None,
     };
@@ -272,10 +271,7 @@ async fn trace(
     tracer.detach()?;
     printer.finish(&mut records, end, stop).await?;
     let Printer {
-        printed,
-        unprinted,
-        failed,
-        ..
+        printed, failed, ..
     } = printer;
 
     let per_cpu = Collector::new().read(&tracer)?.per_cpu;
@@ -283,7 +279,6 @@ async fn trace(
     let selected = |cpu: usize| args.cpu.is_none_or(|c| c as usize == cpu);
     let mut totals = Totals {
         printed,
-        unprinted,
         unprinted_why: if failed.is_some() {
             "stdout failed"
         } else {
@@ -301,6 +296,10 @@ async fn trace(
             totals.lost_stacks += s.lost_stacks;
         }
     }
+    // The kernel's counts are final: every record it submitted and netlat
+    // did not print was left in the buffer or could not be written.
+    // Counted so, not read out, which would take ~1 us a record.
+    totals.unprinted = (totals.over - totals.lost).saturating_sub(printed);
     // stderr, whatever became of stdout: the kernel's counts are the one
     // thing a run that could not print must still say.
     let _ = writeln!(
@@ -326,9 +325,6 @@ struct Printer<'a> {
     zone: Zone,
     out: BufWriter<std::io::StdoutLock<'static>>,
     printed: u64,
-    /// Records taken from the buffer but not printed: stdout failed, or
-    /// the stop's grace ran out.
-    unprinted: u64,
     /// Stacks freed after earlier batches: a call that entered before its
     /// stack was freed (the map hands one id to identical stacks) still
     /// gets it.
@@ -359,8 +355,8 @@ impl Printer<'_> {
 
     /// With the programs detached: prints what the buffer still holds, all
     /// of it at the end of SECONDS, for at most [`STOP_GRACE`] after a
-    /// signal (a signal during the drain starts that grace), and counts
-    /// what is left.
+    /// signal (a signal during the drain starts that grace). What is left
+    /// stays unread, counted from the kernel's figures.
     async fn finish(&mut self, records: &mut Records, end: End, stop: &mut Stop) -> Result<()> {
         let mut grace = match end {
             End::Time => None,
@@ -373,7 +369,6 @@ impl Printer<'_> {
                 return Ok(());
             }
             if grace.is_some_and(|g| Instant::now() >= g) || self.failed.is_some() {
-                self.unprinted += records.discard();
                 return Ok(());
             }
             if grace.is_none() && stop.due(None).await.is_some() {
@@ -386,7 +381,6 @@ impl Printer<'_> {
     /// after the whole batch, since records in it may share a stack.
     fn print_batch(&mut self, batch: &[SlowRecord], records: &mut Records) {
         if self.failed.is_some() {
-            self.unprinted += batch.len() as u64;
             return;
         }
         let mut named = Named::new();
@@ -421,9 +415,7 @@ impl Printer<'_> {
         {
             self.failed = Some(e);
         }
-        if self.failed.is_some() {
-            self.unprinted += batch.len() as u64;
-        } else {
+        if self.failed.is_none() {
             self.printed += lines;
         }
         records.forget_stacks(named.keys().copied());

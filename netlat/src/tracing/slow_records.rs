@@ -111,18 +111,6 @@ impl Records {
         Ok(true)
     }
 
-    /// Consumes what is left in the buffer without reading it; returns how
-    /// many records that was. Far quicker than printing them, so a stop is
-    /// never held up by a full buffer.
-    pub fn discard(&mut self) -> u64 {
-        let ring = self.ring.get_mut();
-        let mut n = 0;
-        while ring.next().is_some() {
-            n += 1;
-        }
-        n
-    }
-
     /// The instruction pointers of an entry stack, innermost first.
     pub fn stack(&self, id: u32) -> Option<Vec<u64>> {
         let trace = self.stacks.as_ref()?.get(&id, 0).ok()?;
