@@ -234,11 +234,15 @@ fn flamegraph_errors_are_one_line() {
         ),
         (
             vec!["flamegraph", "--frequency", "0"],
-            "0 is not in 1..=10000",
+            "0 Hz is out of range: 1 to 10000 samples per second",
         ),
         (
             vec!["flamegraph", "--frequency", "20000"],
-            "20000 is not in 1..=10000",
+            "20000 Hz is out of range: 1 to 10000 samples per second",
+        ),
+        (
+            vec!["flamegraph", "--frequency", "fast"],
+            "'fast' is not a whole number of samples per second (1 to 10000)",
         ),
     ] {
         let out = run(&args);
