@@ -266,7 +266,17 @@ mod tests {
             s.starts_with("netlat: slow net_rx_action >= 2.000ms: 10 calls timed, 4 at or over the threshold, 3 records printed, 1 lost"),
             "{s}"
         );
-        assert!(!s.contains("skipped"), "{s}");
+        assert!(!s.contains("skipped") && !s.contains("not printed"), "{s}");
+        let stopped = Totals {
+            unprinted: 7,
+            unprinted_why: "stdout failed",
+            ..t
+        };
+        assert!(
+            summary("net_rx_action", 0, &stopped).contains("1 lost (the ring buffer was full: raise --buffer, or a higher threshold); 7 not printed (stdout failed)"),
+            "{}",
+            summary("net_rx_action", 0, &stopped)
+        );
         let missed = Totals {
             missed_runs: Some(2),
             missed_hits: None,
