@@ -1,7 +1,10 @@
 //! Command-line arguments, their checks, and turning every failure into one
 //! line on stderr with a non-zero exit.
 
-use std::{io, process::ExitCode};
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+};
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
@@ -83,7 +86,12 @@ pub fn main() -> ExitCode {
         // `netlat ... | head` closing the pipe is a normal way to stop.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {}", format!("{e:#}").replace('\n', " "));
+            // Not eprintln: it panics when stderr is a full device.
+            let _ = writeln!(
+                io::stderr(),
+                "Error: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
             ExitCode::FAILURE
         }
     }

@@ -276,6 +276,38 @@ fn binary_json_and_watch() {
     child.wait().unwrap();
 }
 
+/// A background job of a non-interactive shell starts with SIGINT ignored
+/// (POSIX job control is off in scripts): `--watch` must still stop on
+/// `kill -INT`, as every tracing command does.
+#[test]
+fn watch_in_a_script_background_job_stops_on_sigint() {
+    let script = format!(
+        r#"trap '' INT  # as a script's background job inherits it
+"{BIN}" doctor --watch 0.2 --json > /dev/null 2>&1 &
+pid=$!
+sleep 0.7
+kill -INT $pid
+for i in $(seq 50); do
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 $pid 2>/dev/null; then
+    echo "still running 5 s after SIGINT"
+    kill -KILL $pid
+fi
+wait $pid
+echo "exit $?""#
+    );
+    let t = Instant::now();
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{} after {:?}", stdout.trim(), t.elapsed());
+    assert_eq!(stdout.trim(), "exit 0", "{stdout}");
+}
+
 /// A network namespace for one test, deleted when dropped (also when the
 /// test panics), with its interfaces going with it.
 struct Netns {

@@ -75,6 +75,12 @@ fn flamegraph_argument_mistakes() {
     let out = run(&["flamegraph", "--backend", "kprobe", "--duration", "1"]);
     assert_one_line_error(&out, "--during");
     assert!(!std::path::Path::new("x.svg").exists());
+    // The cap was there, unsaid: "20000 is not in 1..=10000".
+    let out = run(&["flamegraph", "--frequency", "20000", "--duration", "1"]);
+    assert_one_line_error(
+        &out,
+        "20000 Hz is out of range: 1 to 10000 samples per second",
+    );
 }
 
 #[test]

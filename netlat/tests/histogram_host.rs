@@ -372,3 +372,92 @@ fn long_runs_show_a_countdown_on_a_terminal_only() {
         piped.stderr
     );
 }
+
+/// `--interval 10ms`: windows end on start + k * 10 ms, so 3 s give ~300 of
+/// them (a boundary a busy host misses is skipped, and counted back from
+/// the gaps), their starts to the microsecond.
+/// Scheduling each window "now + interval" after reading the last one gave
+/// 17 ms windows, and starts to the second.
+#[test]
+fn short_intervals_keep_their_length() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_millis(3500)));
+    let out = common::run(&[
+        "histogram",
+        "net_rx_action",
+        "3",
+        "--interval",
+        "10ms",
+        "--json",
+    ]);
+    traffic.join().unwrap();
+    assert!(out.success, "stderr: {}", out.stderr);
+    let reports: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    let starts: Vec<std::time::SystemTime> = reports
+        .iter()
+        .map(|r| {
+            let s = r["start"].as_str().unwrap();
+            humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("start {s}: {e}"))
+        })
+        .collect();
+    let gaps_us: Vec<u128> = starts
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default().as_micros())
+        .collect();
+    // A boundary the host was too busy to meet is skipped (that window
+    // lasts 20 ms): counted back from the gaps, every 10 ms of the run is
+    // a window. Scheduled "now + 10 ms" after each read, windows ran ~17
+    // ms, each gap rounding to two periods.
+    let skipped: u128 = gaps_us
+        .iter()
+        .map(|g| ((g + 5_000) / 10_000).saturating_sub(1))
+        .sum();
+    let mut sorted = gaps_us.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    let span_us = starts
+        .last()
+        .unwrap()
+        .duration_since(starts[0])
+        .unwrap()
+        .as_micros();
+    let windows_ns: Vec<u64> = reports
+        .iter()
+        .map(|r| r["window_ns"].as_u64().unwrap())
+        .collect();
+    println!(
+        "{} windows, {skipped} boundaries skipped; start gaps median {median} us; first..last start {span_us} us; first starts {:?}; first windows {:?} ns",
+        reports.len(),
+        &reports[..3]
+            .iter()
+            .map(|r| r["start"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        &windows_ns[..5]
+    );
+    // Starts to the microsecond: no two windows share one.
+    let distinct: std::collections::BTreeSet<_> = starts.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        starts.len(),
+        "window starts repeat: {:?}",
+        &reports[..3]
+    );
+    assert!(reports.len() >= 150, "{} windows in 3 s", reports.len());
+    let periods = reports.len() as u128 + skipped;
+    assert!(
+        (285..=305).contains(&periods),
+        "{} windows and {skipped} skipped boundaries in 3 s of 10 ms intervals",
+        reports.len()
+    );
+    let total: u64 = windows_ns.iter().sum();
+    assert!(
+        (2_950_000_000..=3_100_000_000).contains(&total),
+        "windows add up to {total} ns over a 3 s run"
+    );
+}

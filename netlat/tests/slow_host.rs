@@ -9,8 +9,12 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    collections::{BTreeMap, BTreeSet},
+    io::Write as _,
+    net::{TcpListener, TcpStream, UdpSocket},
+    process::{Command, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use common::{Netlat, is_root, run, skip};
@@ -24,6 +28,9 @@ struct Summary {
     over: u64,
     printed: u64,
     lost: u64,
+    /// Taken from the buffer but not printed (a stop's grace ran out, or
+    /// stdout failed).
+    unprinted: u64,
 }
 
 fn summary(stderr: &str) -> Summary {
@@ -34,6 +41,7 @@ fn summary(stderr: &str) -> Summary {
     let after = line.split_once(": ").unwrap().1.split_once(": ").unwrap().1;
     let n: Vec<u64> = after
         .split(", ")
+        .take(4)
         .map(|part| part.split_whitespace().next().unwrap().parse().unwrap())
         .collect();
     Summary {
@@ -41,6 +49,9 @@ fn summary(stderr: &str) -> Summary {
         over: n[1],
         printed: n[2],
         lost: n[3],
+        unprinted: line.split_once(" not printed").map_or(0, |(head, _)| {
+            head.rsplit(' ').next().unwrap().parse().unwrap()
+        }),
     }
 }
 
@@ -65,11 +76,13 @@ fn threshold_zero_records_every_net_rx_call_per_cpu() {
     }
     let started = now_ns();
     let before = softirqs::net_rx_per_cpu();
-    let netlat = Netlat::start(&["slow", "net_rx_action", "0", "--json"]);
+    // Ended by its own deadline, not a signal: then netlat prints all the
+    // buffer holds, however long that takes.
+    let netlat = Netlat::start(&["slow", "net_rx_action", "0", "3", "--json"]);
     let inside_start = softirqs::net_rx_per_cpu();
     let trips = loopback::run_for(Duration::from_secs(2));
     let inside_end = softirqs::net_rx_per_cpu();
-    let out = netlat.interrupt();
+    let out = netlat.wait(Duration::from_secs(60));
     let after = softirqs::net_rx_per_cpu();
     let ended = now_ns();
     assert!(out.success, "netlat failed: {}", out.stderr);
@@ -79,6 +92,7 @@ fn threshold_zero_records_every_net_rx_call_per_cpu() {
 
     // Every call is over a threshold of 0; each is printed or counted lost.
     assert_eq!(s.over, s.timed, "{s:?}");
+    assert_eq!(s.unprinted, 0, "{s:?}");
     assert_eq!(s.printed + s.lost, s.timed, "{s:?}");
     assert_eq!(recs.len() as u64, s.printed);
     assert_eq!(
@@ -154,9 +168,9 @@ fn a_threshold_keeps_exactly_the_calls_at_or_over_it() {
     println!("histogram: p50 {p50} ns, max {max} ns; threshold {threshold} ns");
 
     let arg = format!("{threshold}ns");
-    let netlat = Netlat::start(&["slow", "net_rx_action", &arg, "--json"]);
+    let netlat = Netlat::start(&["slow", "net_rx_action", &arg, "3", "--json"]);
     loopback::run_for(Duration::from_secs(2));
-    let out = netlat.interrupt();
+    let out = netlat.wait(Duration::from_secs(60));
     assert!(out.success, "netlat failed: {}", out.stderr);
     let s = summary(&out.stderr);
     let recs = records(&out.stdout);
@@ -222,6 +236,21 @@ fn bad_input_is_one_line() {
             &["slow", "net_rx_action", "1ms", "-3"][..],
             "invalid duration",
         ),
+        // Past u64::MAX ns it once meant "no threshold": attached, printed
+        // nothing. Below that, it saturated silently.
+        (
+            &["slow", "net_rx_action", "999999999999s"][..],
+            "invalid threshold '999999999999s': at most 1000000000s",
+        ),
+        (
+            &["slow", "net_rx_action", "600years"][..],
+            "invalid threshold '600years': at most 1000000000s",
+        ),
+        (&["slow", "", "1ms"][..], "the function name is empty"),
+        (
+            &["slow", "net_rx_action", "1ms", "--buffer", "512"][..],
+            "--buffer 512: at most 256 MiB",
+        ),
     ] {
         let out = run(args);
         assert!(!out.success, "{args:?} succeeded");
@@ -231,6 +260,16 @@ fn bad_input_is_one_line() {
     if !is_root() {
         return skip("the socket check needs root");
     }
+    // No note about BTF or socket fields before the error.
+    let out = run(&["slow", "netlat_no_such_fn", "1ms", "1"]);
+    assert!(!out.success);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("unknown kernel function netlat_no_such_fn"),
+        "{}",
+        out.stderr
+    );
     let out = run(&["slow", "tcp_v4_rcv", "1ms", "--socket", "1"]);
     assert!(!out.success);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
@@ -273,4 +312,209 @@ fn stack_without_kernel_addresses_is_one_line() {
         "{}",
         out.stderr
     );
+}
+
+/// Loopback traffic through several system calls and protocols, so that
+/// NET_RX softirqs start from several distinct kernel stacks.
+fn varied_traffic(stop: &AtomicBool) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_to = udp.local_addr().unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        // connect, accept, write, close: each goes through its own path.
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        c.write_all(b"x").unwrap();
+        let _ = c.write_vectored(&[std::io::IoSlice::new(b"y")]);
+        if let Ok((s, _)) = listener.accept() {
+            drop(s);
+        }
+        drop(c);
+        udp.send_to(b"z", udp_to).unwrap();
+        let mut buf = [0u8; 8];
+        udp.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let _ = udp.recv_from(&mut buf);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Entries in the ENTRY_STACKS map of netlat process `pid` (a stack trace
+/// map, type 7, of 8192 entries), found through its fdinfo.
+fn entry_stacks_in_use(pid: i32) -> usize {
+    use aya::maps::{Map, MapData, StackTraceMap};
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let info = std::fs::read_to_string(fd.unwrap().path()).unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        if field("map_type:").as_deref() == Some("7")
+            && field("max_entries:").as_deref() == Some("8192")
+        {
+            let id: u32 = field("map_id:").unwrap().parse().unwrap();
+            let map = StackTraceMap::try_from(Map::StackTraceMap(
+                MapData::from_id(id).expect("open netlat's stack map"),
+            ))
+            .unwrap();
+            return map.stack_ids().filter_map(Result::ok).count();
+        }
+    }
+    panic!("no ENTRY_STACKS map in netlat {pid}'s file descriptors");
+}
+
+/// The stack map is a hash table that never evicts: a stack left in it
+/// holds its slot for the rest of the run, and later stacks hashing there
+/// are lost. Once the records that used them are printed, the entries must
+/// be gone.
+#[test]
+fn entry_stacks_are_freed_once_printed() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let netlat = Netlat::start(&["slow", "net_rx_action", "0", "--stack"]);
+    let pid = netlat.pid();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| varied_traffic(&stop));
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+    });
+    // Quiet now: netlat prints what is left within its 200 ms safety net.
+    std::thread::sleep(Duration::from_millis(500));
+    let in_use: Vec<usize> = (0..10)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(30));
+            entry_stacks_in_use(pid)
+        })
+        .collect();
+    let out = netlat.interrupt();
+    assert!(out.success, "netlat failed: {}", out.stderr);
+    let mut distinct = BTreeSet::new();
+    let mut frames = Vec::new();
+    for line in out.stdout.lines() {
+        if line.starts_with("    ") {
+            frames.push(line);
+        } else if !frames.is_empty() {
+            distinct.insert(std::mem::take(&mut frames).join("\n"));
+        }
+    }
+    println!(
+        "{} distinct entry stacks printed; entries left in the map while idle: {in_use:?}",
+        distinct.len()
+    );
+    assert!(
+        distinct.len() >= 3,
+        "too few distinct stacks to tell: {}",
+        distinct.len()
+    );
+    // Other loopback traffic on the host may have a record in flight.
+    let least = *in_use.iter().min().unwrap();
+    assert!(
+        least <= 1,
+        "{least} stacks still in the map after their records were printed ({} distinct printed)",
+        distinct.len()
+    );
+}
+
+/// Printing stacks is slower than the kernel fills the buffer: a stop must
+/// not wait for the buffer to drain, and the programs must come off first.
+#[test]
+fn stack_run_stops_promptly_under_load() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    for args in [
+        &["slow", "net_rx_action", "0"][..],
+        &["slow", "net_rx_action", "0", "--stack"],
+    ] {
+        let netlat = Netlat::start(args);
+        let stop = AtomicBool::new(false);
+        let (elapsed, out) = std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        loopback::run_for(Duration::from_millis(200));
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            let asked = Instant::now();
+            let out = netlat.interrupt();
+            let elapsed = asked.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            (elapsed, out)
+        });
+        assert!(out.success, "netlat failed: {}", out.stderr);
+        let s = summary(&out.stderr);
+        println!("{args:?}: stopped {elapsed:?} after SIGINT; {s:?}");
+        // Asked of it: 0.5 s. A second of slack for a busy test machine;
+        // the unbounded drain took 0.4 to 40 s here.
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "{args:?}: {elapsed:?} to stop after SIGINT ({s:?})"
+        );
+        assert_eq!(s.over, s.timed, "{s:?}");
+        assert_eq!(
+            s.printed + s.lost + s.unprinted,
+            s.over,
+            "every record accounted for: {s:?}"
+        );
+    }
+}
+
+/// The closing line goes to stderr whatever became of stdout.
+#[test]
+fn the_closing_line_survives_a_failed_stdout() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(3)));
+    // A full device: an error after the counts.
+    let full = Command::new(common::BIN)
+        .args(["slow", "net_rx_action", "0", "1"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&full.stderr);
+    println!("/dev/full: {stderr}");
+    assert!(!full.status.success(), "{stderr}");
+    let s = summary(&stderr);
+    assert_eq!(s.printed + s.lost + s.unprinted, s.over, "{s:?}");
+    assert!(s.printed == 0 && s.unprinted > 0, "{s:?}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .contains("No space left on device"),
+        "{stderr}"
+    );
+    // stderr on a full device too: nothing can be said, but no panic
+    // (exit 101) either; stdout's error is the exit status.
+    let mute = Command::new(common::BIN)
+        .args(["slow", "net_rx_action", "0", "0.5"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(std::fs::File::create("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(mute.code(), Some(1), "stdout and stderr on /dev/full");
+    // A pipe closed by its reader (`| head`): a normal exit, counts said.
+    let mut child = Command::new(common::BIN)
+        .args(["slow", "net_rx_action", "0", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    traffic.join().unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    println!("closed pipe: {stderr}");
+    assert!(closed.status.success(), "{stderr}");
+    let s = summary(&stderr);
+    assert!(s.over > 0 && s.unprinted > 0, "{s:?}");
 }

@@ -35,13 +35,30 @@ impl Probes {
     }
 }
 
+/// The highest `--frequency`: 100 us between samples on every CPU, already
+/// a cost the warning about sampled calls speaks of.
+const MAX_FREQUENCY: u64 = 10_000;
+
+fn parse_frequency(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(hz) if (1..=MAX_FREQUENCY).contains(&hz) => Ok(hz),
+        Ok(_) => Err(format!(
+            "{s} Hz is out of range: 1 to {MAX_FREQUENCY} samples per second (each sample stretches the call it lands in)"
+        )),
+        Err(_) => Err(format!(
+            "'{s}' is not a whole number of samples per second (1 to {MAX_FREQUENCY})"
+        )),
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct FlamegraphArgs {
     /// How long to sample (30, 2.5, 500ms); without it, until Ctrl-C.
     #[arg(long, value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
     pub duration: Option<std::time::Duration>,
-    /// Samples per second on each CPU.
-    #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    /// Samples per second on each CPU, 1 to 10000 (each sample stretches
+    /// the call it lands in).
+    #[arg(long, default_value_t = 99, value_parser = parse_frequency)]
     pub frequency: u64,
     /// Keep only samples taken while this kernel function runs.
     #[arg(long, value_name = "FUNCTION", value_parser = crate::system::kallsyms::function_name)]

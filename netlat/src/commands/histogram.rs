@@ -133,6 +133,7 @@ pub(crate) async fn trace(
         start: Window {
             instant: started,
             wall: window.wall,
+            ended: None,
         },
         slot: Slot::default(),
         windows: Vec::new(),
@@ -140,8 +141,12 @@ pub(crate) async fn trace(
     let deadline = args.seconds.map(|d| started + d);
     let mut progress = super::progress::Progress::start(args.seconds);
     let mut interrupted = false;
+    // Windows end on absolute deadlines, start + k * interval: reading and
+    // printing a window takes a few ms, and "now + interval" after that
+    // work stretched every window by it (10 ms windows lasted 17 ms).
+    let mut boundaries = args.interval.map(|i| Boundaries::new(started, i));
     loop {
-        let tick = args.interval.map(|i| window.instant + i);
+        let tick = boundaries.as_ref().map(Boundaries::next);
         let wake = [tick, deadline].into_iter().flatten().min();
         let ended = match progress.until(stop, wake).await {
             Woke::Signal => {
@@ -153,6 +158,13 @@ pub(crate) async fn trace(
         if ended {
             break;
         }
+        // The epoch flips at the top of rotate: calls from here on are the
+        // next window's, whatever the read of this one costs.
+        let next = Window::start();
+        window.ended = Some(next.instant);
+        if let Some(b) = &mut boundaries {
+            b.advance(next.instant);
+        }
         let snapshot = Snapshot {
             slot: collector.rotate(&mut tracer)?,
             unfinished_calls: None,
@@ -163,7 +175,7 @@ pub(crate) async fn trace(
         if let Some(whole) = &mut whole {
             whole.add(&snapshot.slot, &printed);
         }
-        window = Window::start();
+        window = next;
     }
     // The kernel's missed counts live on the links: read them just before
     // they go.
@@ -172,6 +184,7 @@ pub(crate) async fn trace(
         .ok();
     // Detach before the last read: nothing writes the maps any more, so the
     // snapshot is consistent (buckets sum to count on every CPU).
+    window.ended = Some(Instant::now());
     tracer.detach()?;
     let snapshot = Snapshot {
         slot: collector.read(&tracer)?,
@@ -205,6 +218,9 @@ pub(crate) async fn trace(
 struct Window {
     instant: Instant,
     wall: SystemTime,
+    /// When its epoch was flipped away (or the probes came off); until
+    /// then, now.
+    ended: Option<Instant>,
 }
 
 impl Window {
@@ -212,11 +228,46 @@ impl Window {
         Window {
             instant: Instant::now(),
             wall: SystemTime::now(),
+            ended: None,
         }
     }
 
     fn elapsed(&self) -> Duration {
-        self.instant.elapsed()
+        self.ended
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(self.instant)
+    }
+}
+
+/// `--interval`'s window ends: `start + k * interval`.
+struct Boundaries {
+    start: Instant,
+    interval: Duration,
+    /// The index of the next end.
+    k: u32,
+}
+
+impl Boundaries {
+    fn new(start: Instant, interval: Duration) -> Boundaries {
+        Boundaries {
+            start,
+            interval,
+            k: 1,
+        }
+    }
+
+    fn next(&self) -> Instant {
+        self.start + self.interval * self.k
+    }
+
+    /// After a window ended at `now`: the next end is the first boundary
+    /// after it. One that was missed (the host was too busy to read a
+    /// window in time) is skipped, so the later ones stay on the grid
+    /// instead of firing at once.
+    fn advance(&mut self, now: Instant) {
+        let behind =
+            now.saturating_duration_since(self.start).as_nanos() / self.interval.as_nanos();
+        self.k = (self.k + 1).max(u32::try_from(behind + 1).unwrap_or(u32::MAX));
     }
 }
 
@@ -342,4 +393,26 @@ fn cpu_list(cpus: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ends_stay_on_the_grid() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = Boundaries::new(t0, ms(10));
+        assert_eq!(b.next(), t0 + ms(10));
+        // Woken 3 ms late, then read for 4 ms: the next end is still 20 ms.
+        b.advance(t0 + ms(13));
+        assert_eq!(b.next(), t0 + ms(20));
+        // Woken late by more than a window: the missed end is skipped.
+        b.advance(t0 + ms(45));
+        assert_eq!(b.next(), t0 + ms(50));
+        // Exactly on a boundary: the next one.
+        b.advance(t0 + ms(50));
+        assert_eq!(b.next(), t0 + ms(60));
+    }
 }

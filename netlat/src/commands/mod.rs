@@ -10,7 +10,7 @@ pub mod progress;
 pub mod slow;
 pub mod stop;
 
-use std::path::Path;
+use std::{io::Write as _, path::Path};
 
 use anyhow::{Result, bail};
 
@@ -68,7 +68,10 @@ pub(crate) fn announce(
         let why: Vec<String> = skipped.iter().map(|(b, w)| format!("{b}: {w}")).collect();
         format!(" (skipped {})", why.join("; "))
     };
-    eprintln!(
+    // Not eprintln: with stderr on a full device it panics, and a run that
+    // cannot say it started can still trace.
+    let _ = writeln!(
+        std::io::stderr(),
         "netlat: tracing {what} with {}{fallback} {how_long}",
         tracer.backend().detail(function)
     );

@@ -3,6 +3,7 @@
 //! the kernel's own counts at the end.
 
 use std::{
+    collections::HashMap,
     io::{BufWriter, Write as _},
     path::Path,
     time::{Duration, Instant},
@@ -11,7 +12,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use netlat_common::{SlowRecord, SockOffsets};
 
-use super::stop::{self, Stop};
+use super::stop::{self, Stop, Woke};
 use crate::{
     model::slow_call::{Clock, SlowCall},
     render::slow::{self as render, Totals, Zone},
@@ -60,15 +61,28 @@ pub struct SlowArgs {
     /// Times in UTC instead of the host's local time.
     #[arg(long)]
     pub utc: bool,
-    /// Size of the kernel's record buffer, MiB (a power of two). Records
-    /// that find it full are counted as lost, never silently dropped.
+    /// Size of the kernel's record buffer, MiB (a power of two, at most
+    /// 256). netlat maps it twice over, so it costs up to twice that in
+    /// memory. Records that find it full are counted as lost, never
+    /// silently dropped.
     #[arg(long, value_name = "MIB", default_value_t = 16,
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub buffer: u32,
 }
 
+/// The largest `--buffer`: 16x the default, ~2 M records of headroom.
+const MAX_BUFFER_MIB: u32 = 256;
+
 pub fn run(args: &SlowArgs) -> Result<()> {
+    // Before BTF is parsed for the socket fields (~0.3 s, 65 MB).
+    kallsyms::function_name(&args.function).map_err(anyhow::Error::msg)?;
     privileges::check().map_err(anyhow::Error::msg)?;
+    if args.buffer > MAX_BUFFER_MIB {
+        bail!(
+            "--buffer {}: at most {MAX_BUFFER_MIB} MiB (netlat maps the buffer twice over, so N MiB cost up to 2N MiB of memory); a higher threshold keeps fewer records",
+            args.buffer
+        );
+    }
     if !args.buffer.is_power_of_two() {
         bail!(
             "--buffer {}: the kernel's ring buffers are a power of two in size; try {}",
@@ -83,7 +97,7 @@ pub fn run(args: &SlowArgs) -> Result<()> {
     {
         bail!("--cpu {cpu}: no such online CPU");
     }
-    let sock = socket_offsets(args)?;
+    let (sock, note) = socket_offsets(args)?;
     // Refuse before attaching if kallsyms hides addresses; the names are
     // read again once netlat's programs are loaded, so their JIT frames
     // (`[bpf]` entries) are named and left out of the stacks.
@@ -92,18 +106,19 @@ pub fn run(args: &SlowArgs) -> Result<()> {
     }
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
-        trace(args, sock, &mut stop).await
+        trace(args, sock, note, &mut stop).await
     })
 }
 
-/// The socket fields for the function's first argument, or why not.
-fn socket_offsets(args: &SlowArgs) -> Result<SockOffsets> {
+/// The socket fields for the function's first argument, or why not: a
+/// note to print once the function is known to be traceable.
+fn socket_offsets(args: &SlowArgs) -> Result<(SockOffsets, Option<String>)> {
     // net_rx_action never takes a socket: no need to parse BTF for it.
     if args.function == "net_rx_action" && !args.socket {
-        return Ok(SockOffsets::NONE);
+        return Ok((SockOffsets::NONE, None));
     }
     match SocketArg::find(&args.function, Path::new(VMLINUX)) {
-        SocketArg::Socket(o) => Ok(o),
+        SocketArg::Socket(o) => Ok((o, None)),
         SocketArg::NotASocket(ty) if args.socket => bail!(
             "--socket needs a function whose first argument is a struct sock *, and {}'s is {ty} (try tcp_collapse or tcp_sendmsg)",
             args.function
@@ -114,11 +129,11 @@ fn socket_offsets(args: &SlowArgs) -> Result<SockOffsets> {
                 args.function
             )
         }
-        SocketArg::NotASocket(_) => Ok(SockOffsets::NONE),
-        SocketArg::Unknown(why) => {
-            eprintln!("netlat: no socket fields for {}: {why}", args.function);
-            Ok(SockOffsets::NONE)
-        }
+        SocketArg::NotASocket(_) => Ok((SockOffsets::NONE, None)),
+        SocketArg::Unknown(why) => Ok((
+            SockOffsets::NONE,
+            Some(format!("no socket fields for {}: {why}", args.function)),
+        )),
     }
 }
 
@@ -142,7 +157,33 @@ fn kallsyms_hides_addresses() -> bool {
         .is_ok_and(|f| kallsyms::hides_addresses(std::io::BufReader::new(f)))
 }
 
-async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()> {
+/// How long the printer works through the buffer before it looks for a
+/// stop again.
+const SLICE: Duration = Duration::from_millis(20);
+
+/// After Ctrl-C or SIGTERM (the programs already detached), how long the
+/// records still in the buffer are printed before the rest is dropped and
+/// counted: a stop must not wait on a full buffer.
+const STOP_GRACE: Duration = Duration::from_millis(100);
+
+/// Records taken from the buffer at a time.
+const BATCH: usize = 1024;
+
+/// Why the tracing loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Time,
+    Signal,
+    /// stdout failed (a closed pipe, a full disk): nothing more can be printed.
+    Output,
+}
+
+async fn trace(
+    args: &SlowArgs,
+    sock: SockOffsets,
+    note: Option<String>,
+    stop: &mut Stop,
+) -> Result<()> {
     let threshold_ns = u64::try_from(args.threshold.as_nanos()).unwrap_or(u64::MAX);
     let globals = Globals {
         slow: Some(SlowSettings {
@@ -159,6 +200,11 @@ async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()
     let symbols = args.stack.then(stack_symbols).transpose()?;
     let symbols = symbols.as_ref();
     let clock = Clock::now();
+    // Said only once the function is known to be traceable, so an error
+    // is the one line it should be.
+    if let Some(note) = note {
+        let _ = writeln!(std::io::stderr(), "netlat: {note}");
+    }
     super::announce(
         &format!(
             "{} calls >= {}",
@@ -177,34 +223,67 @@ async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()
         zone: if args.utc { Zone::Utc } else { Zone::Local },
         out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
         printed: 0,
+        recent: HashMap::new(),
+        failed: None,
     };
     let deadline = args.seconds.map(|d| Instant::now() + d);
-    loop {
-        tokio::select! {
-            ready = records.readable() => ready.context("cannot wait for records")?,
-            // A safety net for a missed wake-up; records are never older
-            // than this when printed.
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = stop.until(deadline) => break,
+    // Printing is slower than the kernel can fill the buffer (stacks
+    // above all), so each pass is bounded in time and a stop is looked
+    // for between passes, not after the buffer runs dry.
+    let mut more = false;
+    let end = loop {
+        let woke = if more {
+            stop.due(deadline).await
+        } else {
+            tokio::select! {
+                biased;
+                woke = stop.until(deadline) => Some(woke),
+                ready = records.readable() => {
+                    ready.context("cannot wait for records")?;
+                    None
+                }
+                // A safety net for a missed wake-up; records are never
+                // older than this when printed.
+                () = tokio::time::sleep(Duration::from_millis(200)) => None,
+            }
+        };
+        match woke {
+            Some(Woke::Time) => break End::Time,
+            Some(Woke::Signal) => break End::Signal,
+            None => {}
         }
-        printer.drain(&mut records)?;
-    }
+        more = printer.drain(&mut records, Instant::now() + SLICE)?;
+        if printer.failed.is_some() {
+            break End::Output;
+        }
+    };
     // The kernel's missed counts live on the links: read them before the
-    // links go. Then detach: nothing writes any more, the last drain gets
-    // every record, and the kernel's counts are final.
+    // links go. Then detach: nothing writes any more, and the kernel's
+    // counts are final.
     let missed = crate::tracing::missed::read(&tracer)
-        .map_err(|e| eprintln!("netlat: cannot read the kernel's missed counts: {e}"))
+        .map_err(|e| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "netlat: cannot read the kernel's missed counts: {e}"
+            );
+        })
         .ok();
     tracer.detach()?;
-    printer.drain(&mut records)?;
-    let printed = printer.printed;
-    drop(printer);
+    printer.finish(&mut records, end, stop).await?;
+    let Printer {
+        printed, failed, ..
+    } = printer;
 
     let per_cpu = Collector::new().read(&tracer)?.per_cpu;
     let stats = slow_records::kernel_stats(&tracer)?;
     let selected = |cpu: usize| args.cpu.is_none_or(|c| c as usize == cpu);
     let mut totals = Totals {
         printed,
+        unprinted_why: if failed.is_some() {
+            "stdout failed"
+        } else {
+            "stopped before they could be printed"
+        },
         missed_runs: missed.and_then(|m| m.program_runs.count()),
         missed_hits: missed.and_then(|m| m.kprobe_hits.and_then(|h| h.count())),
         ..Totals::default()
@@ -217,9 +296,25 @@ async fn trace(args: &SlowArgs, sock: SockOffsets, stop: &mut Stop) -> Result<()
             totals.lost_stacks += s.lost_stacks;
         }
     }
-    eprintln!("{}", render::summary(&args.function, threshold_ns, &totals));
-    Ok(())
+    // The kernel's counts are final: every record it submitted and netlat
+    // did not print was left in the buffer or could not be written.
+    // Counted so, not read out, which would take ~1 us a record.
+    totals.unprinted = (totals.over - totals.lost).saturating_sub(printed);
+    // stderr, whatever became of stdout: the kernel's counts are the one
+    // thing a run that could not print must still say.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}",
+        render::summary(&args.function, threshold_ns, &totals)
+    );
+    match failed {
+        Some(e) => Err(anyhow::Error::new(e).context("cannot write a record")),
+        None => Ok(()),
+    }
 }
+
+/// Named entry stacks, by stack id.
+type Named = HashMap<u32, Option<Vec<String>>>;
 
 /// Turns records into lines on stdout, flushed after each batch so `tee`
 /// and `grep` see them as they happen.
@@ -230,41 +325,105 @@ struct Printer<'a> {
     zone: Zone,
     out: BufWriter<std::io::StdoutLock<'static>>,
     printed: u64,
+    /// Stacks freed after earlier batches: a call that entered before its
+    /// stack was freed (the map hands one id to identical stacks) still
+    /// gets it.
+    recent: Named,
+    /// The first write error; nothing is printed after it.
+    failed: Option<std::io::Error>,
 }
 
 impl Printer<'_> {
-    /// Takes what the ring buffer holds, then prints it: printing looks
-    /// entry stacks up in `records`, which the drain holds while it runs.
-    fn drain(&mut self, records: &mut Records) -> Result<()> {
-        let mut batch = Vec::new();
-        records.drain(|r| {
-            batch.push(*r);
-            Ok(())
-        })?;
-        for r in &batch {
-            self.print(r, records)?;
+    /// Prints batches of records until the buffer is empty (false) or
+    /// `until` has passed (true: more may be waiting).
+    fn drain(&mut self, records: &mut Records, until: Instant) -> Result<bool> {
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            let more = records.drain(BATCH, |r| {
+                batch.push(*r);
+                Ok(())
+            })?;
+            self.print_batch(&batch, records);
+            if !more {
+                return Ok(false);
+            }
+            if Instant::now() >= until {
+                return Ok(true);
+            }
         }
-        self.out.flush().context("cannot write a record")
     }
 
-    fn print(&mut self, r: &SlowRecord, records: &Records) -> Result<()> {
-        if self.args.cpu.is_some_and(|cpu| cpu != r.exit_cpu) {
-            return Ok(());
-        }
-        let mut call = SlowCall::from_record(r, &self.clock);
-        if let (Some(symbols), Some(id)) = (self.symbols, SlowCall::stack_id(r)) {
-            call.stack = records.stack(id).map(|ips| name_frames(&ips, symbols));
-        }
-        let line = if self.args.json {
-            render::json_line(&call, self.zone)
-        } else {
-            render::text_line(&call, self.zone)
+    /// With the programs detached: prints what the buffer still holds, all
+    /// of it at the end of SECONDS, for at most [`STOP_GRACE`] after a
+    /// signal (a signal during the drain starts that grace). What is left
+    /// stays unread, counted from the kernel's figures.
+    async fn finish(&mut self, records: &mut Records, end: End, stop: &mut Stop) -> Result<()> {
+        let mut grace = match end {
+            End::Time => None,
+            End::Signal => Some(Instant::now() + STOP_GRACE),
+            End::Output => Some(Instant::now()),
         };
-        self.out
-            .write_all(line.as_bytes())
-            .context("cannot write a record")?;
-        self.printed += 1;
-        Ok(())
+        loop {
+            let until = grace.unwrap_or_else(|| Instant::now() + SLICE);
+            if !self.drain(records, until)? {
+                return Ok(());
+            }
+            if grace.is_some_and(|g| Instant::now() >= g) || self.failed.is_some() {
+                return Ok(());
+            }
+            if grace.is_none() && stop.due(None).await.is_some() {
+                grace = Some(Instant::now() + STOP_GRACE);
+            }
+        }
+    }
+
+    /// Prints a batch and flushes it, then frees the entry stacks it used:
+    /// after the whole batch, since records in it may share a stack.
+    fn print_batch(&mut self, batch: &[SlowRecord], records: &mut Records) {
+        if self.failed.is_some() {
+            return;
+        }
+        let mut named = Named::new();
+        let mut lines = 0;
+        for r in batch {
+            if self.args.cpu.is_some_and(|cpu| cpu != r.exit_cpu) {
+                continue;
+            }
+            let mut call = SlowCall::from_record(r, &self.clock);
+            if let (Some(symbols), Some(id)) = (self.symbols, SlowCall::stack_id(r)) {
+                call.stack = named
+                    .entry(id)
+                    .or_insert_with(|| match records.stack(id) {
+                        Some(ips) => Some(name_frames(&ips, symbols)),
+                        None => self.recent.get(&id).cloned().flatten(),
+                    })
+                    .clone();
+            }
+            let line = if self.args.json {
+                render::json_line(&call, self.zone)
+            } else {
+                render::text_line(&call, self.zone)
+            };
+            if let Err(e) = self.out.write_all(line.as_bytes()) {
+                self.failed = Some(e);
+                break;
+            }
+            lines += 1;
+        }
+        if self.failed.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.failed = Some(e);
+        }
+        if self.failed.is_none() {
+            self.printed += lines;
+        }
+        records.forget_stacks(named.keys().copied());
+        // Bounded: only calls in flight across a batch need the old names.
+        if self.recent.len() > 4 * BATCH {
+            self.recent.clear();
+        }
+        self.recent.extend(named);
     }
 }
 

@@ -48,6 +48,26 @@ impl Stop {
     }
 }
 
+impl Stop {
+    /// Whether a stop is due right now, without waiting: for a loop that
+    /// has work queued and must still notice Ctrl-C between two pieces.
+    pub async fn due(&mut self, wake: Option<Instant>) -> Option<Woke> {
+        if wake.is_some_and(|t| Instant::now() >= t) {
+            return Some(Woke::Time);
+        }
+        // A busy current-thread runtime only reads signals when a task
+        // yields: let it turn once before asking.
+        tokio::task::yield_now().await;
+        tokio::select! {
+            biased;
+            _ = self.sigint.recv() => Some(Woke::Signal),
+            _ = self.sigterm.recv() => Some(Woke::Signal),
+            _ = self.sighup.recv() => Some(Woke::Signal),
+            () = future::ready(()) => None,
+        }
+    }
+}
+
 /// A current-thread runtime: netlat does no parallel async work.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()

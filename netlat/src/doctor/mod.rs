@@ -90,29 +90,37 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     // Like the notes' `while true; do ...; sleep 5; done`: each interval
-    // judged on its own deltas. Ctrl-C ends it the usual way.
+    // judged on its own deltas. Ctrl-C, SIGTERM or SIGHUP end it with exit
+    // 0. The handlers are installed whatever was inherited: a background
+    // job of a non-interactive shell starts with SIGINT ignored, and was
+    // then deaf to `kill -INT`.
     eprintln!(
         "netlat: doctor sampling /proc and /sys every {} until Ctrl-C",
         humantime::format_duration(every)
     );
-    let mut before = sample::take(&root);
-    let mut start = Instant::now();
-    loop {
-        std::thread::sleep(every);
-        let end = Instant::now();
-        let after = sample::take(&root);
-        let mut report = evaluate(&before, &after, end - start);
-        advise_for_this_kernel(&mut report);
-        let stamp = now_rfc3339();
-        let text = if args.json {
-            report.at = Some(stamp);
-            json::render_line(&report).context("cannot encode the report as JSON")? + "\n"
-        } else {
-            text::render_watch(&report, &stamp)
-        };
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .context("cannot write the report")?;
-        (before, start) = (after, end);
-    }
+    crate::commands::stop::runtime()?.block_on(async {
+        let mut stop = crate::commands::stop::Stop::install()?;
+        let mut before = sample::take(&root);
+        let mut start = Instant::now();
+        loop {
+            if stop.until(Some(start + every)).await == crate::commands::stop::Woke::Signal {
+                return Ok(());
+            }
+            let end = Instant::now();
+            let after = sample::take(&root);
+            let mut report = evaluate(&before, &after, end - start);
+            advise_for_this_kernel(&mut report);
+            let stamp = now_rfc3339();
+            let text = if args.json {
+                report.at = Some(stamp);
+                json::render_line(&report).context("cannot encode the report as JSON")? + "\n"
+            } else {
+                text::render_watch(&report, &stamp)
+            };
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .context("cannot write the report")?;
+            (before, start) = (after, end);
+        }
+    })
 }

@@ -21,6 +21,11 @@ use serde::Serialize;
 /// Below this many slow-call samples a ranking is noise, not evidence.
 pub const MIN_SAMPLES: u64 = 20;
 
+/// With no fast-call sample to rank against, a ranking is only shares, and
+/// functions under this share (percent) of the samples are left out: a
+/// long tail of 0.01% functions hides the few that matter.
+pub const MIN_SHARE_PCT: f64 = 1.0;
+
 /// One function's share of the slow (or, without a threshold, all) calls'
 /// samples, beside its share of the fast calls'.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,6 +65,14 @@ pub struct Ranking {
     pub enough_samples: bool,
     /// Best first.
     pub rows: Vec<Row>,
+    /// Functions left out for a share under [`MIN_SHARE_PCT`] (only when
+    /// there is no fast-call sample to compare with).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Inclusive samples per function below `anchor`, the mean depth of each
@@ -113,7 +126,11 @@ pub fn rank(
     anchor: &str,
 ) -> Ranking {
     let s = inclusive(slow, anchor);
-    let f = fast.map(|f| inclusive(f, anchor));
+    let fast_total = fast.map(|f| inclusive(f, anchor).total);
+    // No fast-call sample at all: nothing to compare with, so shares only
+    // (every score would be the same function of the share, below 0 for
+    // most).
+    let f = fast.map(|f| inclusive(f, anchor)).filter(|f| f.total > 0);
     let mut names: HashSet<&String> = s.samples.keys().collect();
     if let Some(f) = &f {
         names.extend(f.samples.keys());
@@ -147,11 +164,19 @@ pub fn rank(
             .then(db.total_cmp(da))
             .then_with(|| a.function.cmp(&b.function))
     });
+    let mut rows: Vec<Row> = rows.into_iter().map(|(r, _)| r).collect();
+    let mut omitted = 0;
+    if f.is_none() {
+        let before = rows.len();
+        rows.retain(|r| r.pct >= MIN_SHARE_PCT);
+        omitted = before - rows.len();
+    }
     Ranking {
         samples: s.total,
-        fast_samples: f.map(|f| f.total),
+        fast_samples: fast_total,
         enough_samples: s.total >= MIN_SAMPLES,
-        rows: rows.into_iter().map(|(r, _)| r).collect(),
+        rows,
+        omitted,
     }
 }
 
@@ -206,7 +231,7 @@ pub fn to_text(r: &Ranking, c: &Calls) -> String {
         .unwrap_or(8)
         .max(8);
     let mut out = match (c.threshold, r.fast_samples) {
-        (Some(t), Some(fast)) => format!(
+        (Some(t), Some(fast)) if fast > 0 => format!(
             "Where the slow calls (> {t}, {}, {}) spent their time, against the fast calls ({}, {}):\n  {:<width$}  {:>7}  {:>7}\n",
             plural(c.calls, "call"),
             plural(r.samples, "sample"),
@@ -215,6 +240,14 @@ pub fn to_text(r: &Ranking, c: &Calls) -> String {
             "function",
             "slow",
             "fast",
+        ),
+        (Some(t), _) => format!(
+            "Where the slow calls (> {t}, {}, {}) spent their time; no sample landed in the fast calls ({}), so these are shares, not a comparison:\n  {:<width$}  {:>7}\n",
+            plural(c.calls, "call"),
+            plural(r.samples, "sample"),
+            plural(c.fast_calls, "call"),
+            "function",
+            "share",
         ),
         _ => format!(
             "Where {} spent its time ({}, {}):\n  {:<width$}  {:>7}\n",
@@ -236,6 +269,12 @@ pub fn to_text(r: &Ranking, c: &Calls) -> String {
         out.push_str(&format!(
             "  ... {} more (--json lists them all)\n",
             r.rows.len() - TEXT_ROWS
+        ));
+    }
+    if r.omitted > 0 {
+        out.push_str(&format!(
+            "  ({} under {MIN_SHARE_PCT}% of the samples left out)\n",
+            plural(r.omitted as u64, "function")
         ));
     }
     out
@@ -359,7 +398,46 @@ mod tests {
         let names: Vec<&str> = r.rows.iter().map(|r| r.function.as_str()).collect();
         assert_eq!(names, ["a_func", "b_func"]);
         assert_eq!(r.rows[0].pct, 50.0);
-        assert_eq!(r.rows[0].fast_pct, Some(0.0));
+        assert_eq!(r.rows[0].fast_pct, None);
+    }
+
+    #[test]
+    fn no_fast_sample_gives_shares_without_the_negligible_tail() {
+        // Every call was slow: nothing to rank against. 0.01% functions
+        // (one sample in 10,000) once filled the table.
+        let mut lines = vec![
+            ("net_rx_action;tcp_v4_rcv;tcp_collapse".to_owned(), 9_000),
+            ("net_rx_action;tcp_v4_rcv".to_owned(), 900),
+        ];
+        for i in 0..100 {
+            lines.push((format!("net_rx_action;rare_{i:03}"), 1));
+        }
+        let slow: BTreeMap<String, u64> = lines.into_iter().collect();
+        let r = rank(&slow, Some(&BTreeMap::new()), "net_rx_action");
+        assert_eq!(r.fast_samples, Some(0));
+        let names: Vec<&str> = r.rows.iter().map(|r| r.function.as_str()).collect();
+        assert_eq!(names, ["tcp_v4_rcv", "tcp_collapse"]);
+        assert_eq!(r.omitted, 100);
+        assert!(r.rows.iter().all(|r| r.fast_pct.is_none() && r.score > 0.0));
+        let text = to_text(
+            &r,
+            &Calls {
+                function: "net_rx_action",
+                threshold: Some("1ms"),
+                calls: 40,
+                fast_calls: 3,
+                hz: 999,
+            },
+        );
+        assert_eq!(
+            text,
+            "Where the slow calls (> 1ms, 40 calls, 10,000 samples) spent their time; no sample landed in the fast calls (3 calls), so these are shares, not a comparison:
+  function        share
+  tcp_v4_rcv      99.0%
+  tcp_collapse    90.0%
+  (100 functions under 1% of the samples left out)
+"
+        );
     }
 
     #[test]

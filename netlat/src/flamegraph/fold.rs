@@ -75,6 +75,11 @@ fn frame_name(symbols: &Symbols, ip: u64, leaf: bool) -> String {
     }
 }
 
+/// A function's padding symbol (`__pfx_` + its name).
+pub fn is_padding(name: &str) -> bool {
+    name.starts_with("__pfx_")
+}
+
 /// Symbolizes and merges stacks; identical symbol paths from different
 /// addresses (two offsets inside one function) add up.
 ///
@@ -103,6 +108,11 @@ pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<Anchor>) -> Fold
             .filter(|(i, name)| {
                 *i == 0 || !(name.starts_with("bpf_trampoline_") || is_return_trampoline(name))
             })
+            // `__pfx_X` is the padding in front of X (CONFIG_CALL_PADDING,
+            // for call-depth tracking and FineIBT), not a function anyone
+            // reads a graph or a ranking for: the frames around it say
+            // where the time went.
+            .filter(|(_, name)| !is_padding(name))
             .map(|(_, name)| name)
             .collect();
         if path.is_empty() {
@@ -161,6 +171,29 @@ ffffffff81000400 T tcp_v4_rcv
         function: "net_rx_action",
         softirq: false,
     };
+
+    #[test]
+    fn padding_symbols_are_left_out() {
+        let symbols = Symbols::parse(
+            "ffffffff810001f0 T __pfx_net_rx_action\nffffffff81000200 T net_rx_action\nffffffff810002f0 t __pfx_tcp_collapse\nffffffff81000300 t tcp_collapse\n",
+        );
+        let stacks = [
+            // A sample in tcp_collapse's padding, under net_rx_action.
+            Stack {
+                frames: vec![0xffffffff810002f4, 0xffffffff81000211],
+                count: 2,
+            },
+            Stack {
+                frames: vec![0xffffffff81000310, 0xffffffff81000211],
+                count: 1,
+            },
+        ];
+        let folded = fold(&stacks, &symbols, None);
+        assert_eq!(
+            to_text(&folded.stacks),
+            "net_rx_action 2\nnet_rx_action;tcp_collapse 1\n"
+        );
+    }
 
     #[test]
     fn folds_root_first_and_merges_offsets_of_one_function() {

@@ -66,11 +66,22 @@ pub fn parse_threshold(s: &str) -> Result<Duration, String> {
             "invalid threshold '{s}': give it a unit (e.g. 2ms, 500us, 100ns, 1s), or 0 for every call"
         ));
     }
-    humantime::parse_duration(t).map_err(|_| {
+    let too_long = || {
         format!(
-            "invalid threshold '{s}': give a duration with a unit (e.g. 2ms, 500us, 100ns, 1s), or 0 for every call"
+            "invalid threshold '{s}': at most {}s (about 31 years); no call lasts that long",
+            MAX.as_secs()
         )
-    })
+    };
+    // Above MAX, not just at u64::MAX ns: that value means "no threshold"
+    // to the kernel side, and anything past it would saturate silently.
+    match humantime::parse_duration(t) {
+        Ok(d) if d > MAX => Err(too_long()),
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
+        Err(_) => Err(format!(
+            "invalid threshold '{s}': give a duration with a unit (e.g. 2ms, 500us, 100ns, 1s), or 0 for every call"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +97,26 @@ mod tests {
         for bad in ["2", "-1ms", "fast", "", "1.5"] {
             let err = parse_threshold(bad).unwrap_err();
             assert!(err.starts_with("invalid threshold"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn thresholds_past_the_limit_are_refused_not_saturated() {
+        assert_eq!(parse_threshold("1000000000s"), Ok(MAX));
+        // 584 years is u64::MAX ns, the kernel side's "no threshold".
+        for long in [
+            "999999999999s",
+            "584years",
+            "1000000001s",
+            "99999999999999999999999h",
+        ] {
+            assert_eq!(
+                parse_threshold(long).unwrap_err(),
+                format!(
+                    "invalid threshold '{long}': at most 1000000000s (about 31 years); no call lasts that long"
+                ),
+                "{long}"
+            );
         }
     }
 

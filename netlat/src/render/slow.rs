@@ -86,6 +86,9 @@ pub struct Totals {
     pub printed: u64,
     pub lost: u64,
     pub lost_stacks: u64,
+    /// Records taken from the buffer but never printed, and why.
+    pub unprinted: u64,
+    pub unprinted_why: &'static str,
     /// Runs of netlat's programs the kernel skipped (recursion_misses) and
     /// kprobe hits it dropped (kretprobes without a free instance), where
     /// this kernel counts them: calls that were never timed.
@@ -104,6 +107,9 @@ pub fn summary(function: &str, threshold_ns: u64, t: &Totals) -> String {
     );
     if t.lost > 0 {
         line.push_str(" (the ring buffer was full: raise --buffer, or a higher threshold)");
+    }
+    if t.unprinted > 0 {
+        let _ = write!(line, "; {} not printed ({})", t.unprinted, t.unprinted_why);
     }
     if t.lost_stacks > 0 {
         let _ = write!(line, "; {} stacks could not be taken", t.lost_stacks);
@@ -260,7 +266,17 @@ mod tests {
             s.starts_with("netlat: slow net_rx_action >= 2.000ms: 10 calls timed, 4 at or over the threshold, 3 records printed, 1 lost"),
             "{s}"
         );
-        assert!(!s.contains("skipped"), "{s}");
+        assert!(!s.contains("skipped") && !s.contains("not printed"), "{s}");
+        let stopped = Totals {
+            unprinted: 7,
+            unprinted_why: "stdout failed",
+            ..t
+        };
+        assert!(
+            summary("net_rx_action", 0, &stopped).contains("1 lost (the ring buffer was full: raise --buffer, or a higher threshold); 7 not printed (stdout failed)"),
+            "{}",
+            summary("net_rx_action", 0, &stopped)
+        );
         let missed = Totals {
             missed_runs: Some(2),
             missed_hits: None,

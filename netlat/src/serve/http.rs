@@ -39,6 +39,11 @@ use super::{
 pub const MAX_CONNECTIONS: usize = 256;
 /// hyper's smallest allowed read buffer: headers beyond it get a 431.
 const MAX_BUF: usize = 8192;
+/// Request headers hyper parses; more get a 431. hyper's default (100)
+/// refused ~1 KB requests of many short headers: as many as fit in
+/// `MAX_BUF` (the shortest header line, "a:\r\n", is 4 bytes) leaves the
+/// byte limit the only one. hyper then keeps them on the heap, per request.
+const MAX_HEADERS: usize = MAX_BUF / 4;
 /// A client must send its request headers within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// While more than half the slots are held, a connection must complete its
@@ -87,6 +92,7 @@ pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>) {
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_BUF)
+                .max_headers(MAX_HEADERS)
                 .serve_connection(TokioIo::new(io), service);
             // Errors here are the client's (reset, timeout, bad request).
             tokio::select! {

@@ -35,6 +35,7 @@ impl HostInfo {
     }
 }
 
+/// To the microsecond: `--interval` windows are as short as 10 ms.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_micros(t).to_string()
 }

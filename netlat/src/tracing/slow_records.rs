@@ -83,11 +83,22 @@ impl Records {
         Ok(())
     }
 
-    /// Hands every record in the buffer to `f`; returns how many.
-    pub fn drain(&mut self, mut f: impl FnMut(&SlowRecord) -> Result<()>) -> Result<u64> {
+    /// Hands up to `limit` records to `f`, oldest first; true when it
+    /// stopped at the limit, so more may be waiting. The kernel wakes a
+    /// reader only once it has caught up, so a caller that stopped early
+    /// must come back without waiting for [`Records::readable`].
+    pub fn drain(
+        &mut self,
+        limit: usize,
+        mut f: impl FnMut(&SlowRecord) -> Result<()>,
+    ) -> Result<bool> {
         let ring = self.ring.get_mut();
         let mut n = 0;
-        while let Some(item) = ring.next() {
+        while n < limit {
+            let Some(item) = ring.next() else {
+                return Ok(false);
+            };
+            n += 1;
             if item.len() < size_of::<SlowRecord>() {
                 continue;
             }
@@ -96,15 +107,28 @@ impl Records {
             let record = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SlowRecord>()) };
             drop(item);
             f(&record)?;
-            n += 1;
         }
-        Ok(n)
+        Ok(true)
     }
 
     /// The instruction pointers of an entry stack, innermost first.
     pub fn stack(&self, id: u32) -> Option<Vec<u64>> {
         let trace = self.stacks.as_ref()?.get(&id, 0).ok()?;
         Some(trace.frames().iter().map(|f| f.ip).collect())
+    }
+
+    /// Frees entry stacks that have been read. The map is a hash table
+    /// that never evicts: a stack whose slot is taken is lost, so stacks
+    /// left in it make every later one likelier to be lost.
+    pub fn forget_stacks(&mut self, ids: impl IntoIterator<Item = u32>) {
+        let Some(stacks) = self.stacks.as_mut() else {
+            return;
+        };
+        for id in ids {
+            // Gone already is fine: nothing else removes entries, but a
+            // failed removal only costs that slot, never a record.
+            let _ = stacks.remove(&id);
+        }
     }
 }
 
