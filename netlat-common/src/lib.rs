@@ -13,6 +13,32 @@ pub const SUB_BUCKETS: usize = 1 << SUB_BUCKET_BITS;
 /// Durations are nanoseconds in a u64, so 64 powers of two cover every value.
 pub const BUCKETS: usize = 64 * SUB_BUCKETS;
 
+/// The read-only globals userspace sets when it loads the object
+/// (`EbpfLoader::override_global`); netlat-ebpf declares each as a
+/// `#[no_mangle] static` of that name (a symbol name cannot come from a
+/// constant there, so a test of the built object checks the two agree).
+pub mod globals {
+    /// u32: offset of `vec` in the classic irq:softirq_* record.
+    pub const SOFTIRQ_VEC_OFFSET: &str = "SOFTIRQ_VEC_OFFSET";
+    /// u32: [`crate::sample_filter`].
+    pub const SAMPLE_FILTER: &str = "SAMPLE_FILTER";
+    /// u64: `flamegraph --slower-than`, ns.
+    pub const SLOWER_THAN_NS: &str = "SLOWER_THAN_NS";
+    /// u32: `--by rcvbuf`'s offset of `sk_rcvbuf`, or [`crate::NO_OFFSET`].
+    pub const RCVBUF_OFFSET: &str = "RCVBUF_OFFSET";
+    /// u64: `netlat slow`'s threshold, or [`crate::NO_THRESHOLD`].
+    pub const SLOW_THRESHOLD_NS: &str = "SLOW_THRESHOLD_NS";
+    /// u32: non-zero for `slow --stack`.
+    pub const SLOW_STACKS: &str = "SLOW_STACKS";
+    /// [`crate::SockOffsets`].
+    pub const SOCK_OFFSETS: &str = "SOCK_OFFSETS";
+}
+
+/// Start-time stacks of calls in progress, by [`StartKey`].
+pub const STARTS_MAP: &str = "STARTS";
+/// Per-CPU start time of the NET_RX softirq in progress (0: none).
+pub const SOFTIRQ_START_MAP: &str = "SOFTIRQ_START";
+
 /// Name of the per-CPU array holding [`Stats`]. Index = window parity (0
 /// or 1), so userspace can start a new `--interval` window and read the
 /// other, quiet slot.

@@ -11,7 +11,10 @@
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, PerCpuArray};
-use netlat_common::{EPOCH_MAP, EPOCHS, STATS_MAP, StartKey, StartStack, Stats, buckets};
+use netlat_common::{
+    EPOCH_MAP, EPOCHS, SOFTIRQ_START_MAP, STARTS_MAP, STATS_MAP, StartKey, StartStack, Stats,
+    buckets,
+};
 
 use crate::{model::histogram::Histogram, tracing::backend::attach::Tracer};
 
@@ -206,7 +209,7 @@ fn gain(now: &Stats, before: &Stats, window: Option<u32>) -> Histogram {
 /// Read after detaching, when nothing moves.
 pub fn unfinished_calls(tracer: &Tracer) -> Result<u64> {
     let starts: HashMap<_, StartKey, StartStack> =
-        HashMap::try_from(tracer.ebpf.map("STARTS").context("STARTS map missing")?)?;
+        HashMap::try_from(tracer.ebpf.map(STARTS_MAP).context("STARTS map missing")?)?;
     let mut total = 0;
     for entry in starts.iter() {
         let (_, stack) = entry.context("cannot read the start-time map")?;
@@ -215,7 +218,7 @@ pub fn unfinished_calls(tracer: &Tracer) -> Result<u64> {
     let softirq: PerCpuArray<_, u64> = PerCpuArray::try_from(
         tracer
             .ebpf
-            .map("SOFTIRQ_START")
+            .map(SOFTIRQ_START_MAP)
             .context("SOFTIRQ_START map missing")?,
     )?;
     let pending = softirq

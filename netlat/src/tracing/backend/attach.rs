@@ -14,8 +14,9 @@ use aya::{
 };
 
 use netlat_common::{
-    ARMED_MAP, ENTRY_STACKS_MAP, EPOCHS, GROUPS, NO_OFFSET, NO_THRESHOLD, SLOW_ENTRIES_MAP,
-    SLOW_EVENTS_MAP, STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP, SockOffsets,
+    ARMED_MAP, ENTRY_STACKS_MAP, EPOCHS, GROUPS, NO_OFFSET, NO_THRESHOLD, PENDING_MAP,
+    SLOW_ENTRIES_MAP, SLOW_EVENTS_MAP, STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP, SockOffsets,
+    globals as global,
 };
 
 use super::{Backend, choice};
@@ -88,20 +89,20 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
     let sock = slow.map_or(SockOffsets::NONE, |s| s.sock);
     EbpfLoader::new()
         .btf(kernel_btf)
-        .override_global("SOFTIRQ_VEC_OFFSET", &vec_offset, true)
-        .override_global("SAMPLE_FILTER", &globals.sample_filter, true)
-        .override_global("SLOWER_THAN_NS", &globals.slower_than_ns, true)
-        .override_global("RCVBUF_OFFSET", &rcvbuf_offset, true)
+        .override_global(global::SOFTIRQ_VEC_OFFSET, &vec_offset, true)
+        .override_global(global::SAMPLE_FILTER, &globals.sample_filter, true)
+        .override_global(global::SLOWER_THAN_NS, &globals.slower_than_ns, true)
+        .override_global(global::RCVBUF_OFFSET, &rcvbuf_offset, true)
         // Ungrouped runs need group 0 only: 1/32 of the locked memory.
         .map_max_entries(STATS_MAP, globals.groups() * EPOCHS)
         // Without the sampler its maps stay empty; at full size they are
         // ~20 MB of kernel memory (charged to netlat's cgroup since 5.11).
         .map_max_entries(STACKS_MAP, sampler_entries(globals, 16384))
         .map_max_entries(STACK_COUNTS_MAP, sampler_entries(globals, 16384))
-        .map_max_entries("PENDING", sampler_entries(globals, 4096))
-        .override_global("SLOW_THRESHOLD_NS", &threshold, true)
-        .override_global("SLOW_STACKS", &slow_stacks, true)
-        .override_global("SOCK_OFFSETS", &sock, true)
+        .map_max_entries(PENDING_MAP, sampler_entries(globals, 4096))
+        .override_global(global::SLOW_THRESHOLD_NS, &threshold, true)
+        .override_global(global::SLOW_STACKS, &slow_stacks, true)
+        .override_global(global::SOCK_OFFSETS, &sock, true)
         // Outside `netlat slow` these stay empty: smallest sizes the kernel
         // accepts (a ring buffer is at least one page).
         .map_max_entries(
@@ -531,6 +532,50 @@ pub fn field_offset(format: &str, field: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every map and load-time global userspace names is in the embedded
+    /// object, each global with the size userspace writes: a name changed
+    /// on one side only fails here, without root, not at a user's load.
+    #[test]
+    fn the_object_has_every_map_and_global_userspace_names() {
+        use netlat_common::{
+            EPOCH_MAP, SAMPLE_STATS_MAP, SLOW_STATS_MAP, SOFTIRQ_START_MAP, STARTS_MAP,
+        };
+        let mut object = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+        for map in [
+            STATS_MAP,
+            EPOCH_MAP,
+            ARMED_MAP,
+            STARTS_MAP,
+            SOFTIRQ_START_MAP,
+            STACKS_MAP,
+            STACK_COUNTS_MAP,
+            SAMPLE_STATS_MAP,
+            PENDING_MAP,
+            SLOW_EVENTS_MAP,
+            SLOW_STATS_MAP,
+            SLOW_ENTRIES_MAP,
+            ENTRY_STACKS_MAP,
+        ] {
+            assert!(object.maps.contains_key(map), "no map {map} in the object");
+        }
+        let sizes = [
+            (global::SOFTIRQ_VEC_OFFSET, size_of::<u32>()),
+            (global::SAMPLE_FILTER, size_of::<u32>()),
+            (global::SLOWER_THAN_NS, size_of::<u64>()),
+            (global::RCVBUF_OFFSET, size_of::<u32>()),
+            (global::SLOW_THRESHOLD_NS, size_of::<u64>()),
+            (global::SLOW_STACKS, size_of::<u32>()),
+            (global::SOCK_OFFSETS, size_of::<SockOffsets>()),
+        ];
+        let zeros = [0u8; 256];
+        for (name, size) in sizes {
+            let one = std::collections::HashMap::from([(name, (&zeros[..size], true))]);
+            object
+                .patch_map_data(one)
+                .unwrap_or_else(|e| panic!("global {name} ({size} bytes): {e}"));
+        }
+    }
 
     #[test]
     fn exit_programs_attach_first_and_come_off_last() {
