@@ -35,6 +35,10 @@ pub struct Console {
     pub elapsed: Duration,
 }
 
+/// Console lines shown before a panic: an x86_64 oops with its call
+/// trace fits.
+const OOPS_LINES: usize = 60;
+
 /// Boots and collects the console; Err only when QEMU cannot run or the
 /// guest hangs past the timeout.
 pub fn boot(b: &Boot) -> Result<Console> {
@@ -90,6 +94,19 @@ pub fn boot(b: &Boot) -> Result<Console> {
                     println!("  [{}] {line}", b.label);
                 }
                 if line.contains("Kernel panic") || line.contains("soft lockup") {
+                    // The oops before the panic says what crashed (and
+                    // whether a BPF program was on the stack); `quiet`
+                    // does not hide it, the kernel prints it verbosely.
+                    let oops = console
+                        .lines
+                        .iter()
+                        .rev()
+                        .take(OOPS_LINES)
+                        .take_while(|l| !l.starts_with("netlat-vm:"))
+                        .collect::<Vec<_>>();
+                    for l in oops.iter().rev() {
+                        println!("  [{}] | {l}", b.label);
+                    }
                     println!("  [{}] {line}", b.label);
                     console.crashed = true;
                 }
