@@ -448,11 +448,19 @@ fn short_intervals_keep_their_length() {
         "window starts repeat: {:?}",
         &reports[..3]
     );
-    assert!(reports.len() >= 150, "{} windows in 3 s", reports.len());
-    let periods = reports.len() as u128 + skipped;
+    // Gaps between starts cannot say exactly how many boundaries were
+    // skipped (a window woken 15 ms late skips none; one woken 11 ms late
+    // after a late start skips one), so the count is only printed. What
+    // absolute deadlines promise: starts a period apart, and nearly every
+    // period a window of its own. "now + 10 ms" gave 164-168 windows here,
+    // their starts ~17 ms apart.
     assert!(
-        (285..=305).contains(&periods),
-        "{} windows and {skipped} skipped boundaries in 3 s of 10 ms intervals",
+        (9_000..=11_000).contains(&median),
+        "window starts a median {median} us apart, not 10 ms"
+    );
+    assert!(
+        (240..=301).contains(&reports.len()),
+        "{} windows in 3 s of 10 ms intervals ({skipped} boundaries look skipped)",
         reports.len()
     );
     let total: u64 = windows_ns.iter().sum();
