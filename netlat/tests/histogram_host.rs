@@ -163,11 +163,7 @@ fn interval_reports_partition_the_calls() {
     let out = netlat.interrupt();
     let after_end = softirqs::net_rx_total();
     assert!(out.success, "stderr: {}", out.stderr);
-    let reports: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
-        .collect();
+    let reports = json_lines(&out.stdout);
     let counts: Vec<u64> = reports
         .iter()
         .map(|r| r["count"].as_u64().unwrap())
@@ -394,11 +390,7 @@ fn short_intervals_keep_their_length() {
     ]);
     traffic.join().unwrap();
     assert!(out.success, "stderr: {}", out.stderr);
-    let reports: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
-        .collect();
+    let reports = json_lines(&out.stdout);
     let starts: Vec<std::time::SystemTime> = reports
         .iter()
         .map(|r| {
@@ -468,4 +460,12 @@ fn short_intervals_keep_their_length() {
         (2_950_000_000..=3_100_000_000).contains(&total),
         "windows add up to {total} ns over a 3 s run"
     );
+}
+
+/// `--interval --json` output: one JSON document per line.
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect()
 }
