@@ -25,6 +25,7 @@ pub mod doctor;
 pub mod flamegraph;
 pub mod model;
 pub mod oneline;
+pub mod recorder;
 pub mod render;
 pub mod serve;
 pub mod system;

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Below this many slow-call samples a ranking is noise, not evidence.
 pub const MIN_SAMPLES: u64 = 20;
@@ -28,15 +28,15 @@ pub const MIN_SHARE_PCT: f64 = 1.0;
 
 /// One function's share of the slow (or, without a threshold, all) calls'
 /// samples, beside its share of the fast calls'.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub function: String,
     pub samples: u64,
     /// Percent of the slow calls' samples whose stack holds the function.
     pub pct: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_samples: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_pct: Option<f64>,
     /// What the rows are ordered by: `s * ln(s / f)` with shares as
     /// fractions (the fast share smoothed by half a sample, so a function
@@ -56,10 +56,10 @@ fn score(slow: u64, slow_total: u64, fast: u64, fast_total: u64) -> f64 {
     s * (s / f).ln()
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ranking {
     pub samples: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_samples: Option<u64>,
     /// Whether `samples` reached [`MIN_SAMPLES`].
     pub enough_samples: bool,
@@ -67,7 +67,7 @@ pub struct Ranking {
     pub rows: Vec<Row>,
     /// Functions left out for a share under [`MIN_SHARE_PCT`] (only when
     /// there is no fast-call sample to compare with).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub omitted: usize,
 }
 

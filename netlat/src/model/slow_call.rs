@@ -1,13 +1,17 @@
 //! One slow call as plain data: the kernel's record decoded, its start put
 //! on the wall clock, its socket's addresses spelled out.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    borrow::Cow,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
 
 use netlat_common::{NO_STACK, SlowRecord, SockInfo, call_context};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The record's fields, as printed in text and `--json`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The record's fields, as printed in text and `--json`, and read back
+/// from a flight-recorder capture (hence the `Cow`s).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SlowCall {
     /// Start of the call, nanoseconds since the Unix epoch.
     pub start_unix_ns: u64,
@@ -15,29 +19,30 @@ pub struct SlowCall {
     /// The CPU the call started on.
     pub cpu: u32,
     /// Set when the call returned on another CPU (a task that migrated).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_cpu: Option<u32>,
     /// "softirq", "hardirq" or "task".
-    pub context: &'static str,
+    pub context: Cow<'static, str>,
     /// The softirq's name (NET_RX, TIMER, ...) when in one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub softirq: Option<&'static str>,
+    #[serde(default)]
+    pub softirq: Option<Cow<'static, str>>,
     /// A softirq that interrupted the idle task (pid 0).
     pub interrupted_idle: bool,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<Socket>,
     /// Kernel stack at the entry, innermost first (`--stack`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<Vec<String>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Socket {
     /// "ipv4" or "ipv6".
-    pub family: &'static str,
+    pub family: Cow<'static, str>,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// `sk_rcvbuf` at the call's entry, bytes.
@@ -102,11 +107,11 @@ impl SlowCall {
         };
         SlowCall {
             start_unix_ns: clock.unix_ns(r.start_ns),
+            context: Cow::Borrowed(context),
+            softirq: softirq.map(Cow::Borrowed),
             duration_ns: r.duration_ns,
             cpu: r.cpu,
             exit_cpu: (r.exit_cpu != r.cpu).then_some(r.exit_cpu),
-            context,
-            softirq,
             interrupted_idle: r.context == call_context::SOFTIRQ && r.tid == 0,
             pid: r.pid,
             tid: r.tid,
@@ -144,7 +149,7 @@ impl Socket {
             _ => return None,
         };
         Some(Socket {
-            family,
+            family: Cow::Borrowed(family),
             local: SocketAddr::new(local, s.local_port),
             remote: SocketAddr::new(remote, s.remote_port),
             rcvbuf: s.rcvbuf,
@@ -188,7 +193,7 @@ mod tests {
         let call = SlowCall::from_record(&record(), &clock);
         assert_eq!(call.start_unix_ns, 1_000_000_005_000);
         assert_eq!(call.context, "softirq");
-        assert_eq!(call.softirq, Some("NET_RX"));
+        assert_eq!(call.softirq.as_deref(), Some("NET_RX"));
         assert!(call.interrupted_idle);
         assert_eq!(call.comm, "swapper/1");
         assert_eq!(call.exit_cpu, None);

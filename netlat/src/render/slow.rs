@@ -25,7 +25,7 @@ pub fn text_line(call: &SlowCall, zone: Zone) -> String {
         let _ = write!(line, "->{exit}");
     }
     let _ = write!(line, " ctx={}", call.context);
-    if let Some(name) = call.softirq {
+    if let Some(name) = &call.softirq {
         let _ = write!(line, ":{name}");
     }
     if call.interrupted_idle {
@@ -202,8 +202,8 @@ mod tests {
             duration_ns: 2_345_678,
             cpu: 1,
             exit_cpu: None,
-            context: "softirq",
-            softirq: Some("NET_RX"),
+            context: "softirq".into(),
+            softirq: Some("NET_RX".into()),
             interrupted_idle: true,
             pid: 0,
             tid: 0,
@@ -220,12 +220,12 @@ mod tests {
             "2026-12-01 09:30:12.123456    2.346ms cpu=1 ctx=softirq:NET_RX(idle) pid=0 tid=0 comm=swapper/1\n"
         );
         let mut c = call();
-        c.context = "task";
+        c.context = "task".into();
         c.softirq = None;
         c.interrupted_idle = false;
         c.exit_cpu = Some(0);
         c.socket = Some(Socket {
-            family: "ipv4",
+            family: "ipv4".into(),
             local: "127.0.0.1:5201".parse().unwrap(),
             remote: "127.0.0.1:40000".parse().unwrap(),
             rcvbuf: 32768,
