@@ -32,6 +32,9 @@ pub mod globals {
     pub const SLOW_STACKS: &str = "SLOW_STACKS";
     /// [`crate::SockOffsets`].
     pub const SOCK_OFFSETS: &str = "SOCK_OFFSETS";
+    /// u64: ns of budget one slow-call record costs on its CPU (10^9 / the
+    /// records per second allowed), or 0 for no limit.
+    pub const SLOW_RECORD_COST_NS: &str = "SLOW_RECORD_COST_NS";
 }
 
 /// Start-time stacks of calls in progress, by [`StartKey`].
@@ -376,6 +379,9 @@ pub struct SlowStats {
     pub lost: u64,
     /// Entries whose stack could not be taken (`--stack`).
     pub lost_stacks: u64,
+    /// Of `over`, records not written because this CPU had used its record
+    /// budget (`serve --capture-rate`).
+    pub limited: u64,
 }
 
 impl SlowStats {
@@ -383,6 +389,7 @@ impl SlowStats {
         self.over += o.over;
         self.lost += o.lost;
         self.lost_stacks += o.lost_stacks;
+        self.limited += o.limited;
     }
 }
 

@@ -31,12 +31,58 @@ static SLOW_STACKS: u32 = 0;
 #[unsafe(no_mangle)]
 static SOCK_OFFSETS: SockOffsets = SockOffsets::NONE;
 
+/// ns of budget a record costs; 0: every slow call gets its record.
+#[unsafe(no_mangle)]
+static SLOW_RECORD_COST_NS: u64 = 0;
+
 /// Userspace sizes it (bytes, a power of two of pages).
 #[map(name = "SLOW_EVENTS")]
 static SLOW_EVENTS: RingBuf = RingBuf::with_byte_size(4096, 0);
 
 #[map(name = "SLOW_STATS")]
 static SLOW_STATS: PerCpuArray<SlowStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// A CPU's record budget, a token bucket kept in nanoseconds: time since
+/// the last record earns budget, up to one second's worth (the burst), and
+/// each record spends `SLOW_RECORD_COST_NS`. A storm of slow calls (a
+/// threshold every call crosses) then costs the ring and userspace a fixed
+/// rate per CPU, while the kernel still counts every call in `over`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RecordBudget {
+    credit_ns: u64,
+    last_ns: u64,
+}
+
+#[map(name = "RECORD_BUDGET")]
+static RECORD_BUDGET: PerCpuArray<RecordBudget> = PerCpuArray::with_max_entries(1, 0);
+
+/// One second of budget: the burst a CPU may spend at once.
+const BURST_NS: u64 = 1_000_000_000;
+
+/// Whether this CPU may write one more record at `now_ns`.
+#[inline(always)]
+fn within_budget(now_ns: u64) -> bool {
+    let cost = global(&SLOW_RECORD_COST_NS);
+    if cost == 0 {
+        return true;
+    }
+    let Some(b) = RECORD_BUDGET.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's value; programs on one CPU do not interleave.
+    let b = unsafe { &mut *b };
+    // The first record on a CPU finds last_ns 0: a full bucket.
+    let earned = now_ns.saturating_sub(b.last_ns);
+    let credit = b.credit_ns.saturating_add(earned).min(BURST_NS);
+    b.last_ns = now_ns;
+    if credit < cost {
+        b.credit_ns = credit;
+        return false;
+    }
+    b.credit_ns = credit - cost;
+    true
+}
 
 /// A call in progress: its context (as in the start-time stacks) and depth.
 #[repr(C)]
@@ -241,6 +287,10 @@ pub fn softirq_exit(start_ns: u64, duration_ns: u64) {
 fn emit(start_ns: u64, duration_ns: u64, entry: Option<EntryInfo>, context: u32, vec: u32) {
     let Some(stats) = stats() else { return };
     stats.over += 1;
+    if !within_budget(start_ns.wrapping_add(duration_ns)) {
+        stats.limited += 1;
+        return;
+    }
     let Some(mut slot) = SLOW_EVENTS.reserve::<SlowRecord>(0) else {
         stats.lost += 1;
         return;

@@ -191,6 +191,7 @@ async fn trace(
             stacks: args.stack,
             sock,
             ring_bytes: args.buffer << 20,
+            records_per_second: 0,
         }),
         ..Globals::default()
     };
@@ -394,7 +395,7 @@ impl Printer<'_> {
                 call.stack = named
                     .entry(id)
                     .or_insert_with(|| match records.stack(id) {
-                        Some(ips) => Some(name_frames(&ips, symbols)),
+                        Some(ips) => Some(kallsyms::name_stack(&ips, symbols)),
                         None => self.recent.get(&id).cloned().flatten(),
                     })
                     .clone();
@@ -427,45 +428,6 @@ impl Printer<'_> {
     }
 }
 
-/// Frame names, innermost first; return addresses are named as
-/// [`Symbols::symbolize_return`] says. The frames of the tracing machinery
-/// that took the stack (netlat's own program, the tracepoint or trampoline
-/// that ran it) are left out: the stack starts where the kernel's own code
-/// does. So are kretprobe trampolines further out, which stand in for the
-/// return address of a function another probe is timing.
-fn name_frames(ips: &[u64], symbols: &Symbols) -> Vec<String> {
-    let names: Vec<String> = ips
-        .iter()
-        .enumerate()
-        .map(|(i, &ip)| {
-            symbols
-                .symbolize_frame(ip, i == 0)
-                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
-        })
-        .filter(|name| !kallsyms::is_return_trampoline(name))
-        .collect();
-    let machinery = names
-        .iter()
-        .take(8)
-        .rposition(|n| is_tracing_frame(n))
-        .map_or(0, |i| i + 1);
-    names[machinery..].to_vec()
-}
-
-/// Frames that belong to the BPF and tracing code running netlat's program.
-fn is_tracing_frame(name: &str) -> bool {
-    const PREFIXES: [&str; 7] = [
-        "bpf_trace_run",
-        "__bpf_trace_",
-        "bpf_prog_",
-        "__bpf_prog_enter",
-        "bpf_trampoline_",
-        "perf_trace_",
-        "trace_call_bpf",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,13 +447,13 @@ mod tests {
             0xffffffff81000300,
         ];
         assert_eq!(
-            name_frames(&raw_tp, &symbols),
+            kallsyms::name_stack(&raw_tp, &symbols),
             ["handle_softirqs", "handle_softirqs"]
         );
         // A kprobe's stack starts at the probed function itself.
         let kprobe = [0xffffffff81000400, 0xffffffff81000510];
         assert_eq!(
-            name_frames(&kprobe, &symbols),
+            kallsyms::name_stack(&kprobe, &symbols),
             ["tcp_collapse", "tcp_prune_queue"]
         );
     }

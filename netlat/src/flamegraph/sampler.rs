@@ -126,3 +126,27 @@ pub fn read(ebpf: &Ebpf) -> Result<Samples> {
         undecided,
     })
 }
+
+/// Empties the stack and count maps while the sampler runs, so a
+/// long-running recorder's maps hold only the latest stretch: the kernel
+/// never evicts from them, and a full stack map loses every new stack.
+/// Samples held for calls in progress may then name a stack that is gone;
+/// `read` counts those as lost.
+pub fn reset(ebpf: &mut Ebpf) -> Result<()> {
+    let mut counts: PerCpuHashMap<_, u32, u64> = PerCpuHashMap::try_from(
+        ebpf.map_mut(STACK_COUNTS_MAP)
+            .context("stack count map missing")?,
+    )?;
+    let keys: Vec<u32> = counts.keys().filter_map(Result::ok).collect();
+    for key in keys {
+        // Gone already is fine.
+        let _ = counts.remove(&key);
+    }
+    let mut traces =
+        StackTraceMap::try_from(ebpf.map_mut(STACKS_MAP).context("stack map missing")?)?;
+    let ids: Vec<u32> = traces.stack_ids().filter_map(Result::ok).collect();
+    for id in ids {
+        let _ = traces.remove(&id);
+    }
+    Ok(())
+}

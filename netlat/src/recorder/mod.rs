@@ -10,3 +10,4 @@
 //! `netlat captures`.
 
 pub mod document;
+pub mod window;

@@ -132,6 +132,21 @@ impl Records {
     }
 }
 
+impl Records {
+    /// Frees every entry stack: a recorder that keeps only some calls'
+    /// records (`serve --capture`) would otherwise fill the map with the
+    /// stacks of calls it never reads.
+    pub fn clear_stacks(&mut self) {
+        let Some(stacks) = self.stacks.as_mut() else {
+            return;
+        };
+        let ids: Vec<u32> = stacks.stack_ids().filter_map(Result::ok).collect();
+        for id in ids {
+            let _ = stacks.remove(&id);
+        }
+    }
+}
+
 /// The kernel's per-CPU counts of slow calls, indexed by CPU.
 pub fn kernel_stats(tracer: &Tracer) -> Result<Vec<SlowStats>> {
     let stats: PerCpuArray<_, SlowStats> = PerCpuArray::try_from(

@@ -61,6 +61,9 @@ pub struct SlowSettings {
     pub sock: SockOffsets,
     /// Size of the record ring buffer in bytes (a power of two of pages).
     pub ring_bytes: u32,
+    /// Records each CPU may write per second (0: no limit); beyond it the
+    /// kernel counts the call in `SlowStats::limited`.
+    pub records_per_second: u32,
 }
 
 impl Globals {
@@ -87,6 +90,10 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
     let threshold = slow.map_or(NO_THRESHOLD, |s| s.threshold_ns);
     let slow_stacks = u32::from(slow.is_some_and(|s| s.stacks));
     let sock = slow.map_or(SockOffsets::NONE, |s| s.sock);
+    let record_cost_ns: u64 = match slow.map_or(0, |s| s.records_per_second) {
+        0 => 0,
+        rate => 1_000_000_000 / u64::from(rate),
+    };
     EbpfLoader::new()
         .btf(kernel_btf)
         .override_global(global::SOFTIRQ_VEC_OFFSET, &vec_offset, true)
@@ -103,6 +110,7 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
         .override_global(global::SLOW_THRESHOLD_NS, &threshold, true)
         .override_global(global::SLOW_STACKS, &slow_stacks, true)
         .override_global(global::SOCK_OFFSETS, &sock, true)
+        .override_global(global::SLOW_RECORD_COST_NS, &record_cost_ns, true)
         // Outside `netlat slow` these stay empty: smallest sizes the kernel
         // accepts (a ring buffer is at least one page).
         .map_max_entries(
@@ -567,6 +575,7 @@ mod tests {
             (global::SLOW_THRESHOLD_NS, size_of::<u64>()),
             (global::SLOW_STACKS, size_of::<u32>()),
             (global::SOCK_OFFSETS, size_of::<SockOffsets>()),
+            (global::SLOW_RECORD_COST_NS, size_of::<u64>()),
         ];
         let zeros = [0u8; 256];
         for (name, size) in sizes {
