@@ -224,6 +224,7 @@ fn exported_list_matches_netlat_renderer() {
                 program_runs: netlat::model::report::KernelCount::Counted(0),
                 kprobe_hits: Some(netlat::model::report::KernelCount::Counted(0)),
             }),
+            recording: None,
         }],
         tcp_rmem: Some([4096, 131072, 6291456]),
         doctor: Some(DoctorCounters {

@@ -72,6 +72,23 @@ impl Samples {
     }
 }
 
+/// The kernel's sample counts, summed over CPUs.
+pub fn tally(ebpf: &Ebpf) -> Result<Tally> {
+    let stats: PerCpuArray<_, SampleStats> = PerCpuArray::try_from(
+        ebpf.map(SAMPLE_STATS_MAP)
+            .context("sample stats map missing")?,
+    )?;
+    let mut tally = Tally::default();
+    for s in stats
+        .get(&0, 0)
+        .context("cannot read the sample stats")?
+        .iter()
+    {
+        tally.add(s);
+    }
+    Ok(tally)
+}
+
 pub fn read(ebpf: &Ebpf) -> Result<Samples> {
     let counts: PerCpuHashMap<_, u32, u64> = PerCpuHashMap::try_from(
         ebpf.map(STACK_COUNTS_MAP)
@@ -97,18 +114,7 @@ pub fn read(ebpf: &Ebpf) -> Result<Samples> {
             Err(_) => lost_kept += count,
         }
     }
-    let stats: PerCpuArray<_, SampleStats> = PerCpuArray::try_from(
-        ebpf.map(SAMPLE_STATS_MAP)
-            .context("sample stats map missing")?,
-    )?;
-    let mut tally = Tally::default();
-    for s in stats
-        .get(&0, 0)
-        .context("cannot read the sample stats")?
-        .iter()
-    {
-        tally.add(s);
-    }
+    let mut tally = tally(ebpf)?;
     tally.kept -= lost_kept.min(tally.kept);
     tally.fast -= lost_fast.min(tally.fast);
     tally.lost_stack += lost_kept + lost_fast;

@@ -9,5 +9,7 @@
 //! -> `store` (one file per capture, bounded) -> serve's HTTP pages and
 //! `netlat captures`.
 
+pub mod assemble;
 pub mod document;
+pub mod live;
 pub mod window;

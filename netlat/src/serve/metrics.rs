@@ -37,6 +37,21 @@ pub struct FunctionLatency {
     pub series: Vec<(Option<u32>, Histogram)>,
     /// The kernel's own counts of what it skipped (None if unreadable).
     pub missed: Option<crate::model::report::Missed>,
+    /// `--capture`: the flight recorder's counts.
+    pub recording: Option<Recording>,
+}
+
+/// A captured function's flight-recorder counts.
+#[derive(Debug)]
+pub struct Recording {
+    pub threshold: std::time::Duration,
+    /// The kernel's count of calls at or over the threshold.
+    pub slow_calls: Option<u64>,
+    pub captures: u64,
+    /// (reason, captures skipped for it).
+    pub skipped: Vec<(&'static str, u64)>,
+    /// The latest capture's trigger, shown as an exemplar.
+    pub exemplar: Option<crate::recorder::live::Exemplar>,
 }
 
 /// The `--doctor` counters: the kernel's own drop/prune/squeeze tallies.
@@ -128,13 +143,14 @@ impl Format {
 
 /// The page in `format`.
 pub fn render(scrape: Scrape, format: Format) -> String {
+    let exemplars = exemplar_lines(&scrape.functions);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
     let mut page = String::new();
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut page, &registry);
     match format {
-        Format::OpenMetrics => page,
+        Format::OpenMetrics => add_exemplars(&page, &exemplars),
         Format::Text => openmetrics_to_text(&page),
     }
 }
@@ -221,6 +237,7 @@ impl Collector for Scrape {
         }
 
         encode_lost(&self.functions, &mut encoder)?;
+        encode_recording(&self.functions, &mut encoder)?;
 
         if let Some(rmem) = self.tcp_rmem {
             let mut gauge = encoder.encode_descriptor(
@@ -288,6 +305,136 @@ fn encode_lost(
         }
     }
     Ok(())
+}
+
+/// The flight recorder's counters, for captured functions only.
+fn encode_recording(
+    functions: &[FunctionLatency],
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let recording: Vec<(&str, &Recording)> = functions
+        .iter()
+        .filter_map(|f| Some((f.function.as_str(), f.recording.as_ref()?)))
+        .collect();
+    if recording.is_empty() {
+        return Ok(());
+    }
+    let mut slow = encoder.encode_descriptor(
+        "netlat_slow_calls",
+        "Calls at or over the --capture threshold, the kernel's own count.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (function, r) in &recording {
+        if let Some(n) = r.slow_calls {
+            let labels = [("function", *function)];
+            ConstCounter::new(n).encode(slow.encode_family(&labels.as_slice())?)?;
+        }
+    }
+    let mut threshold = encoder.encode_descriptor(
+        "netlat_capture_threshold_seconds",
+        "The --capture threshold of each captured function.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (function, r) in &recording {
+        let labels = [("function", *function)];
+        ConstGauge::new(r.threshold.as_secs_f64())
+            .encode(threshold.encode_family(&labels.as_slice())?)?;
+    }
+    let mut captures = encoder.encode_descriptor(
+        "netlat_captures",
+        "Flight-recorder captures written (see /captures).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (function, r) in &recording {
+        let labels = [("function", *function)];
+        ConstCounter::new(r.captures).encode(captures.encode_family(&labels.as_slice())?)?;
+    }
+    let mut skipped = encoder.encode_descriptor(
+        "netlat_captures_skipped",
+        "Captures not taken: in a cooldown, no room on disk, or over the node-wide storm limit.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (function, r) in &recording {
+        for (reason, n) in &r.skipped {
+            let labels = [("function", *function), ("reason", *reason)];
+            ConstCounter::new(*n).encode(skipped.encode_family(&labels.as_slice())?)?;
+        }
+    }
+    Ok(())
+}
+
+/// An exemplar to write: the series' labels as the page spells them
+/// (without `le`), the bucket bound, and the text after the count.
+struct ExemplarLine {
+    labels: String,
+    bound: f64,
+    text: String,
+}
+
+fn exemplar_lines(functions: &[FunctionLatency]) -> Vec<ExemplarLine> {
+    functions
+        .iter()
+        .filter_map(|f| {
+            let e = f.recording.as_ref()?.exemplar.as_ref()?;
+            let per_cpu = f.series.iter().any(|(cpu, _)| cpu.is_some());
+            let mut labels = format!("function=\"{}\"", f.function);
+            if per_cpu {
+                labels.push_str(&format!(",cpu=\"{}\"", e.cpu));
+            }
+            let bound = LE_POWERS
+                .clone()
+                .find(|&k| e.duration_ns < 1u64 << k)
+                .map_or(f64::INFINITY, |k| (1u64 << k) as f64 / 1e9);
+            Some(ExemplarLine {
+                labels,
+                bound,
+                text: format!(
+                    " # {{capture_id=\"{}\"}} {} {:.3}",
+                    e.capture_id,
+                    e.duration_ns as f64 / 1e9,
+                    e.unix_s
+                ),
+            })
+        })
+        .collect()
+}
+
+/// prometheus-client 0.25 cannot make an exemplar outside its own metric
+/// types, so the latest capture's trigger is written onto its bucket's
+/// line of the OpenMetrics page: `... # {capture_id="ID"} VALUE TIMESTAMP`,
+/// which links a Grafana point to `/captures/ID`.
+fn add_exemplars(page: &str, wanted: &[ExemplarLine]) -> String {
+    if wanted.is_empty() {
+        return page.to_owned();
+    }
+    // prometheus-client writes `le` first: `..._bucket{le="X",function="F"} N`.
+    const BUCKET: &str = "netlat_function_latency_seconds_bucket{le=\"";
+    let mut out = String::with_capacity(page.len() + 256);
+    for line in page.lines() {
+        out.push_str(line);
+        if let Some(rest) = line.strip_prefix(BUCKET)
+            && let Some((le, rest)) = rest.split_once("\",")
+            && let Some((labels, _)) = rest.split_once('}')
+        {
+            let bound = if le == "+Inf" {
+                Some(f64::INFINITY)
+            } else {
+                le.parse().ok()
+            };
+            if let Some(e) = wanted
+                .iter()
+                .find(|e| e.labels == labels && Some(e.bound) == bound)
+            {
+                out.push_str(&e.text);
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// (metric name without _total, TcpExt counter, help).
@@ -416,6 +563,7 @@ mod tests {
                     program_runs: crate::model::report::KernelCount::Counted(5),
                     kprobe_hits: Some(crate::model::report::KernelCount::from_option(None)),
                 }),
+                recording: None,
             }],
             tcp_rmem: Some([4096, 131072, 6291456]),
             doctor: Some(DoctorCounters {
@@ -429,6 +577,45 @@ mod tests {
                 retrans_segs: Some(3),
             }),
         }
+    }
+
+    fn recording_scrape() -> Scrape {
+        let mut s = scrape();
+        s.functions[0].recording = Some(Recording {
+            threshold: std::time::Duration::from_micros(50),
+            slow_calls: Some(1),
+            captures: 1,
+            skipped: vec![("cooldown", 2), ("disk", 0), ("storm", 0)],
+            exemplar: Some(crate::recorder::live::Exemplar {
+                capture_id: "20261203T031200.123456Z-net_rx_action".into(),
+                duration_ns: 70_000,
+                unix_s: 1_764_731_520.123,
+                cpu: 0,
+            }),
+        });
+        s
+    }
+
+    #[test]
+    fn recorder_counters_and_the_capture_exemplar_on_its_bucket() {
+        let page = render(recording_scrape(), Format::OpenMetrics);
+        for line in [
+            "netlat_slow_calls_total{function=\"net_rx_action\"} 1",
+            "netlat_captures_total{function=\"net_rx_action\"} 1",
+            "netlat_captures_skipped_total{function=\"net_rx_action\",reason=\"cooldown\"} 2",
+            "netlat_capture_threshold_seconds{function=\"net_rx_action\"} 0.00005",
+            // 70 us lies under 2^17 ns = 131.072 us.
+            "netlat_function_latency_seconds_bucket{le=\"0.000131072\",function=\"net_rx_action\"} 4 # {capture_id=\"20261203T031200.123456Z-net_rx_action\"} 0.00007 1764731520.123",
+        ] {
+            assert!(
+                page.lines().any(|l| l == line),
+                "missing {line:?} in\n{page}"
+            );
+        }
+        assert_eq!(page.matches("capture_id").count(), 1, "{page}");
+        let text = render(recording_scrape(), Format::Text);
+        assert!(!text.contains("capture_id"), "{text}");
+        assert!(text.contains("netlat_captures_total{function=\"net_rx_action\"} 1"));
     }
 
     #[test]

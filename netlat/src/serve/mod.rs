@@ -4,6 +4,7 @@
 //! Data path per scrape: the per-CPU STATS maps (`collect`) -> histograms ->
 //! `metrics` (OpenMetrics text) -> `http`. No per-event work in userspace.
 
+pub mod capture;
 pub mod http;
 pub mod metrics;
 pub mod slots;
@@ -27,7 +28,9 @@ use crate::{
     tracing::collect::{Collector, Slot},
 };
 
-use metrics::{DoctorCounters, FunctionLatency, Scrape};
+use metrics::{DoctorCounters, FunctionLatency, Recording, Scrape};
+
+use crate::recorder::live::{SkipReason, Status};
 
 /// What `serve` times when no function is named: the two suspects of "The
 /// story of one latency spike".
@@ -35,12 +38,14 @@ pub const DEFAULT_FUNCTIONS: [&str; 2] = ["net_rx_action", "tcp_collapse"];
 
 struct Served {
     function: String,
-    tracer: Tracer,
+    tracer: Arc<Mutex<Tracer>>,
+    /// `--capture`: its threshold and recorder's counts.
+    recording: Option<(std::time::Duration, Arc<Status>)>,
 }
 
 /// The attached programs and what each scrape should include.
 struct Exporter {
-    served: Mutex<Vec<Served>>,
+    served: Vec<Served>,
     per_cpu: bool,
     doctor: bool,
     online: Vec<u32>,
@@ -55,32 +60,46 @@ impl http::Pages for Exporter {
 
 impl Exporter {
     fn scrape(&self) -> Scrape {
-        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
-        let functions = served
+        let functions = self
+            .served
             .iter()
-            .filter_map(|s| match Collector::new().read(&s.tracer) {
-                Ok(slot) => Some(FunctionLatency {
-                    function: s.function.clone(),
-                    backend: s.tracer.backend().name(),
-                    series: self.series(&slot),
-                    missed: crate::tracing::missed::read(&s.tracer)
-                        .map_err(|e| {
-                            eprintln!("netlat: cannot read {}'s missed counts: {e}", s.function)
-                        })
-                        .ok(),
-                }),
-                Err(e) => {
-                    eprintln!("netlat: cannot read {}'s histogram: {e:#}", s.function);
-                    None
-                }
-            })
+            .filter_map(|s| self.function(s))
             .collect();
-        drop(served);
         Scrape {
             functions,
             tcp_rmem: metrics::read_tcp_rmem(&self.root),
             doctor: self.doctor.then(|| DoctorCounters::read(&self.root)),
         }
+    }
+
+    fn function(&self, s: &Served) -> Option<FunctionLatency> {
+        let tracer = s.tracer.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = Collector::new()
+            .read(&tracer)
+            .map_err(|e| eprintln!("netlat: cannot read {}'s histogram: {e:#}", s.function))
+            .ok()?;
+        let missed = crate::tracing::missed::read(&tracer)
+            .map_err(|e| eprintln!("netlat: cannot read {}'s missed counts: {e}", s.function))
+            .ok();
+        let recording = s.recording.as_ref().map(|(threshold, status)| Recording {
+            threshold: *threshold,
+            slow_calls: crate::tracing::slow_records::kernel_stats(&tracer)
+                .ok()
+                .map(|per_cpu| per_cpu.iter().map(|c| c.over).sum()),
+            captures: status.captures.load(std::sync::atomic::Ordering::Relaxed),
+            skipped: SkipReason::ALL
+                .iter()
+                .map(|&r| (r.label(), status.skipped(r)))
+                .collect(),
+            exemplar: status.exemplar(),
+        });
+        Some(FunctionLatency {
+            function: s.function.clone(),
+            backend: tracer.backend().name(),
+            series: self.series(&slot),
+            missed,
+            recording,
+        })
     }
 
     fn series(&self, slot: &Slot) -> Vec<(Option<u32>, Histogram)> {
@@ -115,10 +134,15 @@ pub struct ServeArgs {
     /// One histogram per CPU (label cpu) instead of one per function.
     #[arg(long)]
     pub per_cpu: bool,
+    #[command(flatten)]
+    pub capture: capture::CaptureArgs,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
+    if args.capture.enabled() {
+        args.capture.check()?;
+    }
     warn_if_exposed(args.listen);
     let online =
         aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
@@ -140,17 +164,36 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             })?;
         // The address actually bound: with port 0 the kernel picked one.
         let bound = listener.local_addr().unwrap_or(args.listen);
-        let served = attach_all(args)?;
+        let mut served = attach_all(args)?;
+        let recorders = start_recorders(args, &mut served, &online)?;
         let names: Vec<String> = served
             .iter()
-            .map(|s| format!("{} ({})", s.function, s.tracer.backend()))
+            .map(|s| {
+                let backend = s.tracer.lock().unwrap_or_else(|p| p.into_inner()).backend();
+                match &s.recording {
+                    Some((t, _)) => format!(
+                        "{} ({backend}, capturing calls >= {})",
+                        s.function,
+                        crate::render::slow::duration(t.as_nanos() as u64)
+                    ),
+                    None => format!("{} ({backend})", s.function),
+                }
+            })
             .collect();
         eprintln!(
             "netlat: serving {} on http://{bound}/metrics",
             names.join(", "),
         );
+        if args.capture.enabled() {
+            eprintln!(
+                "netlat: captures go to {} (at most {} files, {} MiB)",
+                args.capture.capture_dir.display(),
+                args.capture.capture_max,
+                args.capture.capture_max_bytes >> 20
+            );
+        }
         let exporter = Arc::new(Exporter {
-            served: Mutex::new(served),
+            served,
             per_cpu: args.per_cpu,
             doctor: args.doctor,
             online,
@@ -159,9 +202,15 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         let server = tokio::spawn(http::serve(listener, exporter.clone()));
         stop.until(None).await;
         server.abort();
-        let mut served = exporter.served.lock().unwrap_or_else(|p| p.into_inner());
-        for s in served.iter_mut() {
-            s.tracer.detach()?;
+        for r in &recorders {
+            r.abort();
+        }
+        for s in &exporter.served {
+            let mut tracer = s.tracer.lock().unwrap_or_else(|p| p.into_inner());
+            if s.recording.is_some() {
+                crate::flamegraph::sampler::detach(tracer.ebpf_mut())?;
+            }
+            tracer.detach()?;
         }
         eprintln!("netlat: detached; exiting");
         Ok(())
@@ -171,11 +220,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 /// Attaches each function; one that cannot be traced here is skipped with
 /// its reason, but at least one must work.
 fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
-    let mut functions: Vec<String> = if args.functions.is_empty() {
+    let mut functions: Vec<String> = if args.functions.is_empty() && !args.capture.enabled() {
         DEFAULT_FUNCTIONS.iter().map(|f| f.to_string()).collect()
     } else {
         args.functions.clone()
     };
+    // A captured function is served too.
+    functions.extend(args.capture.capture.iter().map(|(f, _)| f.clone()));
     // A function named twice is served once (two series with the same
     // labels would make the page invalid).
     let mut seen = std::collections::HashSet::new();
@@ -183,8 +234,21 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
     let mut served = Vec::new();
     let mut reasons = Vec::new();
     for function in functions {
-        match attach_traced(&function, args.backend, &Globals::default()) {
-            Ok((tracer, _)) => served.push(Served { function, tracer }),
+        let threshold = args.capture.threshold(&function);
+        let globals = match threshold {
+            Some(t) => capture::globals(&function, t, &args.capture),
+            None => Globals::default(),
+        };
+        match attach_traced(&function, args.backend, &globals) {
+            Ok((tracer, _)) => served.push(Served {
+                function,
+                tracer: Arc::new(Mutex::new(tracer)),
+                recording: None,
+            }),
+            Err(e) if threshold.is_some() => {
+                // The user asked for this one's evidence by name.
+                return Err(e.context(format!("--capture {function}")));
+            }
             Err(e) => {
                 eprintln!("netlat: not serving {function}: {e:#}");
                 reasons.push(format!("{function}: {e:#}"));
@@ -195,6 +259,36 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
         bail!("nothing to serve: {}", reasons.join("; "));
     }
     Ok(served)
+}
+
+/// Starts a recorder beside each `--capture` function; a recorder that
+/// fails later ends alone, with its reason, and the exporter carries on.
+fn start_recorders(
+    args: &ServeArgs,
+    served: &mut [Served],
+    online: &[u32],
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    if !args.capture.enabled() {
+        return Ok(Vec::new());
+    }
+    let keep = capture::open_store(&args.capture)?;
+    let shared = capture::shared(&args.capture, keep);
+    let mut tasks = Vec::new();
+    for s in served.iter_mut() {
+        let Some(threshold) = args.capture.threshold(&s.function) else {
+            continue;
+        };
+        let (recorder, status) =
+            capture::recorder(&s.function, threshold, &s.tracer, online, &shared)?;
+        s.recording = Some((threshold, status));
+        let function = s.function.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = recorder.run().await {
+                eprintln!("netlat: the recorder of {function} stopped: {e:#}");
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 fn warn_if_exposed(listen: SocketAddr) {

@@ -224,6 +224,45 @@ fn is_text(ty: char) -> bool {
     matches!(ty, 't' | 'T' | 'w' | 'W')
 }
 
+/// Frame names, innermost first; return addresses are named as
+/// [`Symbols::symbolize_return`] says. The frames of the tracing machinery
+/// that took the stack (netlat's own program, the tracepoint or trampoline
+/// that ran it) are left out: the stack starts where the kernel's own code
+/// does. So are kretprobe trampolines further out, which stand in for the
+/// return address of a function another probe is timing.
+pub fn name_stack(ips: &[u64], symbols: &Symbols) -> Vec<String> {
+    let names: Vec<String> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, &ip)| {
+            symbols
+                .symbolize_frame(ip, i == 0)
+                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
+        })
+        .filter(|name| !is_return_trampoline(name))
+        .collect();
+    let machinery = names
+        .iter()
+        .take(8)
+        .rposition(|n| is_tracing_frame(n))
+        .map_or(0, |i| i + 1);
+    names[machinery..].to_vec()
+}
+
+/// Frames that belong to the BPF and tracing code running netlat's program.
+fn is_tracing_frame(name: &str) -> bool {
+    const PREFIXES: [&str; 7] = [
+        "bpf_trace_run",
+        "__bpf_trace_",
+        "bpf_prog_",
+        "__bpf_prog_enter",
+        "bpf_trampoline_",
+        "perf_trace_",
+        "trace_call_bpf",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,42 +407,4 @@ ffffffff81a00400 t tcp_collapse
         };
         assert!(suggestions.is_empty());
     }
-}
-/// Frame names, innermost first; return addresses are named as
-/// [`Symbols::symbolize_return`] says. The frames of the tracing machinery
-/// that took the stack (netlat's own program, the tracepoint or trampoline
-/// that ran it) are left out: the stack starts where the kernel's own code
-/// does. So are kretprobe trampolines further out, which stand in for the
-/// return address of a function another probe is timing.
-pub fn name_stack(ips: &[u64], symbols: &Symbols) -> Vec<String> {
-    let names: Vec<String> = ips
-        .iter()
-        .enumerate()
-        .map(|(i, &ip)| {
-            symbols
-                .symbolize_frame(ip, i == 0)
-                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
-        })
-        .filter(|name| !is_return_trampoline(name))
-        .collect();
-    let machinery = names
-        .iter()
-        .take(8)
-        .rposition(|n| is_tracing_frame(n))
-        .map_or(0, |i| i + 1);
-    names[machinery..].to_vec()
-}
-
-/// Frames that belong to the BPF and tracing code running netlat's program.
-fn is_tracing_frame(name: &str) -> bool {
-    const PREFIXES: [&str; 7] = [
-        "bpf_trace_run",
-        "__bpf_trace_",
-        "bpf_prog_",
-        "__bpf_prog_enter",
-        "bpf_trampoline_",
-        "perf_trace_",
-        "trace_call_bpf",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
 }
