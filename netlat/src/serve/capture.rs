@@ -141,6 +141,16 @@ fn parse_capture(s: &str) -> Result<(String, Duration), String> {
         ));
     };
     let function = kallsyms::function_name(function)?;
+    // Kernel symbols are C identifiers, with '.' for compiler clones
+    // (tcp_collapse.isra.0): anything else is a mistyped flag.
+    if !function
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return Err(format!(
+            "'{function}' cannot be a kernel function name (letters, digits, '_' and '.' only)"
+        ));
+    }
     let threshold = crate::model::duration::parse_threshold(threshold)?;
     Ok((function, threshold))
 }
