@@ -6,6 +6,8 @@
     reason = "each test binary uses a different part"
 )]
 
+pub mod prometheus;
+
 use std::path::Path;
 
 pub use netlat_testkit::netlat::{Output, bucket_total, is_root};
