@@ -126,6 +126,10 @@ pub struct Shared {
     pub frequency_hz: u64,
     pub storm: Mutex<StormLimit>,
     pub keep: Arc<dyn Keep>,
+    /// One capture is built at a time, whatever the number of functions:
+    /// naming stacks parses kallsyms (~30 MB while it lasts), so this
+    /// bounds serve's memory at one build's worth above its resting size.
+    pub building: Mutex<()>,
     pub host: String,
     pub kernel: String,
 }
@@ -415,8 +419,10 @@ impl Run {
             window: opening.window,
             conditions: opening.conditions,
         };
-        let keep = Arc::clone(&self.rec.shared.keep);
+        let shared = Arc::clone(&self.rec.shared);
         let built = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = shared.building.lock().unwrap_or_else(|p| p.into_inner());
+            let keep = &shared.keep;
             let capture = assemble::build(gathered)?;
             let kept = keep.keep(&capture);
             Some((capture, kept))

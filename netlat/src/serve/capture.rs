@@ -260,6 +260,7 @@ pub fn shared(args: &CaptureArgs, keep: Arc<dyn crate::recorder::live::Keep>) ->
             STORM_PERIOD.as_nanos() as u64,
         )),
         keep,
+        building: Mutex::new(()),
         host: host.hostname,
         kernel: host.kernel,
     })
