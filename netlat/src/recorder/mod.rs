@@ -10,3 +10,7 @@
 //! `netlat captures`.
 
 pub mod document;
+pub mod store;
+
+#[cfg(test)]
+pub(crate) mod fixture;
