@@ -109,3 +109,15 @@ pub fn capture(start_unix_ns: u64, calls: u64) -> Capture {
         },
     }
 }
+
+/// The root element's name of `svg` parsed as XML (inferno's SVG carries
+/// the SVG 1.1 DOCTYPE).
+pub fn svg_root(svg: &str) -> String {
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(svg, options)
+        .unwrap_or_else(|e| panic!("SVG is not XML: {e}"));
+    doc.root_element().tag_name().name().to_owned()
+}

@@ -10,6 +10,7 @@
 //! `netlat captures`.
 
 pub mod document;
+pub mod flame;
 pub mod store;
 
 #[cfg(test)]
