@@ -34,6 +34,14 @@ pub enum StoreError {
     NotADirectory { path: String },
     #[error("capture directory {path} is a symbolic link: give the directory it points to instead")]
     Symlink { path: String },
+    #[error(
+        "capture directory {path} can be written by others (mode {mode:04o}): anyone could plant files serve would hand out; chmod 700 {path}"
+    )]
+    Unsafe { path: String, mode: u32 },
+    #[error(
+        "capture directory {path} belongs to uid {owner}, not to this user ({uid}): chown it, or give another directory"
+    )]
+    NotOwned { path: String, owner: u32, uid: u32 },
     #[error("capture directory {path} does not exist (serve --capture creates it)")]
     Missing { path: String },
     #[error("cannot create capture directory {path}: {why}")]
@@ -97,7 +105,7 @@ impl Store {
                 return Err(StoreError::Symlink { path: shown() });
             }
             Ok(meta) if !meta.is_dir() => return Err(StoreError::NotADirectory { path: shown() }),
-            Ok(_) => {}
+            Ok(meta) => check_private(dir, &meta)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::DirBuilder::new()
                     .recursive(true)
@@ -247,7 +255,7 @@ impl Store {
         if !known {
             return Err(not_found());
         }
-        fs::read(self.file(id)).map_err(|e| match e.kind() {
+        read_regular(&self.file(id)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => not_found(),
             _ => StoreError::Read {
                 id: id.to_owned(),
@@ -270,6 +278,46 @@ impl Store {
         debug_assert!(valid_id(id));
         self.dir.join(format!("{id}.json"))
     }
+}
+
+/// Serve hands out what is in its directory: nobody else may put files
+/// there (a planted symlink or hard link could name any file root reads).
+fn check_private(dir: &Path, meta: &fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let path = dir.display().to_string();
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        return Err(StoreError::NotOwned {
+            path,
+            owner: meta.uid(),
+            uid,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StoreError::Unsafe { path, mode });
+    }
+    Ok(())
+}
+
+/// A capture file's bytes; a symlink or anything but a regular file is
+/// refused (never followed to a file that is not a capture).
+fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Takes the oldest entries out of `index` (sorted oldest first) until it
@@ -307,7 +355,7 @@ pub fn parse(bytes: &[u8]) -> Result<Capture, String> {
 }
 
 fn index_file(path: &Path, id: &str) -> Result<Entry, String> {
-    let bytes = fs::read(path).map_err(|e| crate::oneline::io_text(&e))?;
+    let bytes = read_regular(path).map_err(|e| crate::oneline::io_text(&e))?;
     let capture = parse(&bytes).map_err(|why| format!("not a capture ({why})"))?;
     let mut listing = capture.listing();
     // The file's name is what serves it.

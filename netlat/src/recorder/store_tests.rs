@@ -244,6 +244,32 @@ fn a_file_or_symlink_for_the_directory_is_refused_in_one_line() {
 }
 
 #[test]
+fn a_directory_others_can_write_is_refused_and_links_are_not_followed() {
+    let scratch = Scratch::new("unsafe");
+    fs::create_dir_all(&scratch.0).unwrap();
+    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Store::open(&scratch.0, ROOMY).unwrap_err();
+    assert!(matches!(e, StoreError::Unsafe { mode: 0o777, .. }), "{e:?}");
+    assert!(e.to_string().contains("chmod 700"), "{e}");
+    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(&scratch.0, ROOMY).unwrap();
+    // A capture file swapped for a symlink after the index was built
+    // (to a file root can read) is not served.
+    let capture = fixture::capture(T0, 1);
+    store.write(&capture).unwrap();
+    let file = scratch.0.join(format!("{}.json", capture.id));
+    let elsewhere = scratch.0.join("elsewhere");
+    fs::rename(&file, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+    assert!(matches!(
+        store.read(&capture.id),
+        Err(StoreError::Read { .. })
+    ));
+    drop(store);
+    assert!(Store::open(&scratch.0, ROOMY).unwrap().list().is_empty());
+}
+
+#[test]
 fn the_store_can_be_shared_between_tasks() {
     fn shared<T: Send + Sync>() {}
     shared::<Store>();
