@@ -18,7 +18,7 @@ use crate::{
     system::atomic_file,
 };
 
-mod http_source;
+pub(crate) mod http_source;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CapturesArgs {

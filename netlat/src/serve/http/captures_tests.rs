@@ -207,3 +207,64 @@ fn without_a_store_captures_are_404_and_metrics_still_served() {
     );
     assert_eq!(get(&pages, &renders, "/nope").status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn served_over_a_socket_to_the_captures_client() {
+    use crate::commands::captures::http_source::{self, Server};
+    let (_scratch, pages, captures) = with_store("socket");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            super::super::serve(listener, pages).await;
+        });
+    });
+    let server = Server::parse(&format!("http://{addr}")).unwrap();
+    let listed: Vec<Listing> =
+        serde_json::from_slice(&http_source::get(&server, "/captures", None).unwrap()).unwrap();
+    assert_eq!(listed.len(), 2);
+    let id = &captures[0].id;
+    let doc = http_source::get(&server, &format!("/captures/{id}"), Some(id)).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<crate::recorder::document::Capture>(&doc).unwrap(),
+        captures[0]
+    );
+    let svg = http_source::get(&server, &format!("/captures/{id}/flamegraph.svg"), None).unwrap();
+    assert_eq!(fixture::svg_root(std::str::from_utf8(&svg).unwrap()), "svg");
+    let missing = "19700101T000000.000000Z-none";
+    let e = http_source::get(&server, &format!("/captures/{missing}"), Some(missing)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "HTTP 404: no capture {missing} at http://{addr} (netlat captures --from http://{addr} lists them)"
+        )
+    );
+    let e = http_source::get(
+        &server,
+        &format!("/captures/{}/flamegraph.svg", captures[1].id),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("HTTP 404: capture ") && e.contains("no stack samples"),
+        "{e}"
+    );
+    // HEAD is answered with the headers only.
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"HEAD /captures HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "a body followed: {answer}");
+}
