@@ -21,6 +21,7 @@ use crate::{
 pub(crate) mod http_source;
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(disable_help_subcommand = true)]
 pub struct CapturesArgs {
     #[command(subcommand)]
     pub action: Option<Action>,
