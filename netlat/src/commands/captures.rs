@@ -162,8 +162,10 @@ fn show_one(source: &Source, args: &ShowArgs, zone: Zone) -> Result<()> {
 fn open(dir: &Path) -> Result<Store> {
     Store::open_read_only(dir).map_err(|e| match e {
         // Serve keeps its directory 0700: root's.
-        // SAFETY: geteuid has no preconditions.
-        StoreError::ReadDir { .. } if unsafe { libc::geteuid() } != 0 => {
+        StoreError::ReadDir { ref why, .. }
+            // SAFETY: geteuid has no preconditions.
+            if why.contains("Permission denied") && unsafe { libc::geteuid() } != 0 =>
+        {
             anyhow::anyhow!("{e} (captures are readable by root only: try sudo)")
         }
         e => e.into(),
