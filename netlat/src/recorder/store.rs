@@ -21,7 +21,8 @@ pub const DEFAULT_DIR: &str = "/var/lib/netlat/captures";
 /// The longest id: a timestamp and a long kernel symbol fit.
 pub const MAX_ID_LEN: usize = 160;
 
-/// How much the store may hold; the oldest captures are removed beyond it.
+/// How much the store may hold; the oldest captures are removed beyond it
+/// (at open, and after each write). A `max_files` of 0 keeps one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_files: usize,
@@ -127,6 +128,15 @@ impl Store {
         remove_stale_temporaries(dir)?;
         let mut store = Store::load(dir)?;
         store.limits = Some(limits);
+        // Limits lowered since the last run hold from the start.
+        let victims = prune(
+            store.index.get_mut().unwrap_or_else(|p| p.into_inner()),
+            limits,
+            "",
+        );
+        for victim in victims {
+            let _ = fs::remove_file(store.file(&victim.listing.id));
+        }
         Ok(store)
     }
 

@@ -146,6 +146,26 @@ fn pruning_by_count_removes_the_oldest() {
 }
 
 #[test]
+fn limits_lowered_since_the_last_run_hold_at_open() {
+    let scratch = Scratch::new("reopen");
+    let store = Store::open(&scratch.0, ROOMY).unwrap();
+    let captures: Vec<Capture> = (0..3)
+        .map(|i| fixture::capture(T0 + i * 1_000_000_000, 1))
+        .collect();
+    for c in &captures {
+        store.write(c).unwrap();
+    }
+    drop(store);
+    let fewer = Limits {
+        max_files: 1,
+        max_bytes: 1 << 30,
+    };
+    let store = Store::open(&scratch.0, fewer).unwrap();
+    assert_eq!(store.list(), [captures[2].listing()]);
+    assert_eq!(scratch.names(""), [format!("{}.json", captures[2].id)]);
+}
+
+#[test]
 fn pruning_by_bytes_keeps_the_new_one_and_refuses_one_too_large() {
     let scratch = Scratch::new("bytes");
     let one = serde_json::to_vec(&fixture::capture(T0, 1)).unwrap().len() as u64;
