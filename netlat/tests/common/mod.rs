@@ -10,6 +10,8 @@ pub mod prometheus;
 
 use std::path::Path;
 
+pub mod capture;
+
 pub use netlat_testkit::netlat::{Output, bucket_total, is_root};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netlat");
