@@ -258,6 +258,13 @@ impl Run {
     /// Starts a clean stretch: empty sample and entry-stack maps, and the
     /// kernel's counts to measure the next capture's calls from.
     fn arm(&mut self) -> Result<()> {
+        if self.window.is_armed() {
+            // A slow call waiting in the buffer is a trigger, not the past.
+            self.drain()?;
+            if self.window.is_open() {
+                return Ok(());
+            }
+        }
         let mut tracer = lock(&self.rec.tracer);
         // Emptying the maps takes a syscall per entry: done before the
         // counts are read, so no call slips in between the two.
