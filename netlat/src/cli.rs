@@ -42,6 +42,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Keep functions timed and serve their histograms to Prometheus.
     Serve(crate::serve::ServeArgs),
+    /// List the flight recorder's captures (serve --capture), newest
+    /// first, or show one.
+    Captures(commands::captures::CapturesArgs),
     /// What this kernel offers netlat (kprobes, fentry, tracepoints, BTF,
     /// ...), probed for real, and which backend each command would pick.
     Info(commands::info::InfoArgs),
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Captures(args) => commands::captures::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Completions(args) => commands::completions::run(args, &command()),
         Command::ManPages(args) => commands::completions::run_man_pages(args, &command()),

@@ -275,3 +275,35 @@ fn special_files_are_refused_before_tracing() {
         assert!(t.elapsed() < Duration::from_secs(2), "refused at once");
     }
 }
+
+#[test]
+fn capture_store_on_a_full_disk_says_full_and_keeps_what_it_had() {
+    use netlat::recorder::store::{Limits, Store, StoreError};
+    if !is_root() {
+        return skip("needs root to mount a tmpfs");
+    }
+    let Some(disk) = FullDisk::mount("captures") else {
+        return skip("cannot mount a tmpfs here");
+    };
+    let dir = disk.path("captures");
+    let limits = Limits {
+        max_files: 10,
+        max_bytes: 1 << 20,
+    };
+    let store = Store::open(&dir, limits).unwrap();
+    let kept = common::capture::capture(common::capture::T0, &[7]);
+    store.write(&kept).unwrap();
+    disk.fill();
+    let next = common::capture::capture(common::capture::T0 + 1_000_000_000, &[8; 20]);
+    match store.write(&next) {
+        Err(StoreError::Full { id, .. }) => assert_eq!(id, next.id),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    assert_eq!(store.list(), [kept.listing()]);
+    assert_eq!(store.capture(&kept.id).unwrap(), kept);
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [format!("{}.json", kept.id)], "no partial file left");
+}

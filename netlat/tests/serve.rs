@@ -8,19 +8,17 @@ mod common;
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{Netlat, is_root, run, skip};
+use common::{Netlat, is_root, prometheus::Prometheus, run, skip};
 use netlat_testkit::{
     loopback,
     netlat::{loaded_programs, wait_until_unloaded},
     scrape::{free_port, get, http, sample},
     softirqs,
 };
-use serde_json::Value;
 
 const COUNT: &str = "netlat_function_latency_seconds_count{function=\"net_rx_action\"}";
 
@@ -29,94 +27,6 @@ fn serve(port: u16, extra: &[&str]) -> netlat_testkit::netlat::Netlat {
     let mut args = vec!["serve", "--listen", &listen];
     args.extend_from_slice(extra);
     Netlat::start(&args)
-}
-
-/// A Prometheus scraping netlat every second, in a scratch directory.
-struct Prometheus {
-    child: Child,
-    api: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Prometheus {
-    fn start(target: SocketAddr) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("netlat-prometheus-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: netlat\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={api}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).unwrap())
-            .spawn()
-            .expect("prometheus is not installed: run `cargo xtask setup`");
-        let p = Prometheus { child, api, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(p.api).is_err() || get(p.api, "/-/ready").0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready: {}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        p
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-
-    /// An instant query's single value, if it has one.
-    fn query(&self, promql: &str) -> Option<f64> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let (status, body) = get(self.api, &format!("/api/v1/query?query={encoded}"));
-        assert_eq!(status, 200, "{promql}: {body}");
-        let v: Value = serde_json::from_str(&body).expect("Prometheus JSON");
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-    }
-
-    fn wait_for(&self, promql: &str, ok: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(v) = self.query(promql).filter(|&v| ok(v)) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{promql} never came: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[test]

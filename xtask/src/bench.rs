@@ -26,10 +26,16 @@ const BPFTRACE_SCRIPT: &str = "tracepoint:irq:softirq_entry /args->vec == 3/ { @
      tracepoint:irq:softirq_exit /args->vec == 3 && @start[cpu]/ { @ns = hist(nsecs - @start[cpu]); delete(@start[cpu]); }";
 
 pub(crate) struct Sample {
+    /// The timing programs' run time per call (the sampler's apart).
     ns_per_call: f64,
     calls: u64,
     attach_ms: f64,
     rss_kib: u64,
+    /// The tool's own CPU time over the window, percent of one CPU.
+    cpu_pct: f64,
+    /// perf_event (sampler) programs: runs and mean ns per run.
+    samples: u64,
+    ns_per_sample: f64,
 }
 
 pub fn run(netlat: &Path) -> Result<()> {
@@ -64,6 +70,30 @@ pub fn run(netlat: &Path) -> Result<()> {
             )
         })?,
     ));
+    let capture_dir = std::env::temp_dir().join(format!("netlat-bench-captures-{}", std::process::id()));
+    for (name, extra) in [
+        ("netlat serve net_rx_action", None),
+        ("netlat serve --capture (1h)", Some("net_rx_action=1h")),
+    ] {
+        rows.push((
+            name.to_owned(),
+            median(RUNS, || {
+                let listen = format!("127.0.0.1:{}", netlat_testkit::scrape::free_port());
+                let mut cmd = Command::new(netlat);
+                cmd.args(["serve", "--listen", &listen]);
+                match extra {
+                    Some(capture) => {
+                        cmd.args(["--capture", capture, "--capture-dir"]).arg(&capture_dir);
+                    }
+                    None => {
+                        cmd.arg("net_rx_action");
+                    }
+                }
+                measure(&mut cmd, Marker::Stderr("netlat: serving"), 2)
+            })?,
+        ));
+    }
+    let _ = fs::remove_dir_all(&capture_dir);
     match bpftrace {
         Some(bt) => rows.push((
             "bpftrace hist one-liner".to_owned(),
@@ -78,16 +108,38 @@ pub fn run(netlat: &Path) -> Result<()> {
         None => println!("bench: bpftrace is not available; netlat's figures only"),
     }
     println!(
-        "{:<34} {:>14} {:>12} {:>16} {:>12}",
-        "tool", "BPF ns/call", "calls", "launch->attach", "peak RSS"
+        "{:<34} {:>12} {:>10} {:>16} {:>10} {:>8} {:>16}",
+        "tool", "BPF ns/call", "calls", "launch->attach", "peak RSS", "CPU", "sampler ns/run"
     );
     for (name, s) in &rows {
+        let sampler = if s.samples > 0 {
+            format!("{:.0} ({} runs)", s.ns_per_sample, s.samples)
+        } else {
+            "-".to_owned()
+        };
         println!(
-            "{name:<34} {:>14.0} {:>12} {:>13.1} ms {:>9.1} MB",
+            "{name:<34} {:>12.0} {:>10} {:>13.1} ms {:>7.1} MB {:>7.1}% {sampler:>16}",
             s.ns_per_call,
             s.calls,
             s.attach_ms,
-            s.rss_kib as f64 / 1024.0
+            s.rss_kib as f64 / 1024.0,
+            s.cpu_pct
+        );
+    }
+    if let Some((serve, capture)) = rows
+        .iter()
+        .find(|(n, _)| n == "netlat serve net_rx_action")
+        .zip(rows.iter().find(|(n, _)| n.starts_with("netlat serve --capture")))
+    {
+        let (s, c) = (&serve.1, &capture.1);
+        let sampler_ns_per_s = c.samples as f64 * c.ns_per_sample / WINDOW.as_secs_f64();
+        println!(
+            "serve --capture with nothing slow: {:+.0}% BPF ns per call, CPU {:.1}% against {:.1}%, sampler {:.0} us of kernel time per second ({:.3}% of one CPU); aim: about what serve costs",
+            100.0 * (c.ns_per_call / s.ns_per_call - 1.0),
+            c.cpu_pct,
+            s.cpu_pct,
+            sampler_ns_per_s / 1e3,
+            sampler_ns_per_s / 1e7
         );
     }
     if let [(_, histogram), (_, slow), ..] = rows.as_slice() {
@@ -96,7 +148,10 @@ pub fn run(netlat: &Path) -> Result<()> {
             100.0 * (slow.ns_per_call / histogram.ns_per_call - 1.0)
         );
     }
-    if let [(_, netlat), _, (_, bt)] = rows.as_slice() {
+    if let (Some((_, netlat)), Some((_, bt))) = (
+        rows.first(),
+        rows.iter().find(|(n, _)| n.starts_with("bpftrace")),
+    ) {
         println!(
             "netlat costs {:.0}% of bpftrace per call (aim: at most 50%)",
             100.0 * netlat.ns_per_call / bt.ns_per_call
@@ -160,13 +215,22 @@ pub(crate) fn measure(
     // Let bpftrace finish attaching before the window starts.
     thread::sleep(Duration::from_millis(300));
     let before = prog_stats(child.id())?;
+    let ticks_before = cpu_ticks(child.id())?;
+    let started = Instant::now();
     netlat_testkit::loopback::run_for(WINDOW);
     let after = prog_stats(child.id())?;
+    let cpu_pct = (cpu_ticks(child.id())? - ticks_before) as f64 / ticks_per_second()
+        / started.elapsed().as_secs_f64()
+        * 100.0;
     let rss_kib = peak_rss_kib(child.id())?;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait().context("waiting for the tool to exit")?;
-    let (time, cnt) = (after.0 - before.0, after.1 - before.1);
+    let (time, cnt) = (after.timing.0 - before.timing.0, after.timing.1 - before.timing.1);
+    let (sample_time, samples) = (
+        after.sampler.0 - before.sampler.0,
+        after.sampler.1 - before.sampler.1,
+    );
     if cnt == 0 {
         bail!("no program runs were counted: is kernel.bpf_stats_enabled on?");
     }
@@ -178,6 +242,9 @@ pub(crate) fn measure(
         calls,
         attach_ms,
         rss_kib,
+        cpu_pct,
+        samples,
+        ns_per_sample: sample_time as f64 / samples.max(1) as f64,
     })
 }
 
@@ -195,9 +262,19 @@ pub(crate) fn wait_for_line(stream: Box<dyn std::io::Read + Send>, marker: &str)
     Ok(())
 }
 
-/// Sum of (run_time_ns, run_cnt) over the BPF programs the process holds.
-fn prog_stats(pid: u32) -> Result<(u64, u64)> {
-    let mut total = (0, 0);
+/// (run_time_ns, run_cnt) summed over a process's BPF programs: the
+/// perf_event ones (the sampler) apart from the rest.
+#[derive(Default)]
+struct ProgStats {
+    timing: (u64, u64),
+    sampler: (u64, u64),
+}
+
+/// BPF_PROG_TYPE_PERF_EVENT (include/uapi/linux/bpf.h).
+const PERF_EVENT_PROG: u64 = 7;
+
+fn prog_stats(pid: u32) -> Result<ProgStats> {
+    let mut total = ProgStats::default();
     let fds = format!("/proc/{pid}/fd");
     for fd in fs::read_dir(&fds).with_context(|| format!("failed to list {fds}"))? {
         let fd = fd?;
@@ -215,10 +292,34 @@ fn prog_stats(pid: u32) -> Result<(u64, u64)> {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        total.0 += field("run_time_ns:");
-        total.1 += field("run_cnt:");
+        let sum = if field("prog_type:") == PERF_EVENT_PROG {
+            &mut total.sampler
+        } else {
+            &mut total.timing
+        };
+        sum.0 += field("run_time_ns:");
+        sum.1 += field("run_cnt:");
     }
     Ok(total)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    field(11)
+        .zip(field(12))
+        .map(|(u, s)| u + s)
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 fn peak_rss_kib(pid: u32) -> Result<u64> {

@@ -1,5 +1,6 @@
 //! One module per subcommand: checks, then the data path, then output.
 
+pub mod captures;
 pub mod compare;
 pub mod completions;
 pub mod experiment;

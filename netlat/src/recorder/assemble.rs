@@ -72,7 +72,7 @@ pub fn build(g: Gathered) -> Option<Capture> {
     let trigger = calls.first()?.clone();
     Some(Capture {
         netlat_capture: FORMAT,
-        id: capture_id(&g.function, trigger.start_unix_ns),
+        id: super::store::make_id(&g.function, trigger.start_unix_ns),
         function: g.function,
         threshold_ns: g.threshold_ns,
         backend: g.backend.to_owned(),
@@ -102,24 +102,4 @@ pub fn build(g: Gathered) -> Option<Capture> {
         },
         conditions: g.conditions.finish(),
     })
-}
-
-/// UTC to the microsecond, then the function: ids sort by time, and say
-/// what they are.
-fn capture_id(function: &str, start_unix_ns: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_unix_ns);
-    let stamp = humantime::format_rfc3339_micros(t)
-        .to_string()
-        .replace(['-', ':'], "");
-    let name: String = function
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{stamp}-{name}")
 }

@@ -69,9 +69,8 @@ pub struct Window {
 }
 
 /// The kernel's count of calls over the threshold, and where each went:
-/// `recorded + not_kept + after_window + lost_ring + limited` equals
-/// `kernel_over_threshold` (up to records still being written when the
-/// count was read, which `unsettled` counts).
+/// `recorded + not_kept + after_window + lost_ring + limited + unsettled`
+/// equals `kernel_over_threshold`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accounting {
     /// Calls over the threshold the kernel counted from the moment the
@@ -87,8 +86,11 @@ pub struct Accounting {
     pub lost_ring: u64,
     /// Beyond the kernel's per-CPU record rate (`--capture-rate`).
     pub limited: u64,
-    /// Counted by the kernel but not yet in the buffer when it was read.
-    pub unsettled: u64,
+    /// Calls in flight while a count was read: positive, counted by the
+    /// kernel but not yet in the buffer at the window's end; negative,
+    /// read in the window but counted before the recorder armed. A few at
+    /// most, and only while calls are slow at the very moment of a read.
+    pub unsettled: i64,
 }
 
 /// Kernel stacks sampled inside the calls, folded as flamegraph's

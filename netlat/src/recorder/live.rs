@@ -126,6 +126,10 @@ pub struct Shared {
     pub frequency_hz: u64,
     pub storm: Mutex<StormLimit>,
     pub keep: Arc<dyn Keep>,
+    /// One capture is built at a time, whatever the number of functions:
+    /// naming stacks parses kallsyms (~30 MB while it lasts), so this
+    /// bounds serve's memory at one build's worth above its resting size.
+    pub building: Mutex<()>,
     pub host: String,
     pub kernel: String,
 }
@@ -187,6 +191,8 @@ struct Run {
     armed_counts: SlowStats,
     /// The sampler's loss counts when its maps were last emptied.
     armed_sample_loss: u64,
+    /// When those counts were read (monotonic ns).
+    armed_ns: u64,
     last_reset_ns: u64,
 }
 
@@ -204,6 +210,7 @@ impl Recorder {
             opening: None,
             armed_counts: SlowStats::default(),
             armed_sample_loss: 0,
+            armed_ns: 0,
             last_reset_ns: 0,
         };
         run.arm()?;
@@ -251,18 +258,22 @@ impl Run {
     /// Starts a clean stretch: empty sample and entry-stack maps, and the
     /// kernel's counts to measure the next capture's calls from.
     fn arm(&mut self) -> Result<()> {
-        // Records of calls from before this point belong to no capture.
-        self.drain()?;
         let mut tracer = lock(&self.rec.tracer);
+        // Emptying the maps takes a syscall per entry: done before the
+        // counts are read, so no call slips in between the two.
         sampler::reset(tracer.ebpf_mut())?;
-        let counts = kernel_counts(&tracer)?;
         let loss = sample_loss(&tracer)?;
+        let now = monotonic_ns();
+        let counts = kernel_counts(&tracer)?;
         drop(tracer);
         self.rec.records.clear_stacks();
         self.armed_counts = counts;
         self.armed_sample_loss = loss;
-        self.last_reset_ns = monotonic_ns();
-        Ok(())
+        self.armed_ns = now;
+        self.last_reset_ns = now;
+        // Records of calls that ended before the counts were read are in
+        // them already: they belong to no capture.
+        self.drain()
     }
 
     /// Takes every waiting record to the window.
@@ -284,6 +295,10 @@ impl Run {
 
     fn take(&mut self, r: SlowRecord) {
         let end_ns = r.start_ns.saturating_add(r.duration_ns);
+        if end_ns < self.armed_ns {
+            self.window.miss();
+            return;
+        }
         let may_open = !self.window.is_armed()
             || self
                 .rec
@@ -382,7 +397,7 @@ impl Run {
             after_window: closed.after_window,
             lost_ring,
             limited,
-            unsettled: over.saturating_sub(accounted),
+            unsettled: over as i64 - accounted as i64,
         };
         let gathered = Gathered {
             function: self.rec.function.clone(),
@@ -404,8 +419,10 @@ impl Run {
             window: opening.window,
             conditions: opening.conditions,
         };
-        let keep = Arc::clone(&self.rec.shared.keep);
+        let shared = Arc::clone(&self.rec.shared);
         let built = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = shared.building.lock().unwrap_or_else(|p| p.into_inner());
+            let keep = &shared.keep;
             let capture = assemble::build(gathered)?;
             let kept = keep.keep(&capture);
             Some((capture, kept))

@@ -11,5 +11,10 @@
 
 pub mod assemble;
 pub mod document;
+pub mod flame;
 pub mod live;
+pub mod store;
 pub mod window;
+
+#[cfg(test)]
+pub(crate) mod fixture;

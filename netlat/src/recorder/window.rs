@@ -127,6 +127,12 @@ impl<T> Window<T> {
         }
     }
 
+    /// A slow call from before the recorder armed: no capture's, counted
+    /// as missed by the next.
+    pub fn miss(&mut self) {
+        self.missed += 1;
+    }
+
     /// Whether the open capture's window has ended at `now_ns`.
     pub fn due(&self, now_ns: u64) -> bool {
         matches!(self.state, State::Open { close_at_ns, .. } if now_ns >= close_at_ns)

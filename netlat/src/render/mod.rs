@@ -1,5 +1,6 @@
 //! Output formats: pure functions from a report to text.
 
+pub mod capture;
 pub mod compare;
 pub mod info;
 pub mod json;

@@ -29,8 +29,11 @@ use crate::{
     },
 };
 
-/// Where captures go unless `--capture-dir` says otherwise.
-pub const DEFAULT_DIR: &str = "/var/lib/netlat/captures";
+use crate::recorder::{
+    document::Capture,
+    live::KeepError,
+    store::{DEFAULT_DIR, Limits, Store, StoreError},
+};
 
 /// Slow calls kept per capture: at the default record budget a 2 s window
 /// on 8 CPUs is 16,000 records; past this they are counted, not kept
@@ -260,40 +263,31 @@ pub fn shared(args: &CaptureArgs, keep: Arc<dyn crate::recorder::live::Keep>) ->
             STORM_PERIOD.as_nanos() as u64,
         )),
         keep,
+        building: Mutex::new(()),
         host: host.hostname,
         kernel: host.kernel,
     })
 }
 
-
-/// Interim store until the bounded one lands: one file per capture,
-/// written whole.
-struct DirKeep {
-    dir: PathBuf,
-}
-
-impl crate::recorder::live::Keep for DirKeep {
-    fn keep(
-        &self,
-        capture: &crate::recorder::document::Capture,
-    ) -> Result<(), crate::recorder::live::KeepError> {
-        let bytes = serde_json::to_vec(capture)
-            .map_err(|e| crate::recorder::live::KeepError::Other(e.to_string()))?;
-        crate::system::atomic_file::write(&self.dir.join(format!("{}.json", capture.id)), &bytes)
-            .map_err(|e| crate::recorder::live::KeepError::Full(e.to_string()))
+impl crate::recorder::live::Keep for Store {
+    fn keep(&self, capture: &Capture) -> Result<(), KeepError> {
+        match self.write(capture) {
+            Ok(_) => Ok(()),
+            Err(e @ (StoreError::Full { .. } | StoreError::TooLarge { .. })) => {
+                Err(KeepError::Full(e.to_string()))
+            }
+            Err(e) => Err(KeepError::Other(e.to_string())),
+        }
     }
 }
 
-pub fn open_store(args: &CaptureArgs) -> Result<Arc<dyn crate::recorder::live::Keep>> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&args.capture_dir)
-        .with_context(|| format!("cannot create {}", args.capture_dir.display()))?;
-    Ok(Arc::new(DirKeep {
-        dir: args.capture_dir.clone(),
-    }))
+/// The bounded store of `--capture-dir`, created if missing.
+pub fn open_store(args: &CaptureArgs) -> Result<Arc<Store>> {
+    let limits = Limits {
+        max_files: usize::try_from(args.capture_max).unwrap_or(usize::MAX),
+        max_bytes: args.capture_max_bytes,
+    };
+    Ok(Arc::new(Store::open(&args.capture_dir, limits)?))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The HTTP side of `netlat serve`, on hyper. GET /metrics and /healthz,
-//! nothing else. Each connection is its own task with bounded buffers and
+//! and with `--capture` the flight recorder's /captures pages (`captures`). Each connection is its own task with bounded buffers and
 //! deadlines, and the number of connections is capped. When every slot is
 //! held, the newcomer takes the slot of the connection that has done least
 //! (`slots`), and clients that have not made a request are given less time,
@@ -32,6 +32,9 @@ use super::{
     metrics::Format,
     slots::{Conn, Slots},
 };
+use crate::recorder::store::Store;
+
+mod captures;
 
 /// Connections served at once; a newcomer beyond it evicts the connection
 /// that has done least. Each costs at most `MAX_BUF` plus a task, so this
@@ -58,11 +61,17 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 pub trait Pages: Send + Sync + 'static {
     /// The /metrics page.
     fn metrics(&self, format: Format) -> String;
+    /// The flight recorder's store, when serve runs with `--capture`:
+    /// /captures serves it.
+    fn captures(&self) -> Option<&Store> {
+        None
+    }
 }
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>) {
     let slots = Slots::new(MAX_CONNECTIONS);
+    let renders = captures::Renders::new();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -76,13 +85,26 @@ pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>) {
         let slot = slots.take();
         let pages = Arc::clone(&pages);
         let slots = Arc::clone(&slots);
+        let renders = Arc::clone(&renders);
         tokio::spawn(async move {
             let conn = Arc::clone(&slot.conn);
             let served = Arc::clone(&conn);
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let pages = Arc::clone(&pages);
+                let renders = Arc::clone(&renders);
                 served.mark_served();
-                async move { Ok::<_, Infallible>(respond(&req, pages.as_ref())) }
+                async move {
+                    let accept = req
+                        .headers()
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok());
+                    let asked = Asked {
+                        method: req.method(),
+                        path: req.uri().path(),
+                        accept,
+                    };
+                    Ok::<_, Infallible>(respond(asked, pages, renders).await)
+                }
             });
             let io = Watched {
                 stream,
@@ -176,24 +198,34 @@ impl AsyncWrite for Watched {
     }
 }
 
-fn respond(req: &Request<Incoming>, pages: &dyn Pages) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    if !matches!(path, "/metrics" | "/healthz" | "/") {
+/// The parts of a request a page depends on.
+struct Asked<'a> {
+    method: &'a Method,
+    path: &'a str,
+    accept: Option<&'a str>,
+}
+
+async fn respond(
+    asked: Asked<'_>,
+    pages: Arc<dyn Pages>,
+    renders: Arc<captures::Renders>,
+) -> Response<Full<Bytes>> {
+    let path = asked.path;
+    let route = captures::Route::parse(path);
+    if route.is_none() && !matches!(path, "/metrics" | "/healthz" | "/") {
         return plain(StatusCode::NOT_FOUND, "not found: try /metrics\n");
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    if asked.method != Method::GET && asked.method != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         r.headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    match path {
-        "/metrics" => {
-            let accept = req
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok());
-            let format = Format::from_accept(accept);
+    match (route, path) {
+        (Some(Ok(route)), _) => captures::respond(route, pages, renders).await,
+        (Some(Err(())), _) => plain(StatusCode::NOT_FOUND, "not found: see /captures\n"),
+        (None, "/metrics") => {
+            let format = Format::from_accept(asked.accept);
             let mut r = Response::new(Full::new(Bytes::from(pages.metrics(format))));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -201,8 +233,8 @@ fn respond(req: &Request<Incoming>, pages: &dyn Pages) -> Response<Full<Bytes>> 
             );
             r
         }
-        "/healthz" => plain(StatusCode::OK, "ok\n"),
-        _ => plain(
+        (None, "/healthz") => plain(StatusCode::OK, "ok\n"),
+        (None, _) => plain(
             StatusCode::OK,
             "netlat: kernel function latency for Prometheus at /metrics\n",
         ),
@@ -210,7 +242,11 @@ fn respond(req: &Request<Incoming>, pages: &dyn Pages) -> Response<Full<Bytes>> 
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    self::text(status, text.to_owned())
+}
+
+fn text(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -50,11 +50,17 @@ struct Exporter {
     doctor: bool,
     online: Vec<u32>,
     root: Root,
+    /// `--capture`: the capture files, for /captures.
+    store: Option<Arc<crate::recorder::store::Store>>,
 }
 
 impl http::Pages for Exporter {
     fn metrics(&self, format: metrics::Format) -> String {
         metrics::render(self.scrape(), format)
+    }
+
+    fn captures(&self) -> Option<&crate::recorder::store::Store> {
+        self.store.as_deref()
     }
 }
 
@@ -164,8 +170,15 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             })?;
         // The address actually bound: with port 0 the kernel picked one.
         let bound = listener.local_addr().unwrap_or(args.listen);
+        // Before attaching: a directory that cannot hold captures is the
+        // user's to fix, and nothing should be traced meanwhile.
+        let store = args
+            .capture
+            .enabled()
+            .then(|| capture::open_store(&args.capture))
+            .transpose()?;
         let mut served = attach_all(args)?;
-        let recorders = start_recorders(args, &mut served, &online)?;
+        let recorders = start_recorders(args, &mut served, &online, store.clone())?;
         let names: Vec<String> = served
             .iter()
             .map(|s| {
@@ -198,6 +211,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             doctor: args.doctor,
             online,
             root: Root::host(),
+            store,
         });
         let server = tokio::spawn(http::serve(listener, exporter.clone()));
         stop.until(None).await;
@@ -267,11 +281,11 @@ fn start_recorders(
     args: &ServeArgs,
     served: &mut [Served],
     online: &[u32],
+    store: Option<Arc<crate::recorder::store::Store>>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    if !args.capture.enabled() {
+    let Some(keep) = store else {
         return Ok(Vec::new());
-    }
-    let keep = capture::open_store(&args.capture)?;
+    };
     let shared = capture::shared(&args.capture, keep);
     let mut tasks = Vec::new();
     for s in served.iter_mut() {

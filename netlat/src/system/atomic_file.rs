@@ -21,13 +21,19 @@ pub enum WriteError {
     Pseudo { path: String },
     #[error("cannot write {path}: {why}")]
     Io { path: String, why: String },
+    /// ENOSPC or EDQUOT: a caller that writes unattended (the flight
+    /// recorder) counts it and carries on rather than failing.
+    #[error("cannot write {path}: {why}")]
+    Full { path: String, why: String },
 }
 
 impl WriteError {
     fn io(path: &Path, e: &io::Error) -> WriteError {
-        WriteError::Io {
-            path: path.display().to_string(),
-            why: crate::oneline::io_text(e),
+        let path = path.display().to_string();
+        let why = crate::oneline::io_text(e);
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => WriteError::Full { path, why },
+            _ => WriteError::Io { path, why },
         }
     }
 }
@@ -62,13 +68,23 @@ pub fn check(path: &Path) -> Result<(), WriteError> {
 /// Replaces `path` with `bytes`, or leaves it untouched and removes the
 /// partial temporary file.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    replace(path, bytes, None)
+}
+
+/// As [`write`], the new file with exactly `mode` (the temporary file is
+/// created with it, so the bytes are never readable more widely).
+pub fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+    replace(path, bytes, Some(mode))
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), WriteError> {
     if path.is_dir() {
         return Err(WriteError::Directory {
             path: path.display().to_string(),
         });
     }
     let temp = temporary(path);
-    let written = write_new(&temp, path, bytes).and_then(|()| fs::rename(&temp, path));
+    let written = write_new(&temp, path, bytes, mode).and_then(|()| fs::rename(&temp, path));
     written.map_err(|e| {
         let _ = fs::remove_file(&temp);
         WriteError::io(path, &e)
@@ -80,7 +96,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 /// file fails if the name is taken). Ok(false): it existed, left as it was.
 pub fn create(path: &Path, bytes: &[u8]) -> Result<bool, WriteError> {
     let temp = temporary(path);
-    let linked = write_new(&temp, path, bytes).and_then(|()| fs::hard_link(&temp, path));
+    let linked = write_new(&temp, path, bytes, None).and_then(|()| fs::hard_link(&temp, path));
     let _ = fs::remove_file(&temp);
     match linked {
         Ok(()) => Ok(true),
@@ -89,12 +105,24 @@ pub fn create(path: &Path, bytes: &[u8]) -> Result<bool, WriteError> {
     }
 }
 
-fn write_new(temp: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
-    // Keep the mode of the file being replaced (a file made group-readable
-    // on purpose stays so).
-    if let Ok(meta) = fs::metadata(target) {
-        let _ = file.set_permissions(meta.permissions());
+fn write_new(temp: &Path, target: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    if let Some(mode) = mode {
+        options.mode(mode);
+    }
+    let mut file = options.open(temp)?;
+    match mode {
+        // The umask may have taken bits off; set exactly what was asked.
+        Some(mode) => file.set_permissions(fs::Permissions::from_mode(mode))?,
+        // Keep the mode of the file being replaced (a file made
+        // group-readable on purpose stays so).
+        None => {
+            if let Ok(meta) = fs::metadata(target) {
+                let _ = file.set_permissions(meta.permissions());
+            }
+        }
     }
     file.write_all(bytes)?;
     // Delayed allocation can report a full disk only here.
@@ -114,7 +142,20 @@ fn temporary(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    directory(path).join(format!(".{name}.netlat-{}.tmp", std::process::id()))
+    directory(path).join(format!(".{name}{TEMP_MARK}{}.tmp", std::process::id()))
+}
+
+const TEMP_MARK: &str = ".netlat-";
+
+/// The process that made `file_name` if it is one of [`write`]'s
+/// temporary files: one it left behind when killed if that process is gone.
+pub fn temporary_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, pid) = rest.rsplit_once(TEMP_MARK)?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// procfs and sysfs accept a create or a write and then do something that
@@ -143,6 +184,48 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_mode_is_set_exactly_and_replaces_the_old_one() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = scratch("mode");
+        let path = dir.join("capture.json");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_with_mode(&path, b"new", 0o600).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_with_their_process() {
+        let temp = temporary(Path::new("/x/20261203T031200.123456Z-net_rx_action.json"));
+        let name = temp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temporary_owner(name), Some(std::process::id()));
+        for other in [
+            "capture.json",
+            ".capture.json",
+            ".netlat-12.tmp",
+            ".a.netlat-.tmp",
+            ".a.netlat-12x.tmp",
+            "a.netlat-12.tmp",
+        ] {
+            assert_eq!(temporary_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_told_apart() {
+        let path = Path::new("/x/capture.json");
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let e = WriteError::io(path, &io::Error::from_raw_os_error(errno));
+            assert!(matches!(e, WriteError::Full { .. }), "{e:?}");
+        }
+        let e = WriteError::io(path, &io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(e, WriteError::Io { .. }), "{e:?}");
     }
 
     #[test]

@@ -6,7 +6,11 @@
     reason = "each test binary uses a different part"
 )]
 
+pub mod prometheus;
+
 use std::path::Path;
+
+pub mod capture;
 
 pub use netlat_testkit::netlat::{Output, bucket_total, is_root};
 
