@@ -806,3 +806,76 @@ fn containerfile_is_the_static_binary_alone() {
         "{containerfile}"
     );
 }
+
+/// Splits a command line as a shell would for these plain commands:
+/// whitespace between words, double quotes around one.
+fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for ch in command.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    out.extend(Some(word).filter(|w| !w.is_empty()));
+    out
+}
+
+/// The netlat commands the alerts tell the on-call to run, and the ones
+/// deploy/README.md shows at a prompt, parse as netlat reads them (with
+/// --help last nothing runs, and a bad flag or value still fails).
+#[test]
+fn commands_the_deploy_files_give_parse() {
+    let alerts = code(&read("prometheus/alerts.yml")).join(" ");
+    let mut commands: Vec<String> = alerts
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|span| {
+            span.strip_prefix("netlat ").or_else(|| {
+                span.split_once(" -- /usr/local/bin/netlat ")
+                    .map(|(_, c)| c)
+            })
+        })
+        .map(|c| {
+            c.replace("{{ $labels.instance }}", "10.0.0.1:9435")
+                .replace("{{ $labels.pod }}", "netlat-a1b2c")
+        })
+        .collect();
+    let readme = read("README.md");
+    commands.extend(readme.lines().filter_map(|l| {
+        let l = l.trim().strip_prefix("$ ")?;
+        let c = l
+            .strip_prefix("netlat ")
+            .or_else(|| l.split_once(" -- /usr/local/bin/netlat ").map(|(_, c)| c))?;
+        Some(c.split(" #").next().unwrap_or(c).to_owned())
+    }));
+    assert!(
+        commands
+            .iter()
+            .filter(|c| c.starts_with("captures"))
+            .count()
+            >= 4,
+        "{commands:?}"
+    );
+    for command in &commands {
+        assert!(!command.contains("{{"), "a template left in `{command}`");
+        let out = Command::new(env!("CARGO_BIN_EXE_netlat"))
+            .args(words(command))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "netlat {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
