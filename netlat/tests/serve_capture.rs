@@ -150,8 +150,65 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
     handle.join().unwrap();
     let addr = listen.parse().unwrap();
     let page = get(addr, "/metrics").1;
+    let (status, listed) = get(addr, "/captures");
+    assert_eq!(status, 200, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let svg = found
+        .iter()
+        .find(|c| !c["stacks"]["slow"].as_object().unwrap().is_empty())
+        .map(|c| {
+            let id = c["id"].as_str().unwrap();
+            get(addr, &format!("/captures/{id}/flamegraph.svg"))
+        });
     let out = serve.terminate();
     assert!(out.success, "{}", out.stderr);
+    for c in &found {
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["id"] == c["id"]),
+            "{} not in /captures: {listed}",
+            c["id"]
+        );
+    }
+    if let Some((status, body)) = svg {
+        assert_eq!(status, 200, "{body}");
+        let options = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        };
+        let doc = roxmltree::Document::parse_with_options(&body, options)
+            .expect("the flame graph parses as XML");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+    // A restarted serve still has them, and so does `netlat captures`.
+    let again = Netlat::start(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--capture",
+        &capture,
+        "--capture-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let relisted = get(addr, "/captures").1;
+    assert!(again.terminate().success);
+    let cli = run(&["captures", "--from", dir.to_str().unwrap()]);
+    assert!(cli.success, "{}", cli.stderr);
+    for c in &found {
+        let id = c["id"].as_str().unwrap();
+        assert!(
+            relisted.contains(id),
+            "{id} gone after a restart: {relisted}"
+        );
+        assert!(
+            cli.stdout.contains(id),
+            "{id} not listed by captures: {}",
+            cli.stdout
+        );
+    }
     assert!(
         found.len() >= 2,
         "fewer than 2 captures in 30 s of load at threshold {threshold} ns: {}",
@@ -345,6 +402,20 @@ fn a_storm_of_slow_calls_stays_within_bounds() {
     }
     assert!(!found.is_empty(), "no capture in a storm: {}", out.stderr);
     assert!(found.len() <= 3, "--capture-max 3, {} on disk", found.len());
+    // The oldest went first: what is left is the last ones written.
+    let written: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("netlat: captured "))
+        .filter_map(|l| l.rsplit_once(": ").map(|(_, id)| id))
+        .collect();
+    let kept: Vec<&str> = found.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        kept,
+        written[written.len().saturating_sub(3)..],
+        "{}",
+        out.stderr
+    );
     // 1000 records/s/CPU for a 2 s window: at most ~4,000 calls a capture
     // here, ~2 MB of JSON.
     for c in &found {
@@ -442,5 +513,64 @@ fn prometheus_stores_the_capture_exemplar() {
     let trigger_s = u(&found[0]["trigger"]["call"], "duration_ns") as f64 / 1e9;
     assert!((value - trigger_s).abs() < 1e-9, "{value} vs {trigger_s}");
     println!("exemplar for {id}: value {value} s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SIGKILL while captures are being written, again and again: every file
+/// left is a whole capture, and the next serve removes the temporary
+/// files the killed ones left.
+#[test]
+fn sigkill_while_writing_leaves_no_partial_capture() {
+    if !is_root() {
+        return skip("needs root");
+    }
+    let dir = scratch("kill");
+    let (stop, handle) = load();
+    for round in 0..4u64 {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let serve = Netlat::start(&[
+            "serve",
+            "--listen",
+            &listen,
+            "--capture",
+            "net_rx_action=0",
+            "--capture-dir",
+            dir.to_str().unwrap(),
+            "--capture-window",
+            "300ms",
+            "--capture-cooldown",
+            "100ms",
+        ]);
+        // Different moments of the write cycle each round.
+        thread::sleep(Duration::from_millis(1_500 + 370 * round));
+        let out = serve.kill();
+        assert!(!out.success);
+        for c in captures(&dir) {
+            check_accounting(&c);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    handle.join().unwrap();
+    let whole = captures(&dir).len();
+    assert!(whole >= 2, "only {whole} captures in 4 runs");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = Netlat::start(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--capture",
+        "net_rx_action=1h",
+        "--capture-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".json") || n.starts_with('.'))
+        .collect();
+    assert!(serve.terminate().success);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    println!("{whole} whole captures after 4 SIGKILLs, no temporary file left");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -70,7 +70,8 @@ pub fn run(netlat: &Path) -> Result<()> {
             )
         })?,
     ));
-    let capture_dir = std::env::temp_dir().join(format!("netlat-bench-captures-{}", std::process::id()));
+    let capture_dir =
+        std::env::temp_dir().join(format!("netlat-bench-captures-{}", std::process::id()));
     for (name, extra) in [
         ("netlat serve net_rx_action", None),
         ("netlat serve --capture (1h)", Some("net_rx_action=1h")),
@@ -83,7 +84,8 @@ pub fn run(netlat: &Path) -> Result<()> {
                 cmd.args(["serve", "--listen", &listen]);
                 match extra {
                     Some(capture) => {
-                        cmd.args(["--capture", capture, "--capture-dir"]).arg(&capture_dir);
+                        cmd.args(["--capture", capture, "--capture-dir"])
+                            .arg(&capture_dir);
                     }
                     None => {
                         cmd.arg("net_rx_action");
@@ -129,7 +131,10 @@ pub fn run(netlat: &Path) -> Result<()> {
     if let Some((serve, capture)) = rows
         .iter()
         .find(|(n, _)| n == "netlat serve net_rx_action")
-        .zip(rows.iter().find(|(n, _)| n.starts_with("netlat serve --capture")))
+        .zip(
+            rows.iter()
+                .find(|(n, _)| n.starts_with("netlat serve --capture")),
+        )
     {
         let (s, c) = (&serve.1, &capture.1);
         let sampler_ns_per_s = c.samples as f64 * c.ns_per_sample / WINDOW.as_secs_f64();
@@ -219,14 +224,18 @@ pub(crate) fn measure(
     let started = Instant::now();
     netlat_testkit::loopback::run_for(WINDOW);
     let after = prog_stats(child.id())?;
-    let cpu_pct = (cpu_ticks(child.id())? - ticks_before) as f64 / ticks_per_second()
+    let cpu_pct = (cpu_ticks(child.id())? - ticks_before) as f64
+        / ticks_per_second()
         / started.elapsed().as_secs_f64()
         * 100.0;
     let rss_kib = peak_rss_kib(child.id())?;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait().context("waiting for the tool to exit")?;
-    let (time, cnt) = (after.timing.0 - before.timing.0, after.timing.1 - before.timing.1);
+    let (time, cnt) = (
+        after.timing.0 - before.timing.0,
+        after.timing.1 - before.timing.1,
+    );
     let (sample_time, samples) = (
         after.sampler.0 - before.sampler.0,
         after.sampler.1 - before.sampler.1,
