@@ -13,14 +13,19 @@ use std::{
 
 use netlat::{
     model::histogram::Histogram,
-    serve::metrics::{DoctorCounters, Format, FunctionLatency, Scrape, render},
+    recorder::live::{Exemplar, SkipReason},
+    serve::metrics::{DoctorCounters, Format, FunctionLatency, Recording, Scrape, render},
     system::procfs::softnet::SoftnetRow,
 };
 use serde_json::Value;
 
-/// Every series name `netlat serve --doctor` exports, plus Prometheus' `up`.
+/// Every series name `netlat serve --doctor --capture ...` exports, plus
+/// Prometheus' `up`.
 const EXPORTED: &[&str] = &[
     "netlat_build_info",
+    "netlat_capture_threshold_seconds",
+    "netlat_captures_skipped_total",
+    "netlat_captures_total",
     "netlat_function_dropped_entries_total",
     "netlat_function_info",
     "netlat_function_kprobe_missed_total",
@@ -29,6 +34,7 @@ const EXPORTED: &[&str] = &[
     "netlat_function_latency_seconds_sum",
     "netlat_function_missed_program_runs_total",
     "netlat_function_unmatched_exits_total",
+    "netlat_slow_calls_total",
     "netlat_softnet_dropped_total",
     "netlat_softnet_processed_total",
     "netlat_softnet_time_squeeze_total",
@@ -211,11 +217,10 @@ fn assert_exported(what: &str, expr: &str) {
     }
 }
 
-/// What netlat's own renderer puts on the page with every part present:
-/// EXPORTED must not drift from it.
-#[test]
-fn exported_list_matches_netlat_renderer() {
-    let scrape = Scrape {
+/// A scrape with every part present: a captured function with its latest
+/// capture, and the --doctor counters.
+fn full_scrape() -> Scrape {
+    Scrape {
         functions: vec![FunctionLatency {
             function: "net_rx_action".into(),
             backend: "raw_tp",
@@ -224,7 +229,18 @@ fn exported_list_matches_netlat_renderer() {
                 program_runs: netlat::model::report::KernelCount::Counted(0),
                 kprobe_hits: Some(netlat::model::report::KernelCount::Counted(0)),
             }),
-            recording: None,
+            recording: Some(Recording {
+                threshold: std::time::Duration::from_millis(5),
+                slow_calls: Some(3),
+                captures: 1,
+                skipped: SkipReason::ALL.iter().map(|r| (r.label(), 0)).collect(),
+                exemplar: Some(Exemplar {
+                    capture_id: "20261203T031200.123456Z-net_rx_action".into(),
+                    duration_ns: 12_300_000,
+                    unix_s: 1_764_731_520.123,
+                    cpu: 0,
+                }),
+            }),
         }],
         tcp_rmem: Some([4096, 131072, 6291456]),
         doctor: Some(DoctorCounters {
@@ -239,8 +255,14 @@ fn exported_list_matches_netlat_renderer() {
             .into(),
             retrans_segs: Some(0),
         }),
-    };
-    let page = render(scrape, Format::Text);
+    }
+}
+
+/// What netlat's own renderer puts on the page with every part present:
+/// EXPORTED must not drift from it.
+#[test]
+fn exported_list_matches_netlat_renderer() {
+    let page = render(full_scrape(), Format::Text);
     let rendered: BTreeSet<&str> = page
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -349,7 +371,7 @@ fn alerts() -> Vec<(String, String)> {
 #[test]
 fn alerts_name_only_exported_metrics_and_are_all_tested() {
     let alerts = alerts();
-    assert_eq!(alerts.len(), 8, "{alerts:?}");
+    assert_eq!(alerts.len(), 10, "{alerts:?}");
     let text = read("prometheus/alerts.yml");
     assert_eq!(text.matches("summary:").count(), alerts.len());
     assert_eq!(text.matches("description:").count(), alerts.len());
@@ -447,6 +469,99 @@ fn dashboard_names_only_exported_metrics_and_shows_them_all() {
     }
     let missing: Vec<&&str> = EXPORTED.iter().filter(|n| !used.contains(**n)).collect();
     assert!(missing.is_empty(), "the dashboard never shows {missing:?}");
+}
+
+/// Every dashboard target, with its panel's title.
+fn dashboard_targets(dashboard: &Value) -> Vec<(String, Value)> {
+    fn panels(list: &Value, out: &mut Vec<(String, Value)>) {
+        for p in list.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("?");
+            for t in p["targets"].as_array().into_iter().flatten() {
+                out.push((title.to_owned(), t.clone()));
+            }
+            panels(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    panels(&dashboard["panels"], &mut out);
+    out
+}
+
+/// Exemplars (a captured call's capture_id) are asked for on exactly the
+/// dashboard queries of the series netlat writes them on, as its renderer
+/// shows when a capture exists.
+#[test]
+fn exemplars_are_shown_where_netlat_puts_them() {
+    let page = render(full_scrape(), Format::OpenMetrics);
+    let carriers: BTreeSet<&str> = page
+        .lines()
+        .filter(|l| l.contains(" # {capture_id=\""))
+        .map(|l| l.split(['{', ' ']).next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        carriers,
+        BTreeSet::from(["netlat_function_latency_seconds_bucket"]),
+        "page:\n{page}"
+    );
+    let mut shown = 0;
+    for (title, t) in dashboard_targets(&dashboard()) {
+        let expr = t["expr"].as_str().unwrap();
+        let carries = metric_names(expr)
+            .iter()
+            .any(|n| carriers.contains(n.as_str()));
+        let asks = t["exemplar"] == true;
+        assert_eq!(
+            asks, carries,
+            "panel {title:?}: exemplar should be {carries} for `{expr}`"
+        );
+        shown += usize::from(asks);
+    }
+    assert!(shown >= 2, "exemplars on {shown} queries");
+}
+
+/// The flight recorder's alerts and panels: a capture and a capture lost to
+/// the disk each have an alert, and every `reason` they and the dashboard
+/// select is one netlat counts.
+#[test]
+fn capture_alerts_and_panels_use_the_reasons_netlat_counts() {
+    let reasons: Vec<&str> = SkipReason::ALL.iter().map(|r| r.label()).collect();
+    let alerts = alerts();
+    let expr_of = |name: &str| {
+        alerts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.as_str())
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    assert!(
+        metric_names(expr_of("NetlatCaptureTaken")) == ["netlat_captures_total"],
+        "{}",
+        expr_of("NetlatCaptureTaken")
+    );
+    let disk = expr_of("NetlatCaptureSkippedDisk");
+    assert!(
+        metric_names(disk) == ["netlat_captures_skipped_total"]
+            && disk.contains("{reason=\"disk\"}"),
+        "{disk}"
+    );
+    let queries = dashboard_queries(&dashboard());
+    let exprs = alerts
+        .iter()
+        .map(|(n, e)| (format!("alert {n}"), e.clone()))
+        .chain(queries);
+    for (what, expr) in exprs {
+        for (at, _) in expr.match_indices("reason=") {
+            let value = expr[at + "reason=".len()..]
+                .trim_start_matches('~')
+                .split('"')
+                .nth(1)
+                .unwrap_or_else(|| panic!("{what}: unquoted reason in `{expr}`"));
+            assert!(
+                reasons.contains(&value),
+                "{what}: netlat counts no skip reason {value:?} (it has {reasons:?})"
+            );
+        }
+    }
 }
 
 /// promtool parses every dashboard query, as a recording rule with the
@@ -548,6 +663,67 @@ fn daemonset_privileges_and_ports() {
     );
 }
 
+/// The DaemonSet container's args, as written.
+fn daemonset_args(lines: &[&str]) -> Vec<String> {
+    let start = lines.iter().position(|l| *l == "args:").expect("no args") + 1;
+    lines[start..]
+        .iter()
+        .map_while(|l| l.strip_prefix("- "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The flight recorder runs on every node and its captures outlive the
+/// pod: --capture-dir is on a writable hostPath at the same path on the
+/// node, and the volume is its parent, so netlat creates the directory
+/// itself (0700) instead of finding the kubelet's 0755 one.
+#[test]
+fn daemonset_keeps_captures_on_the_node() {
+    let text = read("kubernetes/daemonset.yaml");
+    let lines = code(&text);
+    let args = daemonset_args(&lines);
+    let after = |flag: &str| {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect::<Vec<_>>()
+    };
+    let captured: BTreeSet<&str> = after("--capture")
+        .iter()
+        .map(|c| c.split_once('=').expect("FUNCTION=THRESHOLD").0)
+        .collect();
+    assert_eq!(
+        captured,
+        BTreeSet::from(["net_rx_action", "tcp_collapse"]),
+        "{args:?}"
+    );
+    let dir = after("--capture-dir");
+    assert_eq!(dir.len(), 1, "{args:?}");
+    let dir = Path::new(dir[0]);
+    assert_eq!(value(&lines, "readOnlyRootFilesystem"), "true");
+
+    // - name: N / mountPath: M [/ readOnly: R]
+    let mount = lines
+        .windows(3)
+        .find(|w| {
+            w[0].starts_with("- name: ")
+                && w[1]
+                    .strip_prefix("mountPath: ")
+                    .is_some_and(|m| dir.parent() == Some(Path::new(m)))
+        })
+        .unwrap_or_else(|| panic!("no volume mounted at the parent of {}", dir.display()));
+    assert_ne!(mount[2], "readOnly: true", "{mount:?}");
+    let name = mount[0].trim_start_matches("- name: ");
+    let mount_path = mount[1].trim_start_matches("mountPath: ");
+    // - name: N / hostPath: / path: P / type: T
+    let volume = lines
+        .windows(4)
+        .find(|w| w[0] == format!("- name: {name}") && w[1] == "hostPath:")
+        .unwrap_or_else(|| panic!("volume {name} is not a hostPath"));
+    assert_eq!(volume[2], format!("path: {mount_path}"), "{volume:?}");
+    assert_eq!(volume[3], "type: DirectoryOrCreate", "{volume:?}");
+}
+
 /// The flags the image and the DaemonSet pass exist, and the single-host
 /// target is netlat's default address.
 #[test]
@@ -589,6 +765,23 @@ fn command_lines_match_netlat() {
     for flag in flags {
         assert!(help.contains(&flag), "netlat serve has no {flag}:\n{help}");
     }
+    // And their values parse: clap checks each value as it reads it, so
+    // with --help last nothing runs and a bad value still fails.
+    let args: Vec<String> = daemonset_args(&code(&daemonset))
+        .into_iter()
+        .map(|a| a.replace("$(NODE_IP)", "10.0.0.1"))
+        .chain(["--help".to_owned()])
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_netlat"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "netlat {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The image is the static binary alone: built FROM scratch (no registry
@@ -612,4 +805,77 @@ fn containerfile_is_the_static_binary_alone() {
         !lines.iter().any(|l| l.starts_with("RUN ")),
         "{containerfile}"
     );
+}
+
+/// Splits a command line as a shell would for these plain commands:
+/// whitespace between words, double quotes around one.
+fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for ch in command.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    out.extend(Some(word).filter(|w| !w.is_empty()));
+    out
+}
+
+/// The netlat commands the alerts tell the on-call to run, and the ones
+/// deploy/README.md shows at a prompt, parse as netlat reads them (with
+/// --help last nothing runs, and a bad flag or value still fails).
+#[test]
+fn commands_the_deploy_files_give_parse() {
+    let alerts = code(&read("prometheus/alerts.yml")).join(" ");
+    let mut commands: Vec<String> = alerts
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|span| {
+            span.strip_prefix("netlat ").or_else(|| {
+                span.split_once(" -- /usr/local/bin/netlat ")
+                    .map(|(_, c)| c)
+            })
+        })
+        .map(|c| {
+            c.replace("{{ $labels.instance }}", "10.0.0.1:9435")
+                .replace("{{ $labels.pod }}", "netlat-a1b2c")
+        })
+        .collect();
+    let readme = read("README.md");
+    commands.extend(readme.lines().filter_map(|l| {
+        let l = l.trim().strip_prefix("$ ")?;
+        let c = l
+            .strip_prefix("netlat ")
+            .or_else(|| l.split_once(" -- /usr/local/bin/netlat ").map(|(_, c)| c))?;
+        Some(c.split(" #").next().unwrap_or(c).to_owned())
+    }));
+    assert!(
+        commands
+            .iter()
+            .filter(|c| c.starts_with("captures"))
+            .count()
+            >= 4,
+        "{commands:?}"
+    );
+    for command in &commands {
+        assert!(!command.contains("{{"), "a template left in `{command}`");
+        let out = Command::new(env!("CARGO_BIN_EXE_netlat"))
+            .args(words(command))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "netlat {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
