@@ -259,12 +259,13 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
                 tracer: Arc::new(Mutex::new(tracer)),
                 recording: None,
             }),
-            Err(e) if threshold.is_some() => {
-                // The user asked for this one's evidence by name.
-                return Err(e.context(format!("--capture {function}")));
-            }
             Err(e) => {
-                eprintln!("netlat: not serving {function}: {e:#}");
+                let what = if threshold.is_some() {
+                    "serving or capturing"
+                } else {
+                    "serving"
+                };
+                eprintln!("netlat: not {what} {function}: {e:#}");
                 reasons.push(format!("{function}: {e:#}"));
             }
         }
