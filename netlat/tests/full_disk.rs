@@ -307,3 +307,58 @@ fn capture_store_on_a_full_disk_says_full_and_keeps_what_it_had() {
         .collect();
     assert_eq!(names, [format!("{}.json", kept.id)], "no partial file left");
 }
+
+/// serve's recorder on a full disk: the capture is skipped and counted as
+/// `disk`, no partial file is left, and the exporter carries on.
+#[test]
+fn serve_skips_a_capture_on_a_full_disk_and_keeps_serving() {
+    use netlat_testkit::scrape::{free_port, get, sample};
+    if !is_root() {
+        return skip("needs root to mount a tmpfs and load eBPF programs");
+    }
+    let Some(disk) = FullDisk::mount("serve-captures") else {
+        return skip("cannot mount a tmpfs here");
+    };
+    let dir = disk.path("captures");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = common::Netlat::start(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--capture",
+        "net_rx_action=0",
+        "--capture-dir",
+        dir.to_str().unwrap(),
+        "--capture-window",
+        "1s",
+        "--capture-cooldown",
+        "1s",
+    ]);
+    // Every call is slow: a capture of a second of them is far larger
+    // than the 256 KiB disk.
+    let addr = listen.parse().unwrap();
+    let metric = "netlat_captures_skipped_total{function=\"net_rx_action\",reason=\"disk\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut skipped = 0.0;
+    while skipped < 1.0 && std::time::Instant::now() < deadline {
+        loopback::run_for(Duration::from_millis(500));
+        skipped = sample(&get(addr, "/metrics").1, metric).unwrap_or(0.0);
+    }
+    let (status, page) = get(addr, "/metrics");
+    let out = serve.terminate();
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        skipped >= 1.0,
+        "no capture skipped for the disk: {}",
+        out.stderr
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(out.stderr.contains("not kept"), "{}", out.stderr);
+    let partial: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(partial.is_empty(), "partial files left: {partial:?}");
+    println!("{skipped} captures skipped for the disk; serve kept answering");
+}
