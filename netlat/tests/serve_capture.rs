@@ -85,6 +85,36 @@ fn p99_and_max() -> (u64, u64) {
     (u(p, "p99"), u(p, "max"))
 }
 
+/// A threshold between the loopback load's p99 and its max, measured now:
+/// rare, but the load reaches it.
+fn rare_threshold() -> u64 {
+    let (p99, max) = p99_and_max();
+    let threshold = if max > 2 * p99 { (p99 + max) / 2 } else { p99 }.max(1_000);
+    println!("loopback: p99 {p99} ns, max {max} ns; threshold {threshold} ns");
+    threshold
+}
+
+/// `serve --capture CAPTURE --capture-dir DIR` on `listen`, plus `extra`.
+fn serve_capturing(
+    listen: &str,
+    capture: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> netlat_testkit::netlat::Netlat {
+    let dir = dir.to_str().unwrap();
+    let mut args = vec![
+        "serve",
+        "--listen",
+        listen,
+        "--capture",
+        capture,
+        "--capture-dir",
+        dir,
+    ];
+    args.extend_from_slice(extra);
+    Netlat::start(&args)
+}
+
 /// Every call is at least the threshold, and the kernel's count of slow
 /// calls is accounted for call by call.
 fn check_accounting(c: &Value) {
@@ -120,30 +150,24 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
     if !is_root() {
         return skip("needs root");
     }
-    let (p99, max) = p99_and_max();
-    // Between the load's p99 and its max: rare, but the load reaches it.
-    let threshold = if max > 2 * p99 { (p99 + max) / 2 } else { p99 };
-    let threshold = threshold.max(1_000);
-    println!("loopback: p99 {p99} ns, max {max} ns; threshold {threshold} ns");
+    let threshold = rare_threshold();
     let dir = scratch("slow");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let capture = format!("net_rx_action={threshold}ns");
-    let serve = Netlat::start(&[
-        "serve",
-        "--listen",
+    let serve = serve_capturing(
         &listen,
-        "--capture",
         &capture,
-        "--capture-dir",
-        dir.to_str().unwrap(),
-        "--capture-window",
-        "1s",
-        "--capture-cooldown",
-        "3s",
-        "--capture-frequency",
-        "4999",
-    ]);
+        &dir,
+        &[
+            "--capture-window",
+            "1s",
+            "--capture-cooldown",
+            "3s",
+            "--capture-frequency",
+            "4999",
+        ],
+    );
     let (stop, handle) = load();
     let found = wait_for_captures(&dir, 2, Duration::from_secs(30));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -184,15 +208,7 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
         assert_eq!(doc.root_element().tag_name().name(), "svg");
     }
     // A restarted serve still has them, and so does `netlat captures`.
-    let again = Netlat::start(&[
-        "serve",
-        "--listen",
-        &listen,
-        "--capture",
-        &capture,
-        "--capture-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let again = serve_capturing(&listen, &capture, &dir, &[]);
     let relisted = get(addr, "/captures").1;
     assert!(again.terminate().success);
     let cli = run(&["captures", "--from", dir.to_str().unwrap()]);
@@ -332,21 +348,19 @@ fn a_storm_of_slow_calls_stays_within_bounds() {
     let dir = scratch("storm");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let serve = Netlat::start(&[
-        "serve",
-        "--listen",
+    let serve = serve_capturing(
         &listen,
-        "--capture",
         "net_rx_action=0",
-        "--capture-dir",
-        dir.to_str().unwrap(),
-        "--capture-cooldown",
-        "2s",
-        "--capture-rate",
-        "1000",
-        "--capture-max",
-        "3",
-    ]);
+        &dir,
+        &[
+            "--capture-cooldown",
+            "2s",
+            "--capture-rate",
+            "1000",
+            "--capture-max",
+            "3",
+        ],
+    );
     let pid = serve.pid();
     let ticks = || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -446,23 +460,12 @@ fn prometheus_stores_the_capture_exemplar() {
     if !is_root() {
         return skip("needs root");
     }
-    let (p99, max) = p99_and_max();
-    let threshold = if max > 2 * p99 { (p99 + max) / 2 } else { p99 }.max(1_000);
+    let threshold = rare_threshold();
     let dir = scratch("exemplar");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let capture = format!("net_rx_action={threshold}ns");
-    let serve = Netlat::start(&[
-        "serve",
-        "--listen",
-        &listen,
-        "--capture",
-        &capture,
-        "--capture-dir",
-        dir.to_str().unwrap(),
-        "--capture-window",
-        "1s",
-    ]);
+    let serve = serve_capturing(&listen, &capture, &dir, &["--capture-window", "1s"]);
     let prometheus = Prometheus::start_with(
         listen.parse().unwrap(),
         &["--enable-feature=exemplar-storage"],
@@ -528,19 +531,12 @@ fn sigkill_while_writing_leaves_no_partial_capture() {
     let (stop, handle) = load();
     for round in 0..4u64 {
         let listen = format!("127.0.0.1:{}", free_port());
-        let serve = Netlat::start(&[
-            "serve",
-            "--listen",
+        let serve = serve_capturing(
             &listen,
-            "--capture",
             "net_rx_action=0",
-            "--capture-dir",
-            dir.to_str().unwrap(),
-            "--capture-window",
-            "300ms",
-            "--capture-cooldown",
-            "100ms",
-        ]);
+            &dir,
+            &["--capture-window", "300ms", "--capture-cooldown", "100ms"],
+        );
         // Different moments of the write cycle each round.
         thread::sleep(Duration::from_millis(1_500 + 370 * round));
         let out = serve.kill();
@@ -554,15 +550,7 @@ fn sigkill_while_writing_leaves_no_partial_capture() {
     let whole = captures(&dir).len();
     assert!(whole >= 2, "only {whole} captures in 4 runs");
     let listen = format!("127.0.0.1:{}", free_port());
-    let serve = Netlat::start(&[
-        "serve",
-        "--listen",
-        &listen,
-        "--capture",
-        "net_rx_action=1h",
-        "--capture-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let serve = serve_capturing(&listen, "net_rx_action=1h", &dir, &[]);
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(Result::ok)
