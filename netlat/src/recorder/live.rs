@@ -432,6 +432,7 @@ impl Run {
             let keep = &shared.keep;
             let capture = assemble::build(gathered)?;
             let kept = keep.keep(&capture);
+            give_back_memory();
             Some((capture, kept))
         })
         .await
@@ -483,4 +484,16 @@ fn netlat_common_stack_id(r: &SlowRecord) -> Option<u32> {
 fn sample_loss(tracer: &Tracer) -> Result<u64> {
     let t = sampler::tally(&tracer.ebpf)?;
     Ok(t.lost_stack + t.lost_pending + t.lost_count)
+}
+
+/// The kallsyms parse of a build is freed, but glibc keeps the pages:
+/// hand them back, so serve returns to its resting size between captures
+/// rather than staying at its peak for days. (musl's allocator returns
+/// large frees by itself.)
+fn give_back_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
