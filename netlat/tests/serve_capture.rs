@@ -267,6 +267,14 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
             .iter()
             .map(|call| u(call, "duration_ns"))
             .sum();
+        // The sampler's own count of the slow calls it held samples for
+        // covers the same stretch as the kernel's over-threshold count.
+        let sampled = u(&c["stacks"], "slow_calls");
+        let over = u(&c["accounting"], "kernel_over_threshold");
+        assert!(
+            sampled + 2 >= over && sampled <= over + 2,
+            "sampler counted {sampled} slow calls, records {over}"
+        );
         // At 4999 Hz, 20 ms of slow calls is ~100 expected samples.
         if total_ns > 20_000_000 {
             assert!(

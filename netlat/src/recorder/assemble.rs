@@ -39,6 +39,8 @@ pub struct Gathered {
     pub accounting: Accounting,
     pub samples: Samples,
     pub stacks_lost: u64,
+    /// (slow, fast) calls the in-call samples were kept for.
+    pub sampled_calls: (u64, u64),
     pub frequency_hz: u64,
     /// Entry stack id -> instruction pointers, innermost first.
     pub entry_stacks: BTreeMap<u32, Vec<u64>>,
@@ -94,6 +96,8 @@ pub fn build(g: Gathered) -> Option<Capture> {
             slow,
             fast,
             lost: g.stacks_lost,
+            slow_calls: g.sampled_calls.0,
+            fast_calls: g.sampled_calls.1,
         },
         ranking,
         histograms: Histograms {

@@ -104,6 +104,13 @@ pub struct Stacks {
     pub fast: BTreeMap<String, u64>,
     /// Samples whose stack could not be kept or named.
     pub lost: u64,
+    /// Calls the samples were held for and then kept as slow or as fast,
+    /// the kernel's counts over the same stretch as the stacks (0 with a
+    /// threshold of 0: every call is slow and samples are not held).
+    #[serde(default)]
+    pub slow_calls: u64,
+    #[serde(default)]
+    pub fast_calls: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

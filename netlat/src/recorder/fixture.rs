@@ -95,6 +95,8 @@ pub fn capture(start_unix_ns: u64, calls: u64) -> Capture {
             slow,
             fast,
             lost: 0,
+            slow_calls: 0,
+            fast_calls: 0,
         },
         ranking,
         histograms: Histograms {

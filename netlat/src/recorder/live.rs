@@ -191,6 +191,8 @@ struct Run {
     armed_counts: SlowStats,
     /// The sampler's loss counts when its maps were last emptied.
     armed_sample_loss: u64,
+    /// The sampler's per-call counts then.
+    armed_sample_calls: (u64, u64),
     /// When those counts were read (monotonic ns).
     armed_ns: u64,
     last_reset_ns: u64,
@@ -210,6 +212,7 @@ impl Recorder {
             opening: None,
             armed_counts: SlowStats::default(),
             armed_sample_loss: 0,
+            armed_sample_calls: (0, 0),
             armed_ns: 0,
             last_reset_ns: 0,
         };
@@ -269,13 +272,15 @@ impl Run {
         // Emptying the maps takes a syscall per entry: done before the
         // counts are read, so no call slips in between the two.
         sampler::reset(tracer.ebpf_mut())?;
-        let loss = sample_loss(&tracer)?;
+        let tally = sampler::tally(&tracer.ebpf)?;
+        let loss = tally.lost_stack + tally.lost_pending + tally.lost_count;
         let now = monotonic_ns();
         let counts = kernel_counts(&tracer)?;
         drop(tracer);
         self.rec.records.clear_stacks();
         self.armed_counts = counts;
         self.armed_sample_loss = loss;
+        self.armed_sample_calls = (tally.slow_calls, tally.fast_calls);
         self.armed_ns = now;
         self.last_reset_ns = now;
         // Records of calls that ended before the counts were read are in
@@ -381,6 +386,16 @@ impl Run {
             let samples = sampler::read(&tracer.ebpf)?;
             (counts, samples)
         };
+        let sampled_calls = (
+            samples
+                .tally
+                .slow_calls
+                .saturating_sub(self.armed_sample_calls.0),
+            samples
+                .tally
+                .fast_calls
+                .saturating_sub(self.armed_sample_calls.1),
+        );
         let sample_loss =
             samples.tally.lost_stack + samples.tally.lost_pending + samples.tally.lost_count;
         // Entry stacks while the map still holds them (nothing empties it
@@ -420,6 +435,7 @@ impl Run {
             accounting,
             samples,
             stacks_lost: sample_loss.saturating_sub(self.armed_sample_loss),
+            sampled_calls,
             frequency_hz: self.rec.shared.frequency_hz,
             entry_stacks,
             before: opening.before,
@@ -478,12 +494,6 @@ impl Run {
 
 fn netlat_common_stack_id(r: &SlowRecord) -> Option<u32> {
     crate::model::slow_call::SlowCall::stack_id(r)
-}
-
-/// The sampler's losses so far, summed over CPUs.
-fn sample_loss(tracer: &Tracer) -> Result<u64> {
-    let t = sampler::tally(&tracer.ebpf)?;
-    Ok(t.lost_stack + t.lost_pending + t.lost_count)
 }
 
 /// The kallsyms parse of a build is freed, but glibc keeps the pages:

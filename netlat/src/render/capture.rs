@@ -37,9 +37,13 @@ fn slow_calls(c: &Capture) -> u64 {
         .saturating_sub(c.accounting.after_window)
 }
 
-/// The faster calls of the window, from its per-second histograms (the
-/// document counts no others).
+/// The faster calls the ranking compares with: the kernel's count over the
+/// stacks' stretch; documents without it (threshold 0, or older files)
+/// fall back to the window's per-second histograms less the slow calls.
 fn fast_calls(c: &Capture) -> u64 {
+    if c.stacks.fast_calls > 0 {
+        return c.stacks.fast_calls;
+    }
     let all: u64 = c.histograms.window.iter().map(|s| s.summary.count).sum();
     all.saturating_sub(slow_calls(c))
 }

@@ -77,6 +77,8 @@ pub fn capture(start_unix_ns: u64, durations_ms: &[u64]) -> Capture {
             slow,
             fast,
             lost: 0,
+            slow_calls: 0,
+            fast_calls: 0,
         },
         calls,
         histograms: Histograms::default(),
