@@ -246,9 +246,10 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
             .as_nanos() as u64;
         let lag = written.saturating_sub(end_ns) as f64 / 1e9;
         // Window (1 s) + 1 s in a release build; the tests run the debug
-        // build, whose kallsyms parse alone takes up to ~1.6 s here.
+        // build, whose kallsyms parse alone takes up to ~1.6 s here and more
+        // on a loaded CI machine.
         assert!(
-            lag < 3.5,
+            lag < 5.0,
             "{} written {lag:.2} s after its trigger",
             path.display()
         );
