@@ -51,7 +51,7 @@ impl KeySource {
         let first = btf.first_param(function).map_err(|e| {
             format!("{flag}: {e}, so netlat cannot tell what its first argument is")
         })?;
-        if first != "struct sock *" {
+        if first != super::kernel_btf::SOCKET_POINTER {
             return Err(format!(
                 "{flag} needs a function whose first argument is a struct sock *, and {function}'s is {first} (try tcp_collapse)"
             ));

@@ -131,6 +131,11 @@ impl KernelBtf {
     }
 }
 
+/// The first-parameter type (as [`KernelBtf::first_param`] spells it,
+/// qualifiers dropped, so `const struct sock *` too) that carries the
+/// socket fields: the one rule for `--by rcvbuf` and slow's socket fields.
+pub const SOCKET_POINTER: &str = "struct sock *";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +166,15 @@ mod tests {
         let btf = vmlinux();
         assert_eq!(btf.first_param("tcp_sendmsg").unwrap(), "struct sock *");
         assert_eq!(btf.first_param("tcp_v4_rcv").unwrap(), "struct sk_buff *");
+        // `const struct sock *sk` is a socket too (net/core/sock.c,
+        // net/ipv4/inet_connection_sock.c: one of them in any kernel).
+        let consts = ["sk_mc_loop", "inet_sk_get_local_port_range", "sock_i_uid"];
+        let found: Vec<_> = consts
+            .iter()
+            .filter_map(|f| btf.first_param(f).ok())
+            .collect();
+        assert!(!found.is_empty(), "none of {consts:?} in BTF");
+        assert!(found.iter().all(|t| t == SOCKET_POINTER), "{found:?}");
         let err = btf.first_param("no_such_function_netlat").unwrap_err();
         assert!(err.contains("not in the kernel's BTF"), "{err}");
     }

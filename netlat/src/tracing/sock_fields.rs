@@ -51,7 +51,7 @@ impl SocketArg {
             Ok(t) => t,
             Err(e) => return SocketArg::Unknown(e),
         };
-        if first != "struct sock *" {
+        if first != super::kernel_btf::SOCKET_POINTER {
             return SocketArg::NotASocket(first);
         }
         match offsets(&btf) {
