@@ -261,13 +261,6 @@ impl Run {
     /// Starts a clean stretch: empty sample and entry-stack maps, and the
     /// kernel's counts to measure the next capture's calls from.
     fn arm(&mut self) -> Result<()> {
-        if self.window.is_armed() {
-            // A slow call waiting in the buffer is a trigger, not the past.
-            self.drain()?;
-            if self.window.is_open() {
-                return Ok(());
-            }
-        }
         let mut tracer = lock(&self.rec.tracer);
         // Emptying the maps takes a syscall per entry: done before the
         // counts are read, so no call slips in between the two.
@@ -359,15 +352,26 @@ impl Run {
             }
         }
         let now = monotonic_ns();
-        if self.window.rearm_if_due(now)
-            || (!self.window.is_open()
-                && now.saturating_sub(self.last_reset_ns) >= RESET_EVERY.as_nanos() as u64)
-        {
-            // In a cooldown the maps are emptied too (its samples are of
-            // calls no capture holds), and the counts taken at re-arming.
-            self.arm()?;
+        if self.window.rearm_if_due(now) {
+            // What the cooldown left in the buffer is counted as missed.
+            return self.arm();
         }
-        Ok(())
+        if self.window.is_open()
+            || now.saturating_sub(self.last_reset_ns) < RESET_EVERY.as_nanos() as u64
+        {
+            return Ok(());
+        }
+        if self.window.is_armed() {
+            // A slow call waiting in the buffer is a trigger, not the past
+            // (the counts of the last arm still hold: nothing was slow since).
+            self.drain()?;
+            if self.window.is_open() {
+                return Ok(());
+            }
+        }
+        // In a cooldown the maps are emptied too: its samples are of calls
+        // no capture holds.
+        self.arm()
     }
 
     /// The window has ended: gather the kernel's side, then build and keep
