@@ -265,7 +265,6 @@ pub fn shared(args: &CaptureArgs, keep: Arc<dyn crate::recorder::live::Keep>) ->
     })
 }
 
-
 /// Interim store until the bounded one lands: one file per capture,
 /// written whole.
 struct DirKeep {
