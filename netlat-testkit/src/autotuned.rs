@@ -87,6 +87,12 @@ pub struct Summary {
 pub struct Connection {
     pub local: SocketAddr,
     pub peer: SocketAddr,
+    /// `sk_rcvbuf` (getsockopt SO_RCVBUF) once the kernel had collapsed
+    /// the queue, -1 for a cycle without a collapse. The prunes before a
+    /// collapse raise it past the bulk phase's value (tcp_clamp_window,
+    /// up to tcp_rmem[2]); a collapse runs only once it can rise no more,
+    /// so this is the buffer the collapse saw.
+    pub rcvbuf_at_collapse: i64,
 }
 
 fn rmem() -> String {
@@ -276,6 +282,7 @@ fn cycle(stop: &AtomicBool, knobs: Knobs, hold: &Hold) -> Cycle {
             let connection = Connection {
                 local: conn.local_addr().expect("getsockname"),
                 peer: conn.peer_addr().expect("getpeername"),
+                rcvbuf_at_collapse: -1,
             };
             // Reads as big as the kernel grows its buffer to, so autotuning
             // sees the application keep up.
@@ -359,6 +366,7 @@ fn cycle(stop: &AtomicBool, knobs: Knobs, hold: &Hold) -> Cycle {
             if tcp_ext("TCPRcvCollapsed") > collapsed0 {
                 outcome.collapsed = true;
                 outcome.until_collapse = trickle_started.elapsed();
+                outcome.connection.rcvbuf_at_collapse = rcvbuf(&conn);
                 break;
             }
         }

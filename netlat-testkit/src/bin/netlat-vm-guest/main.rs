@@ -8,6 +8,7 @@
 //! line in [`TESTS`].
 
 mod capabilities;
+mod capture;
 mod collapse;
 mod generator_experiment;
 mod info;
@@ -79,6 +80,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "story_tcp_rmem_cause_cure_and_culprit",
         story::rmem_cause_and_cure,
+    ),
+    (
+        "story_caught_by_the_flight_recorder",
+        capture::story_captured,
     ),
 ];
 
