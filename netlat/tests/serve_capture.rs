@@ -89,7 +89,14 @@ fn p99_and_max() -> (u64, u64) {
 /// rare, but the load reaches it.
 fn rare_threshold() -> u64 {
     let (p99, max) = p99_and_max();
-    let threshold = if max > 2 * p99 { (p99 + max) / 2 } else { p99 }.max(1_000);
+    // The geometric mean: a one-off outlier of a max (a noisy host) would
+    // put the arithmetic one above every call of the capture run.
+    let threshold = if max > 2 * p99 {
+        ((p99 as f64) * (max as f64)).sqrt() as u64
+    } else {
+        p99
+    }
+    .max(1_000);
     println!("loopback: p99 {p99} ns, max {max} ns; threshold {threshold} ns");
     threshold
 }
@@ -169,7 +176,7 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
         ],
     );
     let (stop, handle) = load();
-    let found = wait_for_captures(&dir, 2, Duration::from_secs(30));
+    let found = wait_for_captures(&dir, 2, Duration::from_secs(40));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     handle.join().unwrap();
     let addr = listen.parse().unwrap();
@@ -227,7 +234,7 @@ fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
     }
     assert!(
         found.len() >= 2,
-        "fewer than 2 captures in 30 s of load at threshold {threshold} ns: {}",
+        "fewer than 2 captures in 40 s of load at threshold {threshold} ns: {}",
         out.stderr
     );
     for c in &found {

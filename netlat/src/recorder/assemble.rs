@@ -39,6 +39,7 @@ pub struct Gathered {
     pub accounting: Accounting,
     pub samples: Samples,
     pub stacks_lost: u64,
+    pub entry_stacks_lost: u64,
     /// (slow, fast) calls the in-call samples were kept for.
     pub sampled_calls: (u64, u64),
     pub frequency_hz: u64,
@@ -98,6 +99,7 @@ pub fn build(g: Gathered) -> Option<Capture> {
             lost: g.stacks_lost,
             slow_calls: g.sampled_calls.0,
             fast_calls: g.sampled_calls.1,
+            entry_lost: g.entry_stacks_lost,
         },
         ranking,
         histograms: Histograms {

@@ -109,6 +109,10 @@ pub struct Stacks {
     /// threshold of 0: every call is slow and samples are not held).
     #[serde(default)]
     pub slow_calls: u64,
+    /// Entry stacks of calls (functions other than net_rx_action) the
+    /// kernel could not take, over the same stretch as `accounting`.
+    #[serde(default)]
+    pub entry_lost: u64,
     #[serde(default)]
     pub fast_calls: u64,
 }

@@ -97,6 +97,7 @@ pub fn capture(start_unix_ns: u64, calls: u64) -> Capture {
             lost: 0,
             slow_calls: 0,
             fast_calls: 0,
+            entry_lost: 0,
         },
         ranking,
         histograms: Histograms {

@@ -439,6 +439,7 @@ impl Run {
             accounting,
             samples,
             stacks_lost: sample_loss.saturating_sub(self.armed_sample_loss),
+            entry_stacks_lost: counts.lost_stacks.saturating_sub(a.lost_stacks),
             sampled_calls,
             frequency_hz: self.rec.shared.frequency_hz,
             entry_stacks,

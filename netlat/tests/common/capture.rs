@@ -79,6 +79,7 @@ pub fn capture(start_unix_ns: u64, durations_ms: &[u64]) -> Capture {
             lost: 0,
             slow_calls: 0,
             fast_calls: 0,
+            entry_lost: 0,
         },
         calls,
         histograms: Histograms::default(),
