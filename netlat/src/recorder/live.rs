@@ -407,7 +407,7 @@ impl Run {
         let entry_stacks: BTreeMap<u32, Vec<u64>> = closed
             .calls
             .iter()
-            .filter_map(netlat_common_stack_id)
+            .filter_map(crate::model::slow_call::SlowCall::stack_id)
             .filter_map(|id| Some((id, self.rec.records.stack(id)?)))
             .collect();
         let a = self.armed_counts;
@@ -484,21 +484,13 @@ impl Run {
                     capture.id
                 );
             }
-            Err(KeepError::Full(why)) => {
-                self.rec.status.skip(SkipReason::Disk);
-                eprintln!("netlat: capture of {} not kept: {why}", capture.function);
-            }
-            Err(KeepError::Other(why)) => {
+            Err(KeepError::Full(why) | KeepError::Other(why)) => {
                 self.rec.status.skip(SkipReason::Disk);
                 eprintln!("netlat: capture of {} not kept: {why}", capture.function);
             }
         }
         Ok(())
     }
-}
-
-fn netlat_common_stack_id(r: &SlowRecord) -> Option<u32> {
-    crate::model::slow_call::SlowCall::stack_id(r)
 }
 
 /// The kallsyms parse of a build is freed, but glibc keeps the pages:

@@ -99,8 +99,8 @@ impl CaptureArgs {
             .map(|(_, t)| *t)
     }
 
-    /// Refuses a capture directory that can never hold captures before
-    /// anything is attached.
+    /// Refuses a function given two thresholds. (The directory is
+    /// checked when the store opens, before anything is attached.)
     pub fn check(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         for (f, _) in &self.capture {
@@ -108,7 +108,7 @@ impl CaptureArgs {
                 bail!("--capture {f}: given twice; give each function one threshold");
             }
         }
-        check_dir(&self.capture_dir)
+        Ok(())
     }
 
     pub fn settings(&self) -> Settings {
@@ -117,22 +117,6 @@ impl CaptureArgs {
             cooldown_ns: self.capture_cooldown.as_nanos() as u64,
             max_calls: MAX_CALLS,
         }
-    }
-}
-
-fn check_dir(dir: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => bail!(
-            "--capture-dir {}: not a directory; give a directory (it is created if missing)",
-            dir.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => bail!(
-            "--capture-dir {}: {}",
-            dir.display(),
-            crate::oneline::io_text(&e)
-        ),
     }
 }
 
