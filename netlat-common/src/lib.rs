@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod buckets;
+pub mod net_rx;
 
 /// Sub-buckets per power of two. 4 keeps percentiles within ~19% of the true
 /// value while a whole per-CPU slot stays at a few KiB.
@@ -366,6 +367,9 @@ pub struct SlowRecord {
     pub stack_id: i32,
     pub _pad: u32,
     pub sock: SockInfo,
+    /// `net_rx_action` records: what the call did; `entered_ns` 0 when not
+    /// asked for or not seen (see `net_rx::NetRxCall`).
+    pub net_rx: net_rx::NetRxCall,
 }
 
 /// Per-CPU counts of `netlat slow`, kept by the kernel so the summary does

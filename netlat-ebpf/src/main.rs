@@ -5,6 +5,7 @@
 #![no_main]
 
 mod group;
+mod net_rx;
 mod sampling;
 mod slow;
 mod stats;
@@ -164,6 +165,40 @@ pub fn netlat_ctx_irq_entry(_ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "irq_handler_exit")]
 pub fn netlat_ctx_irq_exit(_ctx: RawTracePointContext) -> i32 {
     slow::hardirq_ended();
+    0
+}
+
+// NET_RX seen whole (see net_rx.rs). Attached exit first and entry last,
+// beside whichever backend times net_rx_action.
+
+#[raw_tracepoint(tracepoint = "softirq_raise")]
+pub fn netlat_netrx_raise(ctx: RawTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        net_rx::raised();
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "softirq_entry")]
+pub fn netlat_netrx_entry(ctx: RawTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        net_rx::entry();
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "napi_poll")]
+pub fn netlat_netrx_poll(ctx: RawTracePointContext) -> i32 {
+    // TP_PROTO(struct napi_struct *napi, int work, int budget)
+    net_rx::polled(ctx.arg::<*const u8>(0), ctx.arg::<u64>(1) as i32);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "softirq_exit")]
+pub fn netlat_netrx_exit(ctx: RawTracePointContext) -> i32 {
+    if ctx.arg::<u32>(0) == NET_RX_SOFTIRQ {
+        net_rx::exit();
+    }
     0
 }
 

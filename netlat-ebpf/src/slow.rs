@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use netlat_common::{
     EntryInfo, NET_RX_SOFTIRQ, NO_OFFSET, NO_STACK, NO_THRESHOLD, SlowRecord, SlowStats, SockInfo,
-    SockOffsets, StartKey, call_context,
+    SockOffsets, StartKey, call_context, net_rx::NetRxCall,
 };
 
 /// Set by userspace at load time; `NO_THRESHOLD` outside `netlat slow`.
@@ -301,6 +301,7 @@ fn emit(start_ns: u64, duration_ns: u64, entry: Option<EntryInfo>, context: u32,
         Some(e) => (e.cpu, e.stack_id, e.sock),
         None => (exit_cpu, NO_STACK, SockInfo::NONE),
     };
+    let net_rx = crate::net_rx::call_of(start_ns, duration_ns).unwrap_or(NetRxCall::NONE);
     slot.write(SlowRecord {
         start_ns,
         duration_ns,
@@ -314,6 +315,7 @@ fn emit(start_ns: u64, duration_ns: u64, entry: Option<EntryInfo>, context: u32,
         stack_id,
         _pad: 0,
         sock,
+        net_rx,
     });
     slot.submit(0);
 }

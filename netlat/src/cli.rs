@@ -29,6 +29,10 @@ pub enum Command {
     /// threshold, as it happens: when, on which CPU, in which task, for
     /// which socket.
     Slow(commands::slow::SlowArgs),
+    /// NET_RX seen whole: how long raised softirqs waited, how long each
+    /// net_rx_action call ran, and how many packets it handled, squeezed
+    /// or not, in ksoftirqd or not.
+    Softirq(commands::softirq::SoftirqArgs),
     /// Sample kernel stacks into an SVG flame graph, optionally only inside
     /// (slow) calls of one function.
     Flamegraph(commands::flamegraph::FlamegraphArgs),
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Histogram(args) => commands::histogram::run(args),
         Command::Slow(args) => commands::slow::run(args),
+        Command::Softirq(args) => commands::softirq::run(args),
         Command::Flamegraph(args) => commands::flamegraph::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Experiment(args) => commands::experiment::run(args),

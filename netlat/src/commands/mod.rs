@@ -9,6 +9,7 @@ pub mod histogram;
 pub mod info;
 pub mod progress;
 pub mod slow;
+pub mod softirq;
 pub mod stop;
 
 use std::{io::Write as _, path::Path};

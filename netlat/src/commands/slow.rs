@@ -20,6 +20,7 @@ use crate::{
         kallsyms::{self, Symbols},
         privileges,
     },
+    tracing::net_rx,
     tracing::{
         backend::attach::{Globals, SlowSettings},
         collect::Collector,
@@ -193,10 +194,16 @@ async fn trace(
             ring_bytes: args.buffer << 20,
             records_per_second: 0,
         }),
+        // Each net_rx_action record says what its call did: load or pathology.
+        net_rx: (args.function == net_rx::NET_RX_ACTION)
+            .then(|| net_rx::NetRxSettings::for_this_host(true)),
         ..Globals::default()
     };
     let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
     slow_records::attach_context_programs(&mut tracer)?;
+    if globals.net_rx.is_some() {
+        net_rx::attach(tracer.ebpf_mut())?;
+    }
     let mut records = Records::open(&mut tracer, args.stack)?;
     let symbols = args.stack.then(stack_symbols).transpose()?;
     let symbols = symbols.as_ref();

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod experiment_change;
 pub mod histogram;
 pub mod info;
+pub mod net_rx;
 pub mod report;
 pub mod slow_call;
 pub mod unit;

@@ -6,7 +6,12 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
-use netlat_common::{NO_STACK, SlowRecord, SockInfo, call_context};
+use netlat_common::{
+    NO_STACK, SlowRecord, SockInfo, call_context,
+    net_rx::{NO_WAIT, NetRxCall, squeeze},
+};
+
+use crate::model::net_rx::device_name;
 use serde::{Deserialize, Serialize};
 
 /// The record's fields, as printed in text and `--json`, and read back
@@ -37,6 +42,72 @@ pub struct SlowCall {
     /// Kernel stack at the entry, innermost first (`--stack`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<Vec<String>>,
+    /// `net_rx_action`: what the call did, from the NET_RX tracepoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_rx: Option<NetRxOfCall>,
+}
+
+/// What one `net_rx_action` call did: a long call of many packets is load,
+/// one of few packets a pathology.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetRxOfCall {
+    /// From the softirq's first unserved raise to the call's start; absent
+    /// when the raise was not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ns: Option<u64>,
+    pub packets: u64,
+    pub polls: u32,
+    /// "budget" (netdev_budget packets) or "time" (netdev_budget_usecs):
+    /// the call ended with work left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub squeezed: Option<Cow<'static, str>>,
+    /// A ksoftirqd thread ran it.
+    pub ksoftirqd: bool,
+    /// Packets by device, in the order the call first polled them.
+    pub devices: Vec<DeviceCount>,
+    /// Packets of devices past the ones named.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_packets: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCount {
+    pub device: String,
+    pub packets: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl NetRxOfCall {
+    /// None when the record carries no call (not asked for, or the NET_RX
+    /// programs attached while the call ran).
+    pub fn from_call(c: &NetRxCall) -> Option<NetRxOfCall> {
+        if c.entered_ns == 0 {
+            return None;
+        }
+        let named = (c.devices_len as usize).min(c.devices.len());
+        Some(NetRxOfCall {
+            wait_ns: (c.wait_ns != NO_WAIT).then_some(c.wait_ns),
+            packets: c.packets,
+            polls: c.polls,
+            squeezed: match c.squeezed {
+                squeeze::BUDGET => Some(Cow::Borrowed("budget")),
+                squeeze::TIME => Some(Cow::Borrowed("time")),
+                _ => None,
+            },
+            ksoftirqd: c.ksoftirqd != 0,
+            devices: c.devices[..named]
+                .iter()
+                .map(|d| DeviceCount {
+                    device: device_name(&d.name),
+                    packets: d.packets,
+                })
+                .collect(),
+            other_packets: c.other_packets,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +189,7 @@ impl SlowCall {
             comm: comm(&r.comm),
             socket: Socket::from_info(&r.sock),
             stack: None,
+            net_rx: NetRxOfCall::from_call(&r.net_rx),
         }
     }
 
@@ -182,6 +254,7 @@ mod tests {
             stack_id: NO_STACK,
             _pad: 0,
             sock: SockInfo::NONE,
+            net_rx: NetRxCall::NONE,
         }
     }
 
@@ -199,6 +272,35 @@ mod tests {
         assert_eq!(call.exit_cpu, None);
         assert_eq!(call.socket, None);
         assert_eq!(SlowCall::stack_id(&record()), None);
+        assert_eq!(call.net_rx, None);
+    }
+
+    #[test]
+    fn a_net_rx_call_with_its_packets() {
+        let mut r = record();
+        let mut c = NetRxCall::NONE;
+        c.entered_ns = 4_000;
+        c.wait_ns = 40_000;
+        c.packets = 3;
+        c.polls = 2;
+        c.squeezed = squeeze::BUDGET;
+        c.ksoftirqd = 1;
+        c.devices_len = 2;
+        c.devices[0].name.name[..4].copy_from_slice(b"eth0");
+        c.devices[0].packets = 2;
+        c.devices[1].name.name[..11].copy_from_slice(b"(no_device)");
+        c.devices[1].packets = 1;
+        r.net_rx = c;
+        let n = SlowCall::from_record(&r, &Clock::now()).net_rx.unwrap();
+        assert_eq!(n.wait_ns, Some(40_000));
+        assert_eq!((n.packets, n.polls, n.ksoftirqd), (3, 2, true));
+        assert_eq!(n.squeezed.as_deref(), Some("budget"));
+        assert_eq!(n.devices[0].device, "eth0");
+        assert_eq!(n.devices[1].device, "(no_device)");
+        c.wait_ns = NO_WAIT;
+        c.squeezed = 0;
+        let n = NetRxOfCall::from_call(&c).unwrap();
+        assert_eq!((n.wait_ns, n.squeezed), (None, None));
     }
 
     #[test]

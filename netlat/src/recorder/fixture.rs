@@ -25,6 +25,7 @@ pub fn call(start_unix_ns: u64, duration_ns: u64) -> SlowCall {
         comm: "swapper/1".into(),
         socket: None,
         stack: None,
+        net_rx: None,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod capture;
 pub mod compare;
 pub mod info;
 pub mod json;
+pub mod net_rx;
 pub mod slow;
 pub mod text;
 

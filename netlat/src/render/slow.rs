@@ -43,6 +43,32 @@ pub fn text_line(call: &SlowCall, zone: Zone) -> String {
             s.local, s.remote, s.rcvbuf, s.rmem_alloc
         );
     }
+    if let Some(n) = &call.net_rx {
+        let _ = write!(line, " packets={} polls={}", n.packets, n.polls);
+        match n.wait_ns {
+            Some(ns) => {
+                let _ = write!(line, " wait={}", duration(ns));
+            }
+            None => line.push_str(" wait=?"),
+        }
+        if let Some(why) = &n.squeezed {
+            let _ = write!(line, " squeezed={why}");
+        }
+        if n.ksoftirqd {
+            line.push_str(" ksoftirqd");
+        }
+        let devices: Vec<String> = n
+            .devices
+            .iter()
+            .map(|d| format!("{}:{}", crate::render::printable(&d.device), d.packets))
+            .collect();
+        if !devices.is_empty() {
+            let _ = write!(line, " devices={}", devices.join(","));
+        }
+        if n.other_packets > 0 {
+            let _ = write!(line, "+{}", n.other_packets);
+        }
+    }
     line.push('\n');
     if let Some(stack) = &call.stack {
         for frame in stack {
@@ -210,7 +236,44 @@ mod tests {
             comm: "swapper/1".into(),
             socket: None,
             stack: None,
+            net_rx: None,
         }
+    }
+
+    #[test]
+    fn a_net_rx_call_says_load_or_pathology() {
+        use crate::model::slow_call::{DeviceCount, NetRxOfCall};
+        let mut c = call();
+        c.net_rx = Some(NetRxOfCall {
+            wait_ns: Some(40_000),
+            packets: 3,
+            polls: 2,
+            squeezed: None,
+            ksoftirqd: false,
+            devices: vec![DeviceCount {
+                device: "eth0".into(),
+                packets: 3,
+            }],
+            other_packets: 0,
+        });
+        assert!(
+            text_line(&c, Zone::Utc)
+                .ends_with(" comm=swapper/1 packets=3 polls=2 wait=40.0us devices=eth0:3\n")
+        );
+        let n = c.net_rx.as_mut().unwrap();
+        n.wait_ns = None;
+        n.squeezed = Some("budget".into());
+        n.ksoftirqd = true;
+        assert!(
+            text_line(&c, Zone::Utc)
+                .ends_with(" wait=? squeezed=budget ksoftirqd devices=eth0:3\n")
+        );
+        let json: serde_json::Value = serde_json::from_str(&json_line(&c, Zone::Utc)).unwrap();
+        assert_eq!(
+            json["net_rx"],
+            serde_json::json!({"packets": 3, "polls": 2, "squeezed": "budget", "ksoftirqd": true,
+                "devices": [{"device": "eth0", "packets": 3}]})
+        );
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn fold_rows(s: &Summary, unit: Unit) -> Vec<u64> {
     rows
 }
 
-fn histogram_rows(out: &mut String, s: &Summary, unit: Unit) {
+pub(crate) fn histogram_rows(out: &mut String, s: &Summary, unit: Unit) {
     let rows = fold_rows(s, unit);
     let first = rows.iter().position(|&c| c > 0).unwrap_or(0);
     let last = rows.iter().rposition(|&c| c > 0).unwrap_or(0);

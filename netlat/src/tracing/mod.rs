@@ -8,5 +8,6 @@ pub mod collect;
 pub mod group_by;
 pub mod kernel_btf;
 pub mod missed;
+pub mod net_rx;
 pub mod slow_records;
 pub mod sock_fields;

@@ -28,6 +28,7 @@ pub fn call(start_unix_ns: u64, duration_ns: u64) -> SlowCall {
         comm: "iperf3".into(),
         socket: None,
         stack: None,
+        net_rx: None,
     }
 }
 

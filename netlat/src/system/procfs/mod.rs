@@ -14,6 +14,7 @@ pub mod netstat;
 pub mod softnet;
 pub mod sysctl;
 pub mod tcp;
+pub mod timer_list;
 
 use std::{
     io,

@@ -17,6 +17,7 @@ use netlat_common::{
     ARMED_MAP, ENTRY_STACKS_MAP, EPOCHS, GROUPS, NO_OFFSET, NO_THRESHOLD, PENDING_MAP,
     SLOW_ENTRIES_MAP, SLOW_EVENTS_MAP, STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP, SockOffsets,
     globals as global,
+    net_rx::{NapiOffsets, globals as net_rx_global},
 };
 
 use super::{Backend, choice};
@@ -49,6 +50,8 @@ pub struct Globals {
     pub sampling: bool,
     /// `netlat slow`: emit a record for each call at least this long.
     pub slow: Option<SlowSettings>,
+    /// The NET_RX programs' settings, when they ride along.
+    pub net_rx: Option<crate::tracing::net_rx::NetRxSettings>,
 }
 
 /// Load-time settings of `netlat slow`.
@@ -94,8 +97,17 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
         0 => 0,
         rate => 1_000_000_000 / u64::from(rate),
     };
+    let net_rx = globals.net_rx;
+    let budget = net_rx.map_or(300, |n| n.budget);
+    let budget_jiffies = net_rx.map_or(2, |n| n.budget_jiffies);
+    let napi = net_rx.map_or(NapiOffsets::NONE, |n| n.napi);
+    let net_rx_records = u32::from(net_rx.is_some_and(|n| n.records));
     EbpfLoader::new()
         .btf(kernel_btf)
+        .override_global(net_rx_global::NETDEV_BUDGET, &budget, true)
+        .override_global(net_rx_global::NETDEV_BUDGET_JIFFIES, &budget_jiffies, true)
+        .override_global(net_rx_global::NAPI_OFFSETS, &napi, true)
+        .override_global(net_rx_global::NET_RX_RECORDS, &net_rx_records, true)
         .override_global(global::SOFTIRQ_VEC_OFFSET, &vec_offset, true)
         .override_global(global::SAMPLE_FILTER, &globals.sample_filter, true)
         .override_global(global::SLOWER_THAN_NS, &globals.slower_than_ns, true)

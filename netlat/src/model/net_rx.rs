@@ -1,0 +1,269 @@
+//! NET_RX seen whole as plain data: for each CPU and all together, how long
+//! raised softirqs waited, how long the calls ran, how many packets and
+//! polls each call handled, how many ran out of budget and how many ran in
+//! ksoftirqd. What `netlat softirq` prints and `--json` writes.
+
+use serde::{Deserialize, Serialize};
+
+use netlat_common::net_rx::{DeviceName, NetRxStats};
+
+use crate::model::{histogram::Histogram, report::Summary};
+
+/// The `netlat softirq` result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SoftirqReport {
+    pub schema: u32,
+    /// Always "NET_RX" for now.
+    pub softirq: String,
+    pub function: String,
+    pub backend: String,
+    pub backend_detail: String,
+    pub host: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub start: String,
+    pub window_ns: u64,
+    pub budget: Budget,
+    /// All CPUs together.
+    #[serde(flatten)]
+    pub all: NetRx,
+    /// `--per-cpu`: each online CPU (and any other that ran NET_RX).
+    pub per_cpu: Option<Vec<CpuNetRx>>,
+    /// Packets polled per device over the run, most first.
+    pub devices: Vec<DevicePackets>,
+}
+
+/// The limits a call is squeezed by (net.core.netdev_budget{,_usecs}).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub packets: u32,
+    pub jiffies: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuNetRx {
+    pub cpu: u32,
+    #[serde(flatten)]
+    pub net_rx: NetRx,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevicePackets {
+    /// As the napi_poll tracepoint names it; "(no_device)" is the per-CPU
+    /// backlog (RPS, loopback, netif_rx).
+    pub device: String,
+    pub packets: u64,
+}
+
+/// One CPU's (or all CPUs') NET_RX figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetRx {
+    /// Calls whose softirq_entry and exit were both seen.
+    pub calls: u64,
+    pub ksoftirqd_calls: u64,
+    /// Calls that ended with work left (softnet's time_squeeze), and of
+    /// those, by time (netdev_budget_usecs) rather than packets.
+    pub squeezed: u64,
+    pub squeezed_by_time: u64,
+    pub packets: u64,
+    pub polls: u64,
+    /// Raises while a call ran: served by a later call.
+    pub raised_while_running: u64,
+    /// Calls whose raise was not seen (before attaching, or taken by the
+    /// call before): in every count, not in the wait histogram.
+    pub unraised_calls: u64,
+    /// napi_poll outside NET_RX (busy polling, threaded NAPI).
+    pub polls_outside: u64,
+    pub packets_outside: u64,
+    /// First unserved raise -> softirq entry.
+    pub wait: Summary,
+    /// softirq entry -> exit (`histogram net_rx_action`).
+    pub runtime: Summary,
+    pub packets_per_call: Distribution,
+    pub polls_per_call: Distribution,
+}
+
+/// A distribution of counts (packets or polls per call), log2 buckets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub calls: u64,
+    pub total: u64,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    pub mean: Option<f64>,
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+    /// `(low, high, calls)`, bounds inclusive.
+    pub buckets: Vec<(u64, u64, u64)>,
+}
+
+impl From<&Histogram> for Distribution {
+    fn from(h: &Histogram) -> Self {
+        Distribution {
+            calls: h.count,
+            total: h.sum_ns,
+            min: (h.count > 0).then_some(h.min_ns),
+            max: (h.count > 0).then_some(h.max_ns),
+            mean: h.mean_ns(),
+            p50: h.quantile_ns(0.5),
+            p99: h.quantile_ns(0.99),
+            buckets: h
+                .nonempty_buckets()
+                .map(|b| (b.low_ns, b.high_ns, b.count))
+                .collect(),
+        }
+    }
+}
+
+/// What one CPU's (or several CPUs' summed) NET_RX counts add up to, before
+/// they become a [`NetRx`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetRxTally {
+    pub calls: u64,
+    pub ksoftirqd_calls: u64,
+    pub squeezed: u64,
+    pub squeezed_time: u64,
+    pub packets: u64,
+    pub polls: u64,
+    pub raised_while_running: u64,
+    pub unraised_calls: u64,
+    pub outside_polls: u64,
+    pub outside_packets: u64,
+    pub wait: Histogram,
+    pub call_packets: Histogram,
+    pub call_polls: Histogram,
+}
+
+impl From<&NetRxStats> for NetRxTally {
+    fn from(s: &NetRxStats) -> Self {
+        NetRxTally {
+            calls: s.calls,
+            ksoftirqd_calls: s.ksoftirqd_calls,
+            squeezed: s.squeezed,
+            squeezed_time: s.squeezed_time,
+            packets: s.packets,
+            polls: s.polls,
+            raised_while_running: s.raised_while_running,
+            unraised_calls: s.unraised_calls,
+            outside_polls: s.outside_polls,
+            outside_packets: s.outside_packets,
+            wait: Histogram::from(&s.wait),
+            call_packets: Histogram::from(&s.call_packets),
+            call_polls: Histogram::from(&s.call_polls),
+        }
+    }
+}
+
+impl NetRxTally {
+    pub fn add(&mut self, o: &NetRxTally) {
+        self.calls += o.calls;
+        self.ksoftirqd_calls += o.ksoftirqd_calls;
+        self.squeezed += o.squeezed;
+        self.squeezed_time += o.squeezed_time;
+        self.packets += o.packets;
+        self.polls += o.polls;
+        self.raised_while_running += o.raised_while_running;
+        self.unraised_calls += o.unraised_calls;
+        self.outside_polls += o.outside_polls;
+        self.outside_packets += o.outside_packets;
+        self.wait.merge(&o.wait);
+        self.call_packets.merge(&o.call_packets);
+        self.call_polls.merge(&o.call_polls);
+    }
+
+    /// With the runtime histogram of the same CPUs.
+    pub fn report(&self, runtime: &Histogram) -> NetRx {
+        NetRx {
+            calls: self.calls,
+            ksoftirqd_calls: self.ksoftirqd_calls,
+            squeezed: self.squeezed,
+            squeezed_by_time: self.squeezed_time,
+            packets: self.packets,
+            polls: self.polls,
+            raised_while_running: self.raised_while_running,
+            unraised_calls: self.unraised_calls,
+            polls_outside: self.outside_polls,
+            packets_outside: self.outside_packets,
+            wait: Summary::from(&self.wait),
+            runtime: Summary::from(runtime),
+            packets_per_call: Distribution::from(&self.call_packets),
+            polls_per_call: Distribution::from(&self.call_polls),
+        }
+    }
+}
+
+impl NetRx {
+    /// Share of calls ksoftirqd ran, 0..=1.
+    pub fn ksoftirqd_share(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.ksoftirqd_calls as f64 / self.calls as f64
+        }
+    }
+}
+
+/// The name as the kernel's napi_poll tracepoint prints it; a name the
+/// kernel's BTF did not let netlat read is "?".
+pub fn device_name(d: &DeviceName) -> String {
+    let len = d.name.iter().position(|&b| b == 0).unwrap_or(d.name.len());
+    if len == 0 {
+        return "?".to_owned();
+    }
+    String::from_utf8_lossy(&d.name[..len])
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlat_common::buckets;
+
+    fn histogram(values: &[u64]) -> Histogram {
+        let mut h = Histogram::default();
+        for &v in values {
+            let mut one = Histogram {
+                count: 1,
+                sum_ns: v,
+                min_ns: v,
+                max_ns: v,
+                ..Histogram::default()
+            };
+            one.buckets[buckets::index(v)] = 1;
+            h.merge(&one);
+        }
+        h
+    }
+
+    #[test]
+    fn cpus_add_up() {
+        let a = NetRxTally {
+            calls: 3,
+            ksoftirqd_calls: 1,
+            packets: 10,
+            call_packets: histogram(&[1, 3, 6]),
+            ..NetRxTally::default()
+        };
+        let b = NetRxTally {
+            calls: 1,
+            squeezed: 1,
+            packets: 300,
+            call_packets: histogram(&[300]),
+            ..NetRxTally::default()
+        };
+        let mut all = a.clone();
+        all.add(&b);
+        let r = all.report(&Histogram::default());
+        assert_eq!((r.calls, r.packets, r.squeezed), (4, 310, 1));
+        assert_eq!(r.ksoftirqd_share(), 0.25);
+        let d = &r.packets_per_call;
+        assert_eq!(
+            (d.calls, d.total, d.min, d.max),
+            (4, 310, Some(1), Some(300))
+        );
+        assert_eq!(d.buckets.iter().map(|b| b.2).sum::<u64>(), 4);
+        assert_eq!(r.runtime.count, 0);
+    }
+}
