@@ -1,0 +1,222 @@
+//! NET_RX seen whole, against the kernel's own counts: /proc/softirqs for
+//! the calls, /proc/net/softnet_stat for the packets processed and the
+//! calls squeezed. Each figure netlat gives must lie between what the
+//! kernel counted while netlat was certainly attached and what it counted
+//! over netlat's whole run.
+
+mod common;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use common::{Netlat, is_root, skip};
+use netlat::system::procfs::{Root, softnet};
+use netlat_testkit::{loopback, softirqs};
+use serde_json::Value;
+
+fn softnet_rows() -> Vec<softnet::SoftnetRow> {
+    softnet::try_read(&Root::host()).expect("read /proc/net/softnet_stat")
+}
+
+/// One reading of both ground truths.
+struct Truth {
+    calls: Vec<u64>,
+    softnet: Vec<softnet::SoftnetRow>,
+}
+
+impl Truth {
+    fn now() -> Truth {
+        Truth {
+            calls: softirqs::net_rx_per_cpu(),
+            softnet: softnet_rows(),
+        }
+    }
+}
+
+/// `[inside, lifetime]` of a per-CPU counter between four readings.
+fn bracket(cpu: usize, r: [&Truth; 4], f: impl Fn(&Truth, usize) -> u64) -> (u64, u64) {
+    let [before, inside_start, inside_end, after] = r;
+    (
+        f(inside_end, cpu) - f(inside_start, cpu),
+        f(after, cpu) - f(before, cpu),
+    )
+}
+
+fn processed(t: &Truth, cpu: usize) -> u64 {
+    t.softnet
+        .iter()
+        .find(|r| r.cpu as usize == cpu)
+        .map_or(0, |r| r.processed)
+}
+
+fn squeezed(t: &Truth, cpu: usize) -> u64 {
+    t.softnet
+        .iter()
+        .find(|r| r.cpu as usize == cpu)
+        .map_or(0, |r| r.time_squeeze)
+}
+
+fn check(what: &str, cpu: usize, got: u64, (lo, hi): (u64, u64)) {
+    println!("CPU {cpu}: {what} {got} in [{lo}, {hi}]");
+    assert!(
+        lo <= got && got <= hi,
+        "CPU {cpu}: {what} {got} outside [{lo}, {hi}] from the kernel's counts"
+    );
+}
+
+/// Sets a sysctl for the test and puts it back when dropped, panic or not.
+struct Sysctl {
+    path: String,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(key: &str, value: &str) -> Sysctl {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let old = std::fs::read_to_string(&path).expect("read the sysctl");
+        std::fs::write(&path, value).expect("write the sysctl");
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, self.old.trim());
+    }
+}
+
+#[test]
+fn slow_records_carry_the_packets_the_kernel_processed() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let before = Truth::now();
+    let netlat = Netlat::start(&["slow", "net_rx_action", "0", "3", "--json"]);
+    let inside_start = Truth::now();
+    let trips = loopback::run_paced(Duration::from_secs(2), 4000);
+    let inside_end = Truth::now();
+    let out = netlat.wait(Duration::from_secs(60));
+    let after = Truth::now();
+    assert!(out.success, "netlat failed: {}", out.stderr);
+    let readings = [&before, &inside_start, &inside_end, &after];
+
+    #[derive(Default, Debug)]
+    struct PerCpu {
+        calls: u64,
+        packets: u64,
+        squeezed: u64,
+        without: u64,
+    }
+    let mut per_cpu: BTreeMap<usize, PerCpu> = BTreeMap::new();
+    for line in out.stdout.lines() {
+        let r: Value = serde_json::from_str(line).expect("an NDJSON record");
+        let c = per_cpu
+            .entry(r["cpu"].as_u64().unwrap() as usize)
+            .or_default();
+        c.calls += 1;
+        match r.get("net_rx") {
+            Some(n) => {
+                c.packets += n["packets"].as_u64().unwrap();
+                c.squeezed += u64::from(n.get("squeezed").is_some());
+                let devices: u64 = n["devices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["packets"].as_u64().unwrap())
+                    .sum();
+                assert_eq!(devices, n["packets"].as_u64().unwrap(), "{r}");
+            }
+            None => c.without += 1,
+        }
+    }
+    println!("{trips} round trips: {per_cpu:?}");
+    assert!(per_cpu.values().map(|c| c.calls).sum::<u64>() > 1000);
+    for (&cpu, c) in &per_cpu {
+        // Only a call under way as the NET_RX programs attached lacks them.
+        assert!(c.without <= 1, "CPU {cpu}: {c:?}");
+        check(
+            "calls",
+            cpu,
+            c.calls,
+            bracket(cpu, readings, |t, cpu| t.calls[cpu]),
+        );
+        check("packets", cpu, c.packets, bracket(cpu, readings, processed));
+        check(
+            "squeezed",
+            cpu,
+            c.squeezed,
+            bracket(cpu, readings, squeezed),
+        );
+    }
+}
+
+#[test]
+fn softirq_counts_what_softnet_counts_with_a_budget_of_one() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    // Every call then ends squeezed by budget: the count must follow
+    // time_squeeze, not merely be 0 on both sides.
+    let _budget = Sysctl::set("net.core.netdev_budget", "1");
+    let before = Truth::now();
+    let netlat = Netlat::start(&["softirq", "3", "--per-cpu", "--json"]);
+    let inside_start = Truth::now();
+    let trips = loopback::run_for(Duration::from_secs(2));
+    let inside_end = Truth::now();
+    let out = netlat.wait(Duration::from_secs(60));
+    let after = Truth::now();
+    assert!(out.success, "netlat failed: {}", out.stderr);
+    let readings = [&before, &inside_start, &inside_end, &after];
+    let report: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    println!("{trips} round trips");
+    assert_eq!(report["softirq"], "NET_RX");
+    assert_eq!(report["budget"]["packets"], 1);
+    let mut squeezed_total = 0;
+    for c in report["per_cpu"].as_array().unwrap() {
+        let cpu = c["cpu"].as_u64().unwrap() as usize;
+        let n = |k: &str| c[k].as_u64().unwrap();
+        check(
+            "calls",
+            cpu,
+            n("calls"),
+            bracket(cpu, readings, |t, cpu| t.calls[cpu]),
+        );
+        check(
+            "packets",
+            cpu,
+            n("packets"),
+            bracket(cpu, readings, processed),
+        );
+        check(
+            "squeezed",
+            cpu,
+            n("squeezed"),
+            bracket(cpu, readings, squeezed),
+        );
+        // Every call is either timed for its wait or counted without one.
+        assert_eq!(
+            c["wait"]["count"].as_u64().unwrap() + n("unraised_calls"),
+            n("calls"),
+            "CPU {cpu}"
+        );
+        assert_eq!(
+            c["packets_per_call"]["total"].as_u64().unwrap(),
+            n("packets")
+        );
+        assert!(
+            c["runtime"]["count"].as_u64().unwrap().abs_diff(n("calls")) <= 2,
+            "CPU {cpu}: runtime and NET_RX programs saw different calls"
+        );
+        squeezed_total += n("squeezed");
+    }
+    assert!(
+        squeezed_total > 1000,
+        "budget 1 squeezed only {squeezed_total} calls"
+    );
+    let devices: u64 = report["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(devices, report["packets"].as_u64().unwrap());
+}
