@@ -234,3 +234,27 @@ fn by_rcvbuf_needs_a_socket_argument_and_an_argument_reading_backend() {
     let out = run(&["histogram", "tcp_sendmsg", "1", "--by", "rcvbuf"]);
     assert_one_line_error(&out, "cannot trace tcp_sendmsg on this kernel:");
 }
+
+#[test]
+fn softirq_options_as_for_histogram() {
+    for bad in ["abc", "0", "-3"] {
+        let out = run(&["softirq", bad]);
+        assert_one_line_error(&out, "invalid duration");
+    }
+    let out = run(&["softirq", "1", "--backend", "dtrace"]);
+    assert_one_line_error(&out, "invalid value 'dtrace' for '--backend");
+    let out = run(&["softirq", "1", "--unit", "parsec"]);
+    assert_one_line_error(&out, "invalid value 'parsec'");
+    let out = run(&["softirq", "1", "--frobnicate"]);
+    assert_one_line_error(&out, "--frobnicate");
+    if !is_root() {
+        let out = run(&["softirq", "1"]);
+        return assert_one_line_error(&out, "run it with sudo");
+    }
+    // net_rx_action with kprobes where the kernel has none: the same line
+    // histogram gives.
+    if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        let out = run(&["softirq", "1", "--backend", "kprobe"]);
+        assert_one_line_error(&out, "kprobes are not available in this kernel");
+    }
+}
