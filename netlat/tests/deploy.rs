@@ -13,13 +13,15 @@ use std::{
 
 use netlat::{
     model::histogram::Histogram,
+    model::net_rx::NetRxTally,
     recorder::live::{Exemplar, SkipReason},
     serve::metrics::{DoctorCounters, Format, FunctionLatency, Recording, Scrape, render},
+    serve::net_rx_metrics::NetRxScrape,
     system::procfs::softnet::SoftnetRow,
 };
 use serde_json::Value;
 
-/// Every series name `netlat serve --doctor --capture ...` exports, plus
+/// Every series name `netlat serve --doctor --softirq --capture ...` exports, plus
 /// Prometheus' `up`.
 const EXPORTED: &[&str] = &[
     "netlat_build_info",
@@ -34,7 +36,14 @@ const EXPORTED: &[&str] = &[
     "netlat_function_latency_seconds_sum",
     "netlat_function_missed_program_runs_total",
     "netlat_function_unmatched_exits_total",
+    "netlat_net_rx_calls_total",
+    "netlat_net_rx_ksoftirqd_calls_total",
+    "netlat_net_rx_packets_total",
+    "netlat_net_rx_squeezed_total",
     "netlat_slow_calls_total",
+    "netlat_softirq_wait_seconds_bucket",
+    "netlat_softirq_wait_seconds_count",
+    "netlat_softirq_wait_seconds_sum",
     "netlat_softnet_dropped_total",
     "netlat_softnet_processed_total",
     "netlat_softnet_time_squeeze_total",
@@ -254,6 +263,11 @@ fn full_scrape() -> Scrape {
             .map(|k| (k.to_owned(), 0))
             .into(),
             retrans_segs: Some(0),
+        }),
+        net_rx: Some(NetRxScrape {
+            per_cpu: vec![(0, NetRxTally::default())],
+            devices: vec![("eth0".into(), vec![1])],
+            wait_per_cpu: false,
         }),
     }
 }

@@ -105,7 +105,10 @@ fn page_passes_promtool_and_sigterm_detaches() {
         return skip("needs root");
     }
     let port = free_port();
-    let netlat = serve(port, &["net_rx_action", "--doctor", "--per-cpu"]);
+    let netlat = serve(
+        port,
+        &["net_rx_action", "--doctor", "--per-cpu", "--softirq"],
+    );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     loopback::run_for(Duration::from_millis(500));
     let (status, page) = get(addr, "/metrics");
@@ -139,6 +142,10 @@ fn page_passes_promtool_and_sigterm_detaches() {
         // counts skipped program runs.
         "netlat_function_unmatched_exits_total{function=\"net_rx_action\"}",
         "netlat_function_missed_program_runs_total{function=\"net_rx_action\"}",
+        // --softirq, with --per-cpu.
+        "netlat_softirq_wait_seconds_count{softirq=\"NET_RX\",cpu=\"0\"}",
+        "netlat_net_rx_calls_total{cpu=\"0\"}",
+        "netlat_net_rx_squeezed_total{cpu=\"0\"}",
     ] {
         assert!(sample(&page, name).is_some(), "no {name} in\n{page}");
     }

@@ -220,3 +220,60 @@ fn softirq_counts_what_softnet_counts_with_a_budget_of_one() {
         .sum();
     assert_eq!(devices, report["packets"].as_u64().unwrap());
 }
+
+/// The sum over every sample line of `name` whose labels contain `cpu`.
+fn metric_of_cpu(page: &str, name: &str, cpu: usize) -> u64 {
+    let label = format!("cpu=\"{cpu}\"");
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn serve_counts_what_the_kernel_counts() {
+    if !is_root() {
+        return skip("needs root to load eBPF programs");
+    }
+    let port = netlat_testkit::scrape::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let netlat = Netlat::start(&["serve", "--listen", &listen, "--softirq", "--per-cpu"]);
+    let scrape = || {
+        let (status, page) = netlat_testkit::scrape::get(addr, "/metrics");
+        assert_eq!(status, 200);
+        page
+    };
+    // Scrapes bracket the kernel's reads, which bracket the traffic.
+    let first = scrape();
+    let inside_start = Truth::now();
+    loopback::run_for(Duration::from_secs(2));
+    let inside_end = Truth::now();
+    let second = scrape();
+    let out = netlat.terminate();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let cpus = inside_start.calls.len();
+    let mut calls_total = 0;
+    for cpu in 0..cpus {
+        let grew = |name| metric_of_cpu(&second, name, cpu) - metric_of_cpu(&first, name, cpu);
+        let calls = grew("netlat_net_rx_calls_total");
+        let packets = grew("netlat_net_rx_packets_total");
+        let waits = grew("netlat_softirq_wait_seconds_count");
+        let lo = |f: fn(&Truth, usize) -> u64| f(&inside_end, cpu) - f(&inside_start, cpu);
+        let calls_lo = inside_end.calls[cpu] - inside_start.calls[cpu];
+        println!(
+            "CPU {cpu}: calls {calls} (kernel >= {calls_lo}), packets {packets} (kernel >= {}), waits {waits}",
+            lo(processed)
+        );
+        assert!(calls >= calls_lo, "CPU {cpu}: {calls} calls < {calls_lo}");
+        assert!(packets >= lo(processed), "CPU {cpu}: {packets} packets");
+        assert!(waits <= calls, "CPU {cpu}: more waits than calls");
+        // Between the scrapes only the scrapes' own traffic and the run's.
+        assert!(
+            calls <= calls_lo + calls_lo / 10 + 200,
+            "CPU {cpu}: {calls} calls"
+        );
+        calls_total += calls;
+    }
+    assert!(calls_total > 1000, "{calls_total} calls");
+}

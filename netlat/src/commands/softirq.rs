@@ -108,8 +108,8 @@ pub(crate) async fn trace(
     tracer.detach()?;
     let window_ns = started.elapsed().as_nanos() as u64;
     let runtime = Collector::new().read(&tracer)?.per_cpu;
-    let stats = net_rx::stats(tracer.ebpf_mut())?;
-    let devices = net_rx::devices(tracer.ebpf_mut())?;
+    let stats = net_rx::stats(tracer.ebpf())?;
+    let devices = net_rx::devices(tracer.ebpf())?;
     let host = HostInfo::read();
     let backend = tracer.backend();
     Ok(report(Parts {

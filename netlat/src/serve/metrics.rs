@@ -86,6 +86,8 @@ pub struct Scrape {
     /// net.ipv4.tcp_rmem as min, default, max.
     pub tcp_rmem: Option<[u64; 3]>,
     pub doctor: Option<DoctorCounters>,
+    /// `--softirq`: what the NET_RX programs counted.
+    pub net_rx: Option<super::net_rx_metrics::NetRxScrape>,
 }
 
 pub fn read_tcp_rmem(root: &Root) -> Option<[u64; 3]> {
@@ -254,6 +256,9 @@ impl Collector for Scrape {
 
         if let Some(d) = &self.doctor {
             encode_doctor(d, &mut encoder)?;
+        }
+        if let Some(n) = &self.net_rx {
+            super::net_rx_metrics::encode(n, &mut encoder)?;
         }
         Ok(())
     }
@@ -576,6 +581,7 @@ mod tests {
                 tcp_ext: [("PruneCalled".to_owned(), 7)].into(),
                 retrans_segs: Some(3),
             }),
+            net_rx: None,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod http;
 pub mod metrics;
+pub mod net_rx_metrics;
 pub mod slots;
 
 use std::{
@@ -16,6 +17,7 @@ use std::{
 
 use anyhow::{Result, bail};
 
+use crate::model::net_rx::NetRxTally;
 use crate::{
     commands::{
         attach_traced,
@@ -26,6 +28,7 @@ use crate::{
     system::procfs::Root,
     tracing::backend::attach::{Globals, Tracer},
     tracing::collect::{Collector, Slot},
+    tracing::net_rx::{self, NET_RX_ACTION, NetRxSettings},
 };
 
 use metrics::{DoctorCounters, FunctionLatency, Recording, Scrape};
@@ -41,6 +44,8 @@ struct Served {
     tracer: Arc<Mutex<Tracer>>,
     /// `--capture`: its threshold and recorder's counts.
     recording: Option<(std::time::Duration, Arc<Status>)>,
+    /// `--softirq`: the NET_RX programs ride in this function's object.
+    net_rx: bool,
 }
 
 /// The attached programs and what each scrape should include.
@@ -75,7 +80,32 @@ impl Exporter {
             functions,
             tcp_rmem: metrics::read_tcp_rmem(&self.root),
             doctor: self.doctor.then(|| DoctorCounters::read(&self.root)),
+            net_rx: self
+                .served
+                .iter()
+                .find(|s| s.net_rx)
+                .and_then(|s| self.net_rx(s)),
         }
+    }
+
+    fn net_rx(&self, s: &Served) -> Option<net_rx_metrics::NetRxScrape> {
+        let tracer = s.tracer.lock().unwrap_or_else(|p| p.into_inner());
+        let read = || -> Result<net_rx_metrics::NetRxScrape> {
+            let per_cpu = net_rx::stats(tracer.ebpf())?
+                .iter()
+                .enumerate()
+                .map(|(cpu, st)| (cpu as u32, NetRxTally::from(st)))
+                .filter(|(cpu, t)| self.online.contains(cpu) || t.calls > 0)
+                .collect();
+            Ok(net_rx_metrics::NetRxScrape {
+                per_cpu,
+                devices: net_rx::devices(tracer.ebpf())?,
+                wait_per_cpu: self.per_cpu,
+            })
+        };
+        read()
+            .map_err(|e| eprintln!("netlat: cannot read the NET_RX counts: {e:#}"))
+            .ok()
     }
 
     fn function(&self, s: &Served) -> Option<FunctionLatency> {
@@ -140,6 +170,12 @@ pub struct ServeArgs {
     /// One histogram per CPU (label cpu) instead of one per function.
     #[arg(long)]
     pub per_cpu: bool,
+    /// Also export NET_RX seen whole: the softirq's wait histogram
+    /// (netlat_softirq_wait_seconds) and per-CPU counters of its calls,
+    /// ksoftirqd calls, squeezed calls and packets by device. Serves
+    /// net_rx_action too.
+    #[arg(long)]
+    pub softirq: bool,
     #[command(flatten)]
     pub capture: capture::CaptureArgs,
 }
@@ -224,6 +260,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             if s.recording.is_some() {
                 crate::flamegraph::sampler::detach(tracer.ebpf_mut())?;
             }
+            if s.net_rx {
+                net_rx::detach(tracer.ebpf_mut())?;
+            }
             tracer.detach()?;
         }
         eprintln!("netlat: detached; exiting");
@@ -239,8 +278,11 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
     } else {
         args.functions.clone()
     };
-    // A captured function is served too.
+    // A captured function is served too, and --softirq's.
     functions.extend(args.capture.capture.iter().map(|(f, _)| f.clone()));
+    if args.softirq {
+        functions.push(NET_RX_ACTION.to_owned());
+    }
     // A function named twice is served once (two series with the same
     // labels would make the page invalid).
     let mut seen = std::collections::HashSet::new();
@@ -249,15 +291,27 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
     let mut reasons = Vec::new();
     for function in functions {
         let threshold = args.capture.threshold(&function);
-        let globals = match threshold {
+        let mut globals = match threshold {
             Some(t) => capture::globals(&function, t, &args.capture),
             None => Globals::default(),
         };
-        match attach_traced(&function, args.backend, &globals) {
+        let with_net_rx = args.softirq && function == NET_RX_ACTION;
+        if with_net_rx {
+            // A captured net_rx_action's records carry their calls' packets.
+            globals.net_rx = Some(NetRxSettings::for_this_host(threshold.is_some()));
+        }
+        let attached = attach_traced(&function, args.backend, &globals).and_then(|(mut t, s)| {
+            if with_net_rx {
+                net_rx::attach(t.ebpf_mut())?;
+            }
+            Ok((t, s))
+        });
+        match attached {
             Ok((tracer, _)) => served.push(Served {
                 function,
                 tracer: Arc::new(Mutex::new(tracer)),
                 recording: None,
+                net_rx: with_net_rx,
             }),
             Err(e) => {
                 let what = if threshold.is_some() {

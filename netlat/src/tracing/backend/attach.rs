@@ -279,6 +279,11 @@ impl Tracer {
         &mut self.ebpf
     }
 
+    /// The object, for reading the maps of programs that ride along.
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
