@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod json;
+pub mod net_rx_wait;
 pub mod sample;
 pub mod text;
 
@@ -33,12 +34,23 @@ pub struct DoctorArgs {
 
 /// Reads everything under `root`, waits `window`, reads again and judges.
 pub fn measure(root: &Root, window: Duration) -> Report {
+    let wait = net_rx_wait::NetRxWait::start();
     let start = Instant::now();
-    let before = sample::take(root);
+    let before = take(root, &wait);
     std::thread::sleep(window);
     let end = Instant::now();
-    let after = sample::take(root);
+    let after = take(root, &wait);
     evaluate(&before, &after, end - start)
+}
+
+/// One reading, with the NET_RX counts when they are measured.
+fn take(root: &Root, wait: &sample::Fact<net_rx_wait::NetRxWait>) -> sample::Sample {
+    let mut s = sample::take(root);
+    s.net_rx = Some(match wait {
+        Ok(w) => w.read(),
+        Err(why) => Err(why.clone()),
+    });
+    s
 }
 
 fn now_rfc3339() -> String {
@@ -98,16 +110,17 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         "netlat: doctor sampling /proc and /sys every {} until Ctrl-C",
         humantime::format_duration(every)
     );
+    let wait = net_rx_wait::NetRxWait::start();
     crate::commands::stop::runtime()?.block_on(async {
         let mut stop = crate::commands::stop::Stop::install()?;
-        let mut before = sample::take(&root);
+        let mut before = take(&root, &wait);
         let mut start = Instant::now();
         loop {
             if stop.until(Some(start + every)).await == crate::commands::stop::Woke::Signal {
                 return Ok(());
             }
             let end = Instant::now();
-            let after = sample::take(&root);
+            let after = take(&root, &wait);
             let mut report = evaluate(&before, &after, end - start);
             advise_for_this_kernel(&mut report);
             let stamp = now_rfc3339();

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::{
+    model::net_rx::NetRxTally,
     oneline::one_line,
     system::procfs::{
         ProcError, Root,
@@ -44,6 +45,9 @@ pub struct Sample {
     pub tcp: Fact<TcpSummary>,
     /// `Ok(None)`: this kernel has no such key.
     pub sysctls: BTreeMap<String, Fact<Option<String>>>,
+    /// The NET_RX programs' per-CPU counts since they attached (by CPU id),
+    /// or why they could not be: `None` when doctor does not run them.
+    pub net_rx: Option<Fact<Vec<NetRxTally>>>,
 }
 
 fn fact<T>(r: Result<T, ProcError>) -> Fact<T> {
@@ -63,5 +67,6 @@ pub fn take(root: &Root) -> Sample {
             .iter()
             .map(|k| (k.to_string(), fact(sysctl::read_at(root, k))))
             .collect(),
+        net_rx: None,
     }
 }

@@ -60,6 +60,15 @@ fn value_text(v: &Value) -> String {
         Value::Setting { value: Some(s) } => format!("{s:>10}"),
         Value::Setting { value: None } => "(not on this kernel)".into(),
         Value::Percent { value } => format!("{value:>9.1}%"),
+        Value::Wait {
+            p99_ns,
+            max_ns,
+            count,
+        } => format!(
+            "{:>10}  p99, max {} over {count} raises",
+            crate::render::slow::duration(*p99_ns),
+            crate::render::slow::duration(*max_ns)
+        ),
         Value::Absent { why } => format!("(absent: {why})"),
     }
 }

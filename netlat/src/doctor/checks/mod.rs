@@ -16,6 +16,7 @@ mod listen_queues;
 mod receive_buffers;
 mod retransmits;
 mod softnet;
+mod softnet_wait;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +87,12 @@ pub enum Value {
     },
     Percent {
         value: f64,
+    },
+    /// How long raised softirqs waited over the window.
+    Wait {
+        p99_ns: u64,
+        max_ns: u64,
+        count: u64,
     },
     /// A counter this kernel does not have, or a source that failed.
     Absent {

@@ -40,9 +40,11 @@ impl Ctx<'_> {
             evidence.push(self.setting(key));
         }
         let squeeze_rate = squeezed as f64 / self.secs;
-        let mut suggestions = Vec::new();
-        let mut words = Vec::new();
-        let mut verdict = Verdict::Ok;
+        let wait = self.softnet_wait();
+        evidence.extend(wait.evidence);
+        let mut suggestions = wait.suggestions;
+        let mut words = wait.words;
+        let mut verdict = wait.verdict.unwrap_or(Verdict::Ok);
         if dropped > 0 {
             verdict = Verdict::Problem;
             words.push(format!(
@@ -57,9 +59,19 @@ impl Ctx<'_> {
         }
         if squeeze_rate >= SQUEEZE_WARN_PER_SEC {
             verdict = verdict.max(Verdict::Warn);
-            words.push(format!(
-                "packet processing ran out of budget {squeeze_rate:.1} times/s (time_squeeze)"
-            ));
+            words.push(match wait.squeezed {
+                // Measured: say which limit, so "many packets" is not
+                // mistaken for "slow packets".
+                Some((packets, time)) if packets >= time => format!(
+                    "packets were many: NET_RX ran out of its packet budget {squeeze_rate:.1} times/s ({packets} calls hit netdev_budget, {time} its time limit)"
+                ),
+                Some((packets, time)) => format!(
+                    "NET_RX ran out of its time limit {squeeze_rate:.1} times/s ({time} calls hit netdev_budget_usecs, {packets} the packet budget): calls are slow, not only many"
+                ),
+                None => format!(
+                    "packet processing ran out of budget {squeeze_rate:.1} times/s (time_squeeze)"
+                ),
+            });
             let budget = self.setting_u64("net.core.netdev_budget");
             suggestions.push(format!(
                 "give softirq processing more room: sysctl -w net.core.netdev_budget={}{}",

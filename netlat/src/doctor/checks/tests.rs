@@ -22,6 +22,7 @@ fn quiet() -> Sample {
         interfaces: Ok(Vec::new()),
         tcp: Ok(TcpSummary::default()),
         sysctls: BTreeMap::new(),
+        net_rx: None,
     }
 }
 
@@ -217,4 +218,79 @@ fn interface_drops_warn_errors_are_problems() {
         judge(&iface(9, 9), &iface(3, 1), "interfaces").verdict,
         Verdict::Ok
     );
+}
+
+fn net_rx(cpus: Vec<crate::model::net_rx::NetRxTally>) -> Sample {
+    Sample {
+        net_rx: Some(Ok(cpus)),
+        ..quiet()
+    }
+}
+
+fn waits(n: u64, ns: u64) -> crate::model::histogram::Histogram {
+    let mut h = crate::model::histogram::Histogram {
+        count: n,
+        sum_ns: n * ns,
+        min_ns: ns,
+        max_ns: ns,
+        ..Default::default()
+    };
+    h.buckets[netlat_common::buckets::index(ns)] = n;
+    h
+}
+
+#[test]
+fn a_starved_ksoftirqd_is_told_from_many_packets() {
+    use crate::model::net_rx::NetRxTally;
+    let before = net_rx(vec![NetRxTally::default(), NetRxTally::default()]);
+    let quick = NetRxTally {
+        calls: 100,
+        wait: waits(100, 2_000),
+        ..NetRxTally::default()
+    };
+    let starved = NetRxTally {
+        calls: 100,
+        ksoftirqd_calls: 60,
+        wait: waits(100, 5_000_000),
+        ..NetRxTally::default()
+    };
+    let c = judge(&before, &net_rx(vec![quick.clone(), starved]), "softnet");
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert!(c.summary.contains("softirqs were delayed on CPU1"), "{}", c.summary);
+    assert!(c.summary.contains("ksoftirqd/1 is starved"), "{}", c.summary);
+    assert!(c.suggestions[0].contains("find what holds CPU1"), "{:?}", c.suggestions);
+    assert!(c.evidence.iter().any(|e| e.name == "CPU1 NET_RX wait"
+        && e.value
+            == Value::Wait {
+                p99_ns: 5_000_000,
+                max_ns: 5_000_000,
+                count: 100
+            }));
+
+    // Quick waits, but every call out of packets: load, not starvation.
+    let mut after = net_rx(vec![
+        NetRxTally {
+            squeezed: 50,
+            ..quick.clone()
+        },
+        quick,
+    ]);
+    after.softnet = Ok(vec![SoftnetRow {
+        time_squeeze: 50,
+        ..SoftnetRow::default()
+    }]);
+    let c = judge(&before, &after, "softnet");
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert!(c.summary.starts_with("packets were many"), "{}", c.summary);
+    assert!(!c.summary.contains("delayed"), "{}", c.summary);
+
+    // Not root: the check says the wait was not measured, nothing else.
+    let unmeasured = Sample {
+        net_rx: Some(Err("measured only as root".into())),
+        ..quiet()
+    };
+    let c = judge(&unmeasured, &unmeasured, "softnet");
+    assert_eq!(c.verdict, Verdict::Ok);
+    assert!(c.evidence.iter().any(|e| e.name == "NET_RX wait"
+        && matches!(&e.value, Value::Absent { why } if why == "measured only as root")));
 }
