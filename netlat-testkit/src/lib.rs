@@ -10,3 +10,5 @@ pub mod netstat;
 pub mod scrape;
 pub mod scratch;
 pub mod softirqs;
+pub mod softnet;
+pub mod starve;

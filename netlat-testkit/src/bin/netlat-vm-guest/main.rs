@@ -14,6 +14,7 @@ mod generator_experiment;
 mod info;
 mod lifecycle;
 mod missed;
+mod net_rx;
 mod recursion;
 mod sampling;
 mod slow;
@@ -84,6 +85,14 @@ const TESTS: &[(&str, Test)] = &[
     (
         "story_caught_by_the_flight_recorder",
         capture::story_captured,
+    ),
+    (
+        "slow_net_rx_packets_on_every_backend",
+        net_rx::slow_net_rx_packets_on_every_backend,
+    ),
+    (
+        "starved_ksoftirqd_raises_the_wait",
+        net_rx::starved_ksoftirqd_raises_the_wait,
     ),
 ];
 

@@ -256,9 +256,21 @@ fn a_starved_ksoftirqd_is_told_from_many_packets() {
     };
     let c = judge(&before, &net_rx(vec![quick.clone(), starved]), "softnet");
     assert_eq!(c.verdict, Verdict::Warn);
-    assert!(c.summary.contains("softirqs were delayed on CPU1"), "{}", c.summary);
-    assert!(c.summary.contains("ksoftirqd/1 is starved"), "{}", c.summary);
-    assert!(c.suggestions[0].contains("find what holds CPU1"), "{:?}", c.suggestions);
+    assert!(
+        c.summary.contains("softirqs were delayed on CPU1"),
+        "{}",
+        c.summary
+    );
+    assert!(
+        c.summary.contains("ksoftirqd/1 is starved"),
+        "{}",
+        c.summary
+    );
+    assert!(
+        c.suggestions[0].contains("find what holds CPU1"),
+        "{:?}",
+        c.suggestions
+    );
     assert!(c.evidence.iter().any(|e| e.name == "CPU1 NET_RX wait"
         && e.value
             == Value::Wait {
