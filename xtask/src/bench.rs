@@ -166,6 +166,7 @@ pub fn run(netlat: &Path) -> Result<()> {
         "(entry + exit programs per net_rx_action call; the floor for two empty programs measured here is ~95 ns)"
     );
     crate::slow_bench::run(netlat)?;
+    crate::softirq_bench::run(netlat)?;
     crate::serve_bench::run(netlat)
 }
 

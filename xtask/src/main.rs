@@ -12,6 +12,7 @@ mod image;
 mod serve_bench;
 mod setup;
 mod slow_bench;
+mod softirq_bench;
 mod vm;
 
 use std::path::PathBuf;
