@@ -3,7 +3,7 @@
 //! counters of calls, ksoftirqd calls, squeezed calls and packets by device,
 //! read from the kernel's per-CPU maps at scrape time like the latency
 //! histograms. ebpf_exporter's softirq-latency example has the wait but no
-//! CPU label (its issue #542 asks for one), and no packets.
+//! CPU label (a request on its tracker asks for one), and no packets.
 
 use prometheus_client::{
     encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet},
