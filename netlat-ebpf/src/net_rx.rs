@@ -183,23 +183,23 @@ pub fn polled(napi: *const u8, work: i32) {
 #[inline(always)]
 fn add_device(call: &mut NetRxCall, name: DeviceName, work: u64) {
     let len = call.devices_len as usize;
+    // Constant indices only: older verifiers (5.10, 6.1) lose the bounds of
+    // an index computed from `len` and refuse the write.
     for i in 0..MAX_CALL_DEVICES {
-        if i >= len {
-            break;
-        }
-        if call.devices[i].name == name {
-            call.devices[i].packets += work;
+        let d = &mut call.devices[i];
+        if i < len {
+            if d.name == name {
+                d.packets += work;
+                return;
+            }
+        } else {
+            d.name = name;
+            d.packets = work;
+            call.devices_len += 1;
             return;
         }
     }
-    if len < MAX_CALL_DEVICES {
-        let d = &mut call.devices[len & (MAX_CALL_DEVICES - 1)];
-        d.name = name;
-        d.packets = work;
-        call.devices_len += 1;
-    } else {
-        call.other_packets += work;
-    }
+    call.other_packets += work;
 }
 
 #[inline(always)]

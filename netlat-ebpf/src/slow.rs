@@ -175,10 +175,17 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
 #[inline(always)]
-fn sock_info(sk: *const u8) -> SockInfo {
+fn sock_info(first_arg: impl FnOnce() -> *const u8) -> SockInfo {
     let o = global(&SOCK_OFFSETS);
     let mut info = SockInfo::NONE;
-    if o.enabled == 0 || sk.is_null() {
+    // Read the argument only for a socket function: a function without
+    // arguments (net_rx_action since Linux 6.11) has no argument slot, and
+    // fentry's verifier refuses a program that reads one.
+    if o.enabled == 0 {
+        return info;
+    }
+    let sk = first_arg();
+    if sk.is_null() {
         return info;
     }
     info.family = read::<u16>(sk, o.family);
@@ -210,7 +217,7 @@ pub fn function_entry<C: StackIdContext>(
     let entry = EntryInfo {
         cpu: cpu(),
         stack_id: stack_id(ctx),
-        sock: sock_info(first_arg()),
+        sock: sock_info(first_arg),
     };
     let key = EntryKey {
         tid: key.tid,
