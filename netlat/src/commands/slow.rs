@@ -18,7 +18,7 @@ use crate::{
     render::slow::{self as render, Totals, Zone},
     system::{
         kallsyms::{self, Symbols},
-        privileges, stack_frames,
+        privileges,
     },
     tracing::net_rx,
     tracing::{
@@ -402,7 +402,7 @@ impl Printer<'_> {
                 call.stack = named
                     .entry(id)
                     .or_insert_with(|| match records.stack(id) {
-                        Some(ips) => Some(stack_frames::name_stack(&ips, symbols)),
+                        Some(ips) => Some(kallsyms::name_stack(&ips, symbols)),
                         None => self.recent.get(&id).cloned().flatten(),
                     })
                     .clone();
@@ -454,13 +454,13 @@ mod tests {
             0xffffffff81000300,
         ];
         assert_eq!(
-            stack_frames::name_stack(&raw_tp, &symbols),
+            kallsyms::name_stack(&raw_tp, &symbols),
             ["handle_softirqs", "handle_softirqs"]
         );
         // A kprobe's stack starts at the probed function itself.
         let kprobe = [0xffffffff81000400, 0xffffffff81000510];
         assert_eq!(
-            stack_frames::name_stack(&kprobe, &symbols),
+            kallsyms::name_stack(&kprobe, &symbols),
             ["tcp_collapse", "tcp_prune_queue"]
         );
     }

@@ -329,7 +329,10 @@ ffffffff81000400 T tcp_v4_rcv
             "tcp_data_queue",
             "net_rx_action",
         ];
-        assert_eq!(stack_frames::name_stack(&own_program, &symbols), kernel);
+        assert_eq!(
+            crate::system::kallsyms::name_stack(&own_program, &symbols),
+            kernel
+        );
         let folded = fold(
             &[Stack {
                 frames: sampled,

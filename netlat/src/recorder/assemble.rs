@@ -16,7 +16,10 @@ use crate::{
         sampler::Samples,
     },
     model::slow_call::{Clock, SlowCall},
-    system::{conditions, kallsyms::Symbols, stack_frames},
+    system::{
+        conditions,
+        kallsyms::{self, Symbols},
+    },
 };
 
 /// Everything a capture is made of, before naming and folding.
@@ -58,7 +61,7 @@ pub fn build(g: Gathered) -> Option<Capture> {
             let mut call = SlowCall::from_record(r, &g.clock);
             call.stack = SlowCall::stack_id(r)
                 .and_then(|id| g.entry_stacks.get(&id))
-                .map(|ips| stack_frames::name_stack(ips, &symbols));
+                .map(|ips| kallsyms::name_stack(ips, &symbols));
             call
         })
         .collect();

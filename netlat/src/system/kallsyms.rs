@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, io::BufRead};
 
-use super::stack_frames::is_return_trampoline;
+use super::stack_frames::{self, is_return_trampoline};
 
 /// KSYM_NAME_LEN: the kernel keeps no symbol name longer than this,
 /// terminating NUL included.
@@ -211,6 +211,22 @@ const END_MARKERS: &[&str] = &["_etext", "_einittext", "__irqentry_text_end", "_
 
 fn is_text(ty: char) -> bool {
     matches!(ty, 't' | 'T' | 'w' | 'W')
+}
+
+/// Frame names of a stack netlat's own program took, innermost first;
+/// return addresses are named as [`Symbols::symbolize_return`] says, and
+/// only the kernel's own frames are kept ([`stack_frames::kernel_frames`]).
+pub fn name_stack(ips: &[u64], symbols: &Symbols) -> Vec<String> {
+    let names = ips
+        .iter()
+        .enumerate()
+        .map(|(i, &ip)| {
+            symbols
+                .symbolize_frame(ip, i == 0)
+                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
+        })
+        .collect();
+    stack_frames::kernel_frames(names, stack_frames::Origin::OwnProgram)
 }
 
 #[cfg(test)]

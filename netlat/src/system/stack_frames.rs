@@ -2,8 +2,6 @@
 //! the kernel chose to run. `slow --stack` and the flame graph both ask
 //! here, so the two show the same kernel frames for the same stack.
 
-use super::kallsyms::Symbols;
-
 /// How a stack was taken, which decides what its innermost frames are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -101,20 +99,4 @@ pub fn kernel_frames(names: Vec<String>, origin: Origin) -> Vec<String> {
             names[machinery..].to_vec()
         }
     }
-}
-
-/// Frame names of a stack netlat's own program took, innermost first;
-/// return addresses are named as [`Symbols::symbolize_return`] says, and
-/// only the kernel's own frames are kept ([`kernel_frames`]).
-pub fn name_stack(ips: &[u64], symbols: &Symbols) -> Vec<String> {
-    let names = ips
-        .iter()
-        .enumerate()
-        .map(|(i, &ip)| {
-            symbols
-                .symbolize_frame(ip, i == 0)
-                .map_or_else(|| format!("{ip:#x}"), str::to_owned)
-        })
-        .collect();
-    kernel_frames(names, Origin::OwnProgram)
 }
