@@ -33,7 +33,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
 /// list only shrinks.
 const KNOWN_IMPURE_MODEL: &[&str] = &[
     "model/compare -> system/procfs",
-    "model/info -> tracing/capabilities",
     "model/report -> system/procfs",
     "model/report -> tracing/group_by",
 ];
