@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod buckets;
+pub mod names;
 pub mod net_rx;
 
 /// Sub-buckets per power of two. 4 keeps percentiles within ~19% of the true
@@ -19,6 +20,8 @@ pub const BUCKETS: usize = 64 * SUB_BUCKETS;
 /// `#[no_mangle] static` of that name (a symbol name cannot come from a
 /// constant there, so a test of the built object checks the two agree).
 pub mod globals {
+    use crate::net_rx::globals as net_rx;
+
     /// u32: offset of `vec` in the classic irq:softirq_* record.
     pub const SOFTIRQ_VEC_OFFSET: &str = "SOFTIRQ_VEC_OFFSET";
     /// u32: [`crate::sample_filter`].
@@ -36,7 +39,46 @@ pub mod globals {
     /// u64: ns of budget one slow-call record costs on its CPU (10^9 / the
     /// records per second allowed), or 0 for no limit.
     pub const SLOW_RECORD_COST_NS: &str = "SLOW_RECORD_COST_NS";
+
+    /// Every global userspace sets, [`crate::net_rx::globals`] included,
+    /// with the size in bytes it writes.
+    pub const ALL: &[(&str, usize)] = &[
+        (SOFTIRQ_VEC_OFFSET, size_of::<u32>()),
+        (SAMPLE_FILTER, size_of::<u32>()),
+        (SLOWER_THAN_NS, size_of::<u64>()),
+        (RCVBUF_OFFSET, size_of::<u32>()),
+        (SLOW_THRESHOLD_NS, size_of::<u64>()),
+        (SLOW_STACKS, size_of::<u32>()),
+        (SOCK_OFFSETS, size_of::<crate::SockOffsets>()),
+        (SLOW_RECORD_COST_NS, size_of::<u64>()),
+        (net_rx::NETDEV_BUDGET, size_of::<u32>()),
+        (net_rx::NETDEV_BUDGET_JIFFIES, size_of::<u64>()),
+        (
+            net_rx::NAPI_OFFSETS,
+            size_of::<crate::net_rx::NapiOffsets>(),
+        ),
+        (net_rx::NET_RX_RECORDS, size_of::<u32>()),
+    ];
 }
+
+/// Every map userspace opens by name, [`net_rx`]'s included.
+pub const MAPS: &[&str] = &[
+    STATS_MAP,
+    EPOCH_MAP,
+    ARMED_MAP,
+    STARTS_MAP,
+    SOFTIRQ_START_MAP,
+    STACKS_MAP,
+    STACK_COUNTS_MAP,
+    SAMPLE_STATS_MAP,
+    PENDING_MAP,
+    SLOW_EVENTS_MAP,
+    SLOW_STATS_MAP,
+    SLOW_ENTRIES_MAP,
+    ENTRY_STACKS_MAP,
+    net_rx::NET_RX_STATS_MAP,
+    net_rx::NET_RX_DEVICES_MAP,
+];
 
 /// Start-time stacks of calls in progress, by [`StartKey`].
 pub const STARTS_MAP: &str = "STARTS";

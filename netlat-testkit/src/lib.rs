@@ -4,6 +4,7 @@
 
 pub mod autotuned;
 pub mod collapse;
+pub mod kernel_facts;
 pub mod loopback;
 pub mod netlat;
 pub mod netstat;

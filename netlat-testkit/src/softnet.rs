@@ -1,5 +1,8 @@
-//! /proc/net/softnet_stat, read independently of netlat's parser: one row
-//! per CPU, hex columns; 0 processed, 1 dropped, 2 time_squeeze.
+//! /proc/net/softnet_stat, read independently of netlat's parser
+//! (netlat/src/system/procfs/softnet.rs, the one netlat uses): this is the
+//! ground truth the host and VM tests check netlat's packet counts against,
+//! so it shares none of netlat's code. One row per CPU, hex columns;
+//! 0 processed, 1 dropped, 2 time_squeeze.
 
 /// `(processed, dropped, time_squeeze)` per row; rows are CPUs in order
 /// (the kernel skips offline CPUs, which a 2-CPU test machine has none of).

@@ -23,6 +23,8 @@ pub mod commands;
 pub mod docs;
 pub mod doctor;
 pub mod flamegraph;
+#[cfg(test)]
+mod layering;
 pub mod model;
 pub mod oneline;
 pub mod recorder;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Netlat, is_root, skip};
+use common::Netlat;
 use netlat_testkit::netlat::{loaded_programs, wait_until_unloaded};
 
 fn assert_all_gone(how: &str) {
@@ -16,9 +16,7 @@ fn assert_all_gone(how: &str) {
 
 #[test]
 fn nothing_stays_loaded_after_sigkill_sigint_or_a_fixed_window() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     assert_all_gone("before");
     for (how, signal) in [("SIGKILL", libc::SIGKILL), ("SIGINT", libc::SIGINT)] {
         let netlat = Netlat::start(&["histogram", "net_rx_action"]);

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{BIN, is_root, skip};
+use common::{BIN, skip};
 use netlat::{
     doctor::{Report, Value, Verdict, evaluate, json, sample, text},
     system::procfs::Root,
@@ -409,9 +409,7 @@ const CONNECTIONS: u64 = 1200;
 
 #[test]
 fn time_wait_per_port_matches_ss_between_two_namespaces() {
-    if !is_root() {
-        return skip("needs root to create network namespaces");
-    }
+    common::skip_unless_root!("needs root to create network namespaces");
     if !have_iproute2() {
         return skip("needs ip and ss (apt-get install iproute2)");
     }
@@ -517,9 +515,7 @@ fn time_wait_per_port_matches_ss_between_two_namespaces() {
 
 #[test]
 fn tcp_collapse_generator_is_flagged_as_receive_buffer_pressure() {
-    if !is_root() {
-        return skip("needs root to create a network namespace");
-    }
+    common::skip_unless_root!("needs root to create a network namespace");
     if !have_iproute2() {
         return skip("needs ip (apt-get install iproute2)");
     }
@@ -573,9 +569,7 @@ fn tcp_collapse_generator_is_flagged_as_receive_buffer_pressure() {
 /// fails.
 #[test]
 fn knows_when_tcp_collapse_cannot_be_timed_here() {
-    if !is_root() {
-        return skip("needs root to try loading an fentry program");
-    }
+    common::skip_unless_root!("needs root to try loading an fentry program");
     let why = netlat::tracing::backend::attach::function_probes_refused("tcp_collapse");
     println!("tcp_collapse: {why:?}");
     let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();

@@ -121,9 +121,9 @@ fn not_root_says_to_use_sudo() {
 
 #[test]
 fn unknown_function_suggests_the_closest_names() {
-    if !is_root() {
-        return skip("root runs the function check; non-root stops at the privilege check");
-    }
+    common::skip_unless_root!(
+        "root runs the function check; non-root stops at the privilege check"
+    );
     let out = run(&["histogram", "net_rx_actoin", "1"]);
     assert_one_line_error(&out, "unknown kernel function net_rx_actoin");
     assert!(
@@ -140,9 +140,7 @@ fn unknown_function_suggests_the_closest_names() {
 
 #[test]
 fn data_symbol_is_not_a_function() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     // Which data symbols kallsyms lists depends on CONFIG_KALLSYMS_ALL;
     // section markers such as __start_rodata are there either way.
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
@@ -159,18 +157,14 @@ fn data_symbol_is_not_a_function() {
 
 #[test]
 fn tracepoint_backend_only_where_an_exact_equivalent_exists() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let out = run(&["histogram", "--backend", "tracepoint", "tcp_collapse", "1"]);
     assert_one_line_error(&out, "tcp_collapse has no exact tracepoint equivalent");
 }
 
 #[test]
 fn missing_kprobes_and_fentry_are_explained() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
         return skip("this kernel has kprobes; the VM tests cover them");
     }
@@ -196,18 +190,14 @@ fn missing_kprobes_and_fentry_are_explained() {
 
 #[test]
 fn no_such_cpu() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let out = run(&["histogram", "net_rx_action", "1", "--cpu", "4096"]);
     assert_one_line_error(&out, "--cpu 4096: no such online CPU");
 }
 
 #[test]
 fn by_rcvbuf_needs_a_socket_argument_and_an_argument_reading_backend() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     // The BTF check comes first, so this holds on any kernel with BTF.
     let out = run(&["histogram", "net_rx_action", "1", "--by", "rcvbuf"]);
     assert_one_line_error(

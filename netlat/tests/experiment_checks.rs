@@ -5,13 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Netlat, is_root, run, skip};
+use common::{Netlat, run};
 
 #[test]
 fn bad_value_and_read_only_key_fail_before_run_1() {
-    if !is_root() {
-        return skip("needs root (experiment checks privileges first)");
-    }
+    common::skip_unless_root!("needs root (experiment checks privileges first)");
     let budget = std::fs::read_to_string("/proc/sys/net/core/netdev_budget").unwrap();
     for (sysctl, expected) in [
         (
@@ -49,9 +47,7 @@ fn bad_value_and_read_only_key_fail_before_run_1() {
 /// run 1): it never reads the first one's value as its original.
 #[test]
 fn a_second_experiment_on_the_same_key_is_refused_at_once() {
-    if !is_root() {
-        return skip("needs root to load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF and set sysctls");
     const PATH: &str = "/proc/sys/net/core/netdev_budget";
     let original = std::fs::read_to_string(PATH).unwrap().trim().to_owned();
     let changed = if original == "600" { "601" } else { "600" };

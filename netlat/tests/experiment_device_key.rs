@@ -7,7 +7,7 @@ mod common;
 
 use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
 
-use common::{is_root, run, skip};
+use common::{run, skip};
 
 const DEV: &str = "nlt0.100";
 const PEER: &str = "nlt1";
@@ -41,9 +41,7 @@ fn read() -> String {
 
 #[test]
 fn a_dotted_device_key_maps_as_sysctl_8_maps_it() {
-    if !is_root() {
-        return skip("needs root to add a device and set sysctls");
-    }
+    common::skip_unless_root!("needs root to add a device and set sysctls");
     let Some(device) = Device::add() else {
         return skip("cannot add a veth device here");
     };

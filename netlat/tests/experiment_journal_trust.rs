@@ -7,7 +7,7 @@ mod common;
 
 use std::{os::unix::fs::PermissionsExt as _, path::Path};
 
-use common::{is_root, run, skip};
+use common::{run, skip};
 
 const DIR: &str = "/run/netlat";
 
@@ -36,9 +36,7 @@ fn planted(key: &str, original: &str) -> String {
 
 #[test]
 fn planted_records_never_make_root_write() {
-    if !is_root() {
-        return skip("needs root: the records are root's");
-    }
+    common::skip_unless_root!("needs root: the records are root's");
     if in_use() {
         return skip("/run/netlat holds records of a running netlat");
     }

@@ -10,7 +10,7 @@ use std::{
     process::{Child, ChildStderr, Command, Stdio},
 };
 
-use common::{is_root, run, skip};
+use common::run;
 
 const KEY: &str = "net.core.netdev_budget";
 const PATH: &str = "/proc/sys/net/core/netdev_budget";
@@ -102,9 +102,7 @@ fn killed_in_run_2(value: &str) {
 
 #[test]
 fn sighup_restores_like_sigterm() {
-    if !is_root() {
-        return skip("needs root to load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF and set sysctls");
     let guard = Guard::new();
     let (mut child, mut stderr, mut seen) = in_run_2(guard.changed());
     assert_eq!(read(), guard.changed());
@@ -134,9 +132,7 @@ fn sighup_restores_like_sigterm() {
 
 #[test]
 fn after_sigkill_the_next_netlat_run_restores_and_says_so() {
-    if !is_root() {
-        return skip("needs root to load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF and set sysctls");
     let guard = Guard::new();
     killed_in_run_2(guard.changed());
     // Any subcommand run as root; this one fails at once on its own.
@@ -162,9 +158,7 @@ fn after_sigkill_the_next_netlat_run_restores_and_says_so() {
 
 #[test]
 fn restore_flag_puts_back_and_then_has_nothing_to_do() {
-    if !is_root() {
-        return skip("needs root to load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF and set sysctls");
     let guard = Guard::new();
     killed_in_run_2(guard.changed());
     let out = run(&["experiment", "--restore"]);
@@ -188,9 +182,7 @@ fn restore_flag_puts_back_and_then_has_nothing_to_do() {
 
 #[test]
 fn a_value_someone_else_changed_is_not_restored_over() {
-    if !is_root() {
-        return skip("needs root to load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF and set sysctls");
     let guard = Guard::new();
     killed_in_run_2(guard.changed());
     let theirs = if guard.original == "602" {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{is_root, run, skip};
+use common::run;
 use serde_json::Value;
 
 /// Not among the recorded ones, and harmless to nudge for a few seconds:
@@ -24,9 +24,7 @@ impl Drop for Guard {
 
 #[test]
 fn both_files_and_compare_record_an_unrecorded_sysctl() {
-    if !is_root() {
-        return skip("needs root to load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF and set sysctls");
     let guard = Guard(std::fs::read_to_string(PATH).unwrap().trim().to_owned());
     let original = guard.0.clone();
     let changed = if original == "61" { "62" } else { "61" };

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use common::{is_root, run, skip};
+use common::run;
 use netlat_testkit::{loopback, scratch::Scratch};
 
 fn kept(stderr: &str) -> u64 {
@@ -39,9 +39,7 @@ fn assert_svg(path: &PathBuf) -> String {
 
 #[test]
 fn during_net_rx_action_every_stack_contains_it() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let dir = Scratch::new("flamegraph");
     let (svg, folded) = (dir.join("rx.svg"), dir.join("rx.folded"));
     let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(4)));
@@ -105,9 +103,7 @@ fn median_call_ns() -> u64 {
 
 #[test]
 fn slower_than_under_the_median_ranks_with_fast_and_slow_adding_up() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let median = median_call_ns();
     // p50 is a bucket's upper bound: half of it is surely under the median,
     // so both slow and fast calls exist.
@@ -181,9 +177,7 @@ fn slower_than_under_the_median_ranks_with_fast_and_slow_adding_up() {
 
 #[test]
 fn all_cpus_shows_the_tests_own_busy_loop() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let dir = Scratch::new("flamegraph");
     let (svg, folded) = (dir.join("all.svg"), dir.join("all.folded"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -250,9 +244,7 @@ fn flamegraph_errors_are_one_line() {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(out.stderr.contains(expected), "{}", out.stderr);
     }
-    if !is_root() {
-        return skip("the rest needs root");
-    }
+    common::skip_unless_root!("the rest needs root");
     let out = run(&[
         "flamegraph",
         "--duration",
@@ -269,9 +261,7 @@ fn flamegraph_errors_are_one_line() {
 
 #[test]
 fn slower_than_keeps_only_samples_of_slow_calls() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     // Every call is slower than 1 ns: all samples inside calls are kept.
     let dir = Scratch::new("flamegraph");
     let (svg, folded) = (dir.join("slow.svg"), dir.join("slow.folded"));

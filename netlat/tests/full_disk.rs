@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use common::{is_root, run, skip};
+use common::{run, skip};
 use netlat_testkit::loopback;
 
 const OLD: &str = "the previous result\n";
@@ -86,9 +86,7 @@ fn assert_old(path: &Path) {
 
 #[test]
 fn histogram_output_on_a_full_disk_keeps_the_old_file_and_prints() {
-    if !is_root() {
-        return skip("needs root to mount a tmpfs and load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to mount a tmpfs and load eBPF programs");
     let Some(disk) = FullDisk::mount("histogram") else {
         return skip("cannot mount a tmpfs here");
     };
@@ -119,9 +117,7 @@ fn histogram_output_on_a_full_disk_keeps_the_old_file_and_prints() {
 
 #[test]
 fn flamegraph_files_on_a_full_disk_keep_the_old_ones_and_print() {
-    if !is_root() {
-        return skip("needs root to mount a tmpfs and load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to mount a tmpfs and load eBPF programs");
     let Some(disk) = FullDisk::mount("flamegraph") else {
         return skip("cannot mount a tmpfs here");
     };
@@ -161,9 +157,7 @@ fn flamegraph_files_on_a_full_disk_keep_the_old_ones_and_print() {
 /// old content, the comparison is printed and the sysctl is back.
 #[test]
 fn experiment_on_a_disk_that_fills_during_run_2() {
-    if !is_root() {
-        return skip("needs root to mount a tmpfs, load eBPF and set sysctls");
-    }
+    common::skip_unless_root!("needs root to mount a tmpfs, load eBPF and set sysctls");
     let Some(disk) = FullDisk::mount("experiment") else {
         return skip("cannot mount a tmpfs here");
     };
@@ -234,9 +228,7 @@ fn experiment_on_a_disk_that_fills_during_run_2() {
 
 #[test]
 fn special_files_are_refused_before_tracing() {
-    if !is_root() {
-        return skip("needs root (the check comes after the privilege check)");
-    }
+    common::skip_unless_root!("needs root (the check comes after the privilege check)");
     for (args, expected) in [
         (
             vec!["histogram", "net_rx_action", "5", "--output", "/dev/full"],
@@ -279,9 +271,7 @@ fn special_files_are_refused_before_tracing() {
 #[test]
 fn capture_store_on_a_full_disk_says_full_and_keeps_what_it_had() {
     use netlat::recorder::store::{Limits, Store, StoreError};
-    if !is_root() {
-        return skip("needs root to mount a tmpfs");
-    }
+    common::skip_unless_root!("needs root to mount a tmpfs");
     let Some(disk) = FullDisk::mount("captures") else {
         return skip("cannot mount a tmpfs here");
     };
@@ -313,9 +303,7 @@ fn capture_store_on_a_full_disk_says_full_and_keeps_what_it_had() {
 #[test]
 fn serve_skips_a_capture_on_a_full_disk_and_keeps_serving() {
     use netlat_testkit::scrape::{free_port, get, sample};
-    if !is_root() {
-        return skip("needs root to mount a tmpfs and load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to mount a tmpfs and load eBPF programs");
     let Some(disk) = FullDisk::mount("serve-captures") else {
         return skip("cannot mount a tmpfs here");
     };

@@ -6,15 +6,13 @@ mod common;
 
 use std::{process::Command, time::Duration};
 
-use common::{Netlat, is_root, run, skip};
+use common::{Netlat, run, skip};
 use netlat_testkit::{loopback, scratch::Scratch};
 use serde_json::Value;
 
 #[test]
 fn recorded_run_carries_sysctls_and_counter_deltas() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let scratch = Scratch::new("record");
     let path = scratch.join("run.json");
     let netlat = Netlat::start(&[
@@ -108,9 +106,7 @@ fn recorded_run_carries_sysctls_and_counter_deltas() {
 
 #[test]
 fn output_path_is_checked_before_tracing() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let out = run(&[
         "histogram",
         "net_rx_action",
@@ -130,9 +126,7 @@ fn output_path_is_checked_before_tracing() {
 #[test]
 fn experiment_restores_the_sysctl_even_when_interrupted() {
     use std::io::{BufRead as _, BufReader, Read as _};
-    if !is_root() {
-        return skip("needs root to load eBPF programs and set sysctls");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs and set sysctls");
     const KEY: &str = "/proc/sys/net/core/netdev_budget";
     let read = || {
         std::fs::read_to_string(KEY)

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Netlat, is_root, prometheus::Prometheus, run, skip};
+use common::{Netlat, prometheus::Prometheus, run};
 use netlat_testkit::{
     loopback,
     netlat::{loaded_programs, wait_until_unloaded},
@@ -31,9 +31,7 @@ fn serve(port: u16, extra: &[&str]) -> netlat_testkit::netlat::Netlat {
 
 #[test]
 fn prometheus_counts_agree_with_softirqs() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let before = softirqs::net_rx_total();
     let port = free_port();
     let netlat = serve(port, &["net_rx_action"]);
@@ -101,9 +99,7 @@ fn prometheus_counts_agree_with_softirqs() {
 
 #[test]
 fn page_passes_promtool_and_sigterm_detaches() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let port = free_port();
     let netlat = serve(
         port,
@@ -182,9 +178,7 @@ fn page_passes_promtool_and_sigterm_detaches() {
 
 #[test]
 fn bad_clients_do_not_hold_up_a_scrape() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let port = free_port();
     let netlat = serve(port, &["net_rx_action"]);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -240,9 +234,7 @@ fn bad_clients_do_not_hold_up_a_scrape() {
 
 #[test]
 fn nothing_to_serve_is_one_line() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
     let out = run(&["serve", "--listen", &listen, "no_such_fn_netlat"]);
@@ -264,9 +256,7 @@ fn nothing_to_serve_is_one_line() {
 
 #[test]
 fn listen_port_0_localhost_and_a_function_named_twice() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let netlat = Netlat::start(&[
         "serve",
         "--listen",

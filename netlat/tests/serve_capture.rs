@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{Netlat, is_root, prometheus::Prometheus, run, skip};
+use common::{Netlat, is_root, prometheus::Prometheus, run};
 use netlat_testkit::{
     loopback,
     scrape::{free_port, get, sample},
@@ -154,9 +154,7 @@ fn check_accounting(c: &Value) {
 
 #[test]
 fn a_slow_call_under_load_leaves_a_capture_with_the_kernels_count() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let threshold = rare_threshold();
     let dir = scratch("slow");
     let port = free_port();
@@ -358,9 +356,7 @@ fn bad_capture_flags_are_one_line_each() {
 /// serve's CPU, memory and disk bounded.
 #[test]
 fn a_storm_of_slow_calls_stays_within_bounds() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let dir = scratch("storm");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -473,9 +469,7 @@ fn a_storm_of_slow_calls_stays_within_bounds() {
 /// capture's id, so a dashboard point leads to the capture.
 #[test]
 fn prometheus_stores_the_capture_exemplar() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let threshold = rare_threshold();
     let dir = scratch("exemplar");
     let port = free_port();
@@ -540,9 +534,7 @@ fn prometheus_stores_the_capture_exemplar() {
 /// files the killed ones left.
 #[test]
 fn sigkill_while_writing_leaves_no_partial_capture() {
-    if !is_root() {
-        return skip("needs root");
-    }
+    common::skip_unless_root!("needs root");
     let dir = scratch("kill");
     let (stop, handle) = load();
     for round in 0..4u64 {

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use common::{Netlat, is_root, run, skip};
+use common::{Netlat, run};
 use netlat_testkit::{loopback, softirqs};
 use serde_json::Value;
 
@@ -74,9 +74,7 @@ const PACED_ROUND_TRIPS: u32 = 10_000;
 
 #[test]
 fn threshold_zero_records_every_net_rx_call_per_cpu() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let started = now_ns();
     let before = softirqs::net_rx_per_cpu();
     // Ended by its own deadline, not a signal: then netlat prints all the
@@ -160,9 +158,7 @@ fn threshold_zero_records_every_net_rx_call_per_cpu() {
 
 #[test]
 fn a_threshold_keeps_exactly_the_calls_at_or_over_it() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     // A threshold between the median and the max of this host's calls.
     let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(2)));
     let h = run(&["histogram", "net_rx_action", "1.5", "--json"]);
@@ -196,9 +192,7 @@ fn a_threshold_keeps_exactly_the_calls_at_or_over_it() {
 
 #[test]
 fn text_lines_and_entry_stacks() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let netlat = Netlat::start(&["slow", "net_rx_action", "0", "--stack", "--utc"]);
     loopback::run_for(Duration::from_millis(500));
     let out = netlat.interrupt();
@@ -264,9 +258,7 @@ fn bad_input_is_one_line() {
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
     }
-    if !is_root() {
-        return skip("the socket check needs root");
-    }
+    common::skip_unless_root!("the socket check needs root");
     // No note about BTF or socket fields before the error.
     let out = run(&["slow", "netlat_no_such_fn", "1ms", "1"]);
     assert!(!out.success);
@@ -299,9 +291,7 @@ impl Drop for Restore {
 
 #[test]
 fn stack_without_kernel_addresses_is_one_line() {
-    if !is_root() {
-        return skip("needs root to change kernel.kptr_restrict");
-    }
+    common::skip_unless_root!("needs root to change kernel.kptr_restrict");
     const KPTR: &str = "/proc/sys/kernel/kptr_restrict";
     let old = std::fs::read_to_string(KPTR).expect("kptr_restrict");
     let _restore = Restore(KPTR, old);
@@ -379,9 +369,7 @@ fn entry_stacks_in_use(pid: i32) -> usize {
 /// be gone.
 #[test]
 fn entry_stacks_are_freed_once_printed() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let netlat = Netlat::start(&["slow", "net_rx_action", "0", "--stack"]);
     let pid = netlat.pid();
     let stop = AtomicBool::new(false);
@@ -431,9 +419,7 @@ fn entry_stacks_are_freed_once_printed() {
 /// not wait for the buffer to drain, and the programs must come off first.
 #[test]
 fn stack_run_stops_promptly_under_load() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     for args in [
         &["slow", "net_rx_action", "0"][..],
         &["slow", "net_rx_action", "0", "--stack"],
@@ -476,9 +462,7 @@ fn stack_run_stops_promptly_under_load() {
 /// The closing line goes to stderr whatever became of stdout.
 #[test]
 fn the_closing_line_survives_a_failed_stdout() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(3)));
     // A full device: an error after the counts.
     let full = Command::new(common::BIN)

@@ -8,7 +8,7 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{Netlat, is_root, skip};
+use common::{Netlat, skip};
 use netlat_testkit::{loopback, softirqs, softnet};
 use serde_json::Value;
 
@@ -76,9 +76,7 @@ impl Drop for Sysctl {
 
 #[test]
 fn slow_records_carry_the_packets_the_kernel_processed() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let before = Truth::now();
     let netlat = Netlat::start(&["slow", "net_rx_action", "0", "3", "--json"]);
     let inside_start = Truth::now();
@@ -141,9 +139,7 @@ fn slow_records_carry_the_packets_the_kernel_processed() {
 
 #[test]
 fn softirq_counts_what_softnet_counts_with_a_budget_of_one() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     // Every call then ends squeezed by budget: the count must follow
     // time_squeeze, not merely be 0 on both sides.
     let _budget = Sysctl::set("net.core.netdev_budget", "1");
@@ -222,9 +218,7 @@ fn metric_of_cpu(page: &str, name: &str, cpu: usize) -> u64 {
 
 #[test]
 fn serve_counts_what_the_kernel_counts() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let port = netlat_testkit::scrape::free_port();
     let listen = format!("127.0.0.1:{port}");
     let addr: std::net::SocketAddr = listen.parse().unwrap();
@@ -276,9 +270,7 @@ fn serve_counts_what_the_kernel_counts() {
 /// nothing rose. The VM stage runs the same on 5.10 and 6.1.
 #[test]
 fn a_starved_ksoftirqd_raises_the_wait_and_doctor_says_so() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs, steer RPS and run SCHED_FIFO");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs, steer RPS and run SCHED_FIFO");
     match netlat_testkit::starve::compare(std::path::Path::new(common::BIN)) {
         Ok(Ok(figures)) => println!("{figures}"),
         Ok(Err(why)) => skip(&why),

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use aya::maps::{PerCpuArray, PerCpuValues};
-use common::{Netlat, is_root, skip};
+use common::Netlat;
 use netlat::{
     model::histogram::Histogram,
     tracing::{
@@ -28,9 +28,7 @@ use serde_json::Value;
 /// in flight at that moment, one per CPU.
 #[test]
 fn attaching_under_load_counts_at_most_one_unmatched_exit_per_cpu() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let mut worst = 0;
     // A few attaches: the gap between the two programs is short, and the
@@ -96,9 +94,7 @@ fn write_late(tracer: &mut Tracer, parity: u32) {
 /// when that next read is the final one after detaching.
 #[test]
 fn a_late_write_to_a_finished_window_is_counted_exactly_once() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     let mut tracer = Tracer::load("net_rx_action", Backend::RawTp).expect("load raw_tp");
     let before = softirqs::net_rx_total();
     tracer.attach().expect("attach raw_tp");

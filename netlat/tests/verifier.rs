@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::{is_root, skip};
 use netlat::tracing::backend::{
     Backend,
     attach::{AttachError, Tracer},
@@ -12,9 +11,7 @@ use netlat::tracing::backend::{
 
 #[test]
 fn kprobe_programs_pass_the_verifier() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     for function in ["net_rx_action", "tcp_sendmsg"] {
         match Tracer::load(function, Backend::Kprobe) {
             Ok(_) => println!("kprobe pair for {function}: verifier accepted"),
@@ -25,9 +22,7 @@ fn kprobe_programs_pass_the_verifier() {
 
 #[test]
 fn fentry_programs_load_or_fail_with_the_one_line_reason() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     match Tracer::load("net_rx_action", Backend::Fentry) {
         Ok(_) => println!("fentry pair: verifier accepted"),
         Err(AttachError::Unavailable(why)) => {
@@ -44,9 +39,7 @@ fn fentry_programs_load_or_fail_with_the_one_line_reason() {
 
 #[test]
 fn every_tracepoint_flavour_loads_and_attaches() {
-    if !is_root() {
-        return skip("needs root to load eBPF programs");
-    }
+    common::skip_unless_root!("needs root to load eBPF programs");
     for backend in [Backend::TpBtf, Backend::RawTp] {
         let mut t =
             Tracer::load("net_rx_action", backend).unwrap_or_else(|e| panic!("{backend}: {e}"));

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::system::kallsyms::{Symbols, is_return_trampoline};
+use crate::system::{
+    kallsyms::Symbols,
+    stack_frames::{self, Origin, bpf_program, is_own_probe},
+};
 
 /// One sampled stack, leaf first as the kernel records it, and its count.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,25 +47,6 @@ pub struct Folded {
     pub softirq_outside: u64,
 }
 
-/// The program name of a JIT-ed eBPF program's kallsyms symbol
-/// (`bpf_prog_<16 hex digits of tag>_<name>`, kernel/bpf/core.c,
-/// bpf_get_prog_name).
-pub fn bpf_program(symbol: &str) -> Option<&str> {
-    let rest = symbol.strip_prefix("bpf_prog_")?;
-    let (tag, name) = rest.split_at_checked(16)?;
-    if !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some(name.strip_prefix('_').unwrap_or(name))
-}
-
-/// netlat's programs, and the trampolines that only fentry (netlat's)
-/// attached here.
-fn is_own_probe(frame: &str) -> bool {
-    frame.starts_with("bpf_trampoline_")
-        || bpf_program(frame).is_some_and(|p| p.starts_with("netlat"))
-}
-
 /// A frame's name. The leaf is the sampled instruction; every other frame
 /// is a return address ([`Symbols::symbolize_return`]).
 fn frame_name(symbols: &Symbols, ip: u64, leaf: bool) -> String {
@@ -73,11 +57,6 @@ fn frame_name(symbols: &Symbols, ip: u64, leaf: bool) -> String {
         },
         None => format!("{ip:#x}"),
     }
-}
-
-/// A function's padding symbol (`__pfx_` + its name).
-pub fn is_padding(name: &str) -> bool {
-    name.starts_with("__pfx_")
 }
 
 /// Symbolizes and merges stacks; identical symbol paths from different
@@ -93,28 +72,16 @@ pub fn is_padding(name: &str) -> bool {
 pub fn fold(stacks: &[Stack], symbols: &Symbols, anchor: Option<Anchor>) -> Folded {
     let mut folded = Folded::default();
     for stack in stacks {
-        let path: Vec<String> = stack
+        // Leaf first as taken; the machinery between kernel frames out
+        // (stack_frames, the same rule as `slow --stack`), then root first.
+        let names = stack
             .frames
             .iter()
             .enumerate()
-            .rev()
-            .map(|(i, &ip)| (i, frame_name(symbols, ip, i == 0)))
-            // An fentry/fexit trampoline between a caller and the traced
-            // function, or a kretprobe's in place of a return address, is
-            // tracing machinery, not code the kernel chose to run: kept, it
-            // splits the graph per tracer and ties with the function it
-            // wraps at the top of the culprit ranking. A sample inside a
-            // trampoline (the leaf) is kept and labelled.
-            .filter(|(i, name)| {
-                *i == 0 || !(name.starts_with("bpf_trampoline_") || is_return_trampoline(name))
-            })
-            // `__pfx_X` is the padding in front of X (CONFIG_CALL_PADDING,
-            // for call-depth tracking and FineIBT), not a function anyone
-            // reads a graph or a ranking for: the frames around it say
-            // where the time went.
-            .filter(|(_, name)| !is_padding(name))
-            .map(|(_, name)| name)
+            .map(|(i, &ip)| frame_name(symbols, ip, i == 0))
             .collect();
+        let mut path = stack_frames::kernel_frames(names, Origin::Sample);
+        path.reverse();
         if path.is_empty() {
             continue;
         }
@@ -321,5 +288,64 @@ ffffffff81000400 T tcp_v4_rcv
         );
         assert_eq!(bpf_program("bpf_prog_short"), None);
         assert_eq!(bpf_program("bpf_prog_zzzzzzzzzzzzzzzz_x"), None);
+    }
+
+    /// `slow --stack` (a stack netlat's program took at the call's entry)
+    /// and the flame graph (a sample) leave out the same machinery frames:
+    /// another tracer's fentry trampoline, a kretprobe trampoline in place
+    /// of a return address, padding symbols.
+    #[test]
+    fn slow_stacks_and_flame_graphs_drop_the_same_frames() {
+        let symbols = Symbols::parse(
+            "ffffffff81000100 T bpf_trace_run1\n\
+             ffffffff81000200 T net_rx_action\n\
+             ffffffff810002f0 t __pfx_tcp_collapse\n\
+             ffffffff81000300 t tcp_collapse\n\
+             ffffffff81000400 t tcp_prune_queue\n\
+             ffffffff81000500 T kretprobe_trampoline\n\
+             ffffffff81000600 T tcp_data_queue\n\
+             ffffffffc0001000 t bpf_prog_0123456789abcdef_netlat_kprobe\t[bpf]\n\
+             ffffffffc0004000 t bpf_trampoline_6442549471\t[bpf]\n",
+        );
+        // Outward from tcp_collapse: another tool's fexit trampoline, the
+        // caller, a padding symbol, a kretprobe trampoline standing in for
+        // a return address, then the callers the kernel really ran.
+        let outer = [
+            0xffffffffc0004010,
+            0xffffffff81000410,
+            0xffffffff810002f8,
+            0xffffffff81000500,
+            0xffffffff81000610,
+            0xffffffff81000210,
+        ];
+        let own_program: Vec<u64> = [0xffffffffc0001010, 0xffffffff81000110, 0xffffffff81000310]
+            .into_iter()
+            .chain(outer)
+            .collect();
+        let sampled: Vec<u64> = [0xffffffff81000310].into_iter().chain(outer).collect();
+        let kernel = [
+            "tcp_collapse",
+            "tcp_prune_queue",
+            "tcp_data_queue",
+            "net_rx_action",
+        ];
+        assert_eq!(
+            crate::system::kallsyms::name_stack(&own_program, &symbols),
+            kernel
+        );
+        let folded = fold(
+            &[Stack {
+                frames: sampled,
+                count: 1,
+            }],
+            &symbols,
+            None,
+        );
+        let mut root_first = kernel;
+        root_first.reverse();
+        assert_eq!(
+            to_text(&folded.stacks),
+            format!("{} 1\n", root_first.join(";"))
+        );
     }
 }

@@ -16,7 +16,7 @@ use netlat_common::{
 
 use super::fold::Stack;
 
-const PROGRAM: &str = "netlat_sample";
+const PROGRAM: &str = netlat_common::names::programs::SAMPLE;
 
 /// Samples every online CPU at `hz` with the software cpu-clock, which works
 /// in VMs without a hardware PMU.

@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, io::Read as _, path::Path};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    experiment_change::{self, ExperimentChange},
+    experiment_change::{self, Differing, ExperimentChange},
     report::{HistogramReport, SCHEMA_VERSION},
 };
 
@@ -251,12 +251,6 @@ impl Num {
             Num::Real(x) => x as u64,
         }
     }
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Differing {
-    pub sysctl: String,
-    pub values: Vec<Option<String>>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]

@@ -6,7 +6,16 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::model::{compare::Differing, report::HistogramReport};
+use crate::model::report::HistogramReport;
+
+/// A sysctl whose value differs between the compared runs, one value per
+/// run. Declared here, beside the experiments that add to it, so compare
+/// depends on this module and not the other way round.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Differing {
+    pub sysctl: String,
+    pub values: Vec<Option<String>>,
+}
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct ExperimentChange {

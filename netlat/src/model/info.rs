@@ -4,9 +4,36 @@
 
 use serde::{Serialize, Serializer, ser::SerializeMap as _};
 
-use crate::tracing::capabilities::{Answer, Status};
-
 pub const INFO_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Yes,
+    No,
+    /// The probe could not tell (say why in the detail).
+    Unknown,
+    /// Only root can run this probe.
+    NeedsRoot,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Yes => "yes",
+            Status::No => "no",
+            Status::Unknown => "unknown",
+            Status::NeedsRoot => "needs root",
+        }
+    }
+}
+
+/// One probe's answer: for "yes", what was seen; otherwise the reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Answer {
+    pub status: Status,
+    pub detail: String,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InfoReport {

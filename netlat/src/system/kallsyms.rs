@@ -3,6 +3,8 @@
 
 use std::{collections::HashMap, io::BufRead};
 
+use super::stack_frames::{self, is_return_trampoline};
+
 /// KSYM_NAME_LEN: the kernel keeps no symbol name longer than this,
 /// terminating NUL included.
 pub const KSYM_NAME_LEN: usize = 512;
@@ -81,19 +83,6 @@ pub fn hides_addresses(mut reader: impl BufRead) -> bool {
         line.clear();
     }
     true
-}
-
-/// Code the kernel returns through instead of the caller, when a return
-/// is being traced: kretprobe's (before and since Linux 5.14), rethook's
-/// (x86 since 5.19), and the function-graph tracer's.
-pub fn is_return_trampoline(name: &str) -> bool {
-    matches!(
-        name,
-        "kretprobe_trampoline"
-            | "__kretprobe_trampoline"
-            | "arch_rethook_trampoline"
-            | "return_to_handler"
-    )
 }
 
 pub struct Symbols {
@@ -224,14 +213,11 @@ fn is_text(ty: char) -> bool {
     matches!(ty, 't' | 'T' | 'w' | 'W')
 }
 
-/// Frame names, innermost first; return addresses are named as
-/// [`Symbols::symbolize_return`] says. The frames of the tracing machinery
-/// that took the stack (netlat's own program, the tracepoint or trampoline
-/// that ran it) are left out: the stack starts where the kernel's own code
-/// does. So are kretprobe trampolines further out, which stand in for the
-/// return address of a function another probe is timing.
+/// Frame names of a stack netlat's own program took, innermost first;
+/// return addresses are named as [`Symbols::symbolize_return`] says, and
+/// only the kernel's own frames are kept ([`stack_frames::kernel_frames`]).
 pub fn name_stack(ips: &[u64], symbols: &Symbols) -> Vec<String> {
-    let names: Vec<String> = ips
+    let names = ips
         .iter()
         .enumerate()
         .map(|(i, &ip)| {
@@ -239,28 +225,8 @@ pub fn name_stack(ips: &[u64], symbols: &Symbols) -> Vec<String> {
                 .symbolize_frame(ip, i == 0)
                 .map_or_else(|| format!("{ip:#x}"), str::to_owned)
         })
-        .filter(|name| !is_return_trampoline(name))
         .collect();
-    let machinery = names
-        .iter()
-        .take(8)
-        .rposition(|n| is_tracing_frame(n))
-        .map_or(0, |i| i + 1);
-    names[machinery..].to_vec()
-}
-
-/// Frames that belong to the BPF and tracing code running netlat's program.
-fn is_tracing_frame(name: &str) -> bool {
-    const PREFIXES: [&str; 7] = [
-        "bpf_trace_run",
-        "__bpf_trace_",
-        "bpf_prog_",
-        "__bpf_prog_enter",
-        "bpf_trampoline_",
-        "perf_trace_",
-        "trace_call_bpf",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
+    stack_frames::kernel_frames(names, stack_frames::Origin::OwnProgram)
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ pub mod journal;
 pub mod kallsyms;
 pub mod privileges;
 pub mod procfs;
+pub mod stack_frames;
 pub mod sysctl_change;

@@ -54,34 +54,9 @@ pub fn kernel_btf_file() -> Result<(), String> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Yes,
-    No,
-    /// The probe could not tell (say why in the detail).
-    Unknown,
-    /// Only root can run this probe.
-    NeedsRoot,
-}
-
-impl Status {
-    pub fn word(self) -> &'static str {
-        match self {
-            Status::Yes => "yes",
-            Status::No => "no",
-            Status::Unknown => "unknown",
-            Status::NeedsRoot => "needs root",
-        }
-    }
-}
-
-/// One probe's answer: for "yes", what was seen; otherwise the reason.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Answer {
-    pub status: Status,
-    pub detail: String,
-}
+// The answers are plain data of `netlat info`'s report; how each is
+// found is this module's.
+pub use crate::model::info::{Answer, Status};
 
 impl Answer {
     fn yes(detail: impl Into<String>) -> Answer {

@@ -8,6 +8,7 @@ use aya::{
     maps::{PerCpuArray, PerCpuHashMap},
     programs::RawTracePoint,
 };
+use netlat_common::names::programs;
 use netlat_common::{
     NO_OFFSET,
     net_rx::{DeviceName, NET_RX_DEVICES_MAP, NET_RX_STATS_MAP, NapiOffsets, NetRxStats},
@@ -22,10 +23,10 @@ pub const NET_RX_ACTION: &str = "net_rx_action";
 /// `(program, tracepoint)`, in attach order: the exit first and the entry
 /// last, so a call whose entry was seen has its polls and exit seen too.
 const PROGRAMS: [(&str, &str); 4] = [
-    ("netlat_netrx_exit", "softirq_exit"),
-    ("netlat_netrx_poll", "napi_poll"),
-    ("netlat_netrx_raise", "softirq_raise"),
-    ("netlat_netrx_entry", "softirq_entry"),
+    (programs::NETRX_EXIT, "softirq_exit"),
+    (programs::NETRX_POLL, "napi_poll"),
+    (programs::NETRX_RAISE, "softirq_raise"),
+    (programs::NETRX_ENTRY, "softirq_entry"),
 ];
 
 /// Load-time settings of the NET_RX programs.

@@ -9,6 +9,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::RawTracePoint,
 };
+use netlat_common::names::programs;
 use netlat_common::{ENTRY_STACKS_MAP, SLOW_EVENTS_MAP, SLOW_STATS_MAP, SlowRecord, SlowStats};
 use tokio::io::unix::AsyncFd;
 
@@ -16,10 +17,10 @@ use super::backend::{Backend, attach::Tracer};
 
 /// `(program, tracepoint)`: which interrupt context each CPU is in.
 const CONTEXT_PROGRAMS: [(&str, &str); 4] = [
-    ("netlat_ctx_softirq_entry", "softirq_entry"),
-    ("netlat_ctx_softirq_exit", "softirq_exit"),
-    ("netlat_ctx_irq_entry", "irq_handler_entry"),
-    ("netlat_ctx_irq_exit", "irq_handler_exit"),
+    (programs::CTX_SOFTIRQ_ENTRY, "softirq_entry"),
+    (programs::CTX_SOFTIRQ_EXIT, "softirq_exit"),
+    (programs::CTX_IRQ_ENTRY, "irq_handler_entry"),
+    (programs::CTX_IRQ_EXIT, "irq_handler_exit"),
 ];
 
 /// A function backend cannot tell softirq from task by itself: attach the

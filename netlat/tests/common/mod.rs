@@ -16,9 +16,29 @@ pub use netlat_testkit::netlat::{Output, bucket_total, is_root};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netlat");
 
+/// Says why this test cannot run here and what it is, as
+/// `skipped: REASON [TEST NAME]` on stderr. Written to the stream itself,
+/// not through `eprintln!`, which libtest captures and shows only for a
+/// failure: a skipped test would look like a pass.
 pub fn skip(why: &str) {
-    println!("skipped: {why}");
+    use std::io::Write as _;
+    // libtest runs each test on a thread named after it.
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("?");
+    let _ = writeln!(std::io::stderr(), "skipped: {why} [{test}]");
 }
+
+/// Returns from the test, through [`skip`], unless it runs as root.
+#[allow(unused_macros, reason = "each test binary uses a different part")]
+macro_rules! skip_unless_root {
+    ($why:expr) => {
+        if !$crate::common::is_root() {
+            return $crate::common::skip($why);
+        }
+    };
+}
+#[allow(unused_imports, reason = "each test binary uses a different part")]
+pub(crate) use skip_unless_root;
 
 /// Runs netlat to completion.
 pub fn run(args: &[&str]) -> Output {

@@ -9,6 +9,8 @@ pub mod choice;
 
 use std::fmt;
 
+use netlat_common::names::programs;
+
 /// A way of timing a function, each an entry/exit program pair in netlat-ebpf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -48,11 +50,14 @@ impl Backend {
     /// The (entry, exit) program names in the eBPF object.
     pub(crate) fn programs(self) -> (&'static str, &'static str) {
         match self {
-            Backend::Fentry => ("netlat_fentry", "netlat_fexit"),
-            Backend::Kprobe => ("netlat_kprobe", "netlat_kretprobe"),
-            Backend::TpBtf => ("netlat_tp_btf_softirq_entry", "netlat_tp_btf_softirq_exit"),
-            Backend::RawTp => ("netlat_raw_softirq_entry", "netlat_raw_softirq_exit"),
-            Backend::Tracepoint => ("netlat_tp_softirq_entry", "netlat_tp_softirq_exit"),
+            Backend::Fentry => (programs::FENTRY, programs::FEXIT),
+            Backend::Kprobe => (programs::KPROBE, programs::KRETPROBE),
+            Backend::TpBtf => (
+                programs::TP_BTF_SOFTIRQ_ENTRY,
+                programs::TP_BTF_SOFTIRQ_EXIT,
+            ),
+            Backend::RawTp => (programs::RAW_SOFTIRQ_ENTRY, programs::RAW_SOFTIRQ_EXIT),
+            Backend::Tracepoint => (programs::TP_SOFTIRQ_ENTRY, programs::TP_SOFTIRQ_EXIT),
         }
     }
 }
