@@ -15,9 +15,9 @@ use crate::{
     system::host::HostInfo,
     system::kallsyms::Symbols,
     system::privileges,
-    tracing::backend::Backend,
     tracing::backend::attach::{self, Globals, Tracer},
     tracing::collect::Collector,
+    tracing::session,
 };
 
 /// The object the sampler lives in: alone, or beside the timing programs.
@@ -27,10 +27,25 @@ enum Probes {
 }
 
 impl Probes {
-    fn ebpf(&mut self) -> &mut Ebpf {
+    fn attach_sampler(&mut self, hz: u64, cpus: &[u32]) -> Result<()> {
+        match self {
+            Probes::Plain(e) => session::attach_sampler(e, hz, cpus),
+            Probes::During(t) => t.attach_sampler(hz, cpus),
+        }
+    }
+
+    fn detach_sampler(&mut self) -> Result<()> {
+        match self {
+            Probes::Plain(e) => session::detach_sampler(e),
+            Probes::During(t) => t.detach_sampler(),
+        }
+    }
+
+    /// The object, for reading the sampler's maps.
+    fn ebpf(&self) -> &Ebpf {
         match self {
             Probes::Plain(e) => e,
-            Probes::During(t) => t.ebpf_mut(),
+            Probes::During(t) => t.ebpf(),
         }
     }
 }
@@ -138,7 +153,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         let mut probes = attach_probes(args)?;
-        sampler::attach(probes.ebpf(), args.frequency, &cpus)?;
+        probes.attach_sampler(args.frequency, &cpus)?;
         // Read while netlat's programs are loaded, so their JIT-ed frames
         // have names (kallsyms drops them at unload).
         let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
@@ -150,11 +165,11 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let window = started.elapsed();
 
         // Detach everything before reading: the maps are then final.
-        sampler::detach(probes.ebpf())?;
+        probes.detach_sampler()?;
         let (calls, softirq) = match &mut probes {
             Probes::During(t) => {
                 t.detach()?;
-                let softirq = !matches!(t.backend(), Backend::Fentry | Backend::Kprobe);
+                let softirq = t.backend().times_softirq();
                 (Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)), softirq)
             }
             Probes::Plain(_) => (None, false),

@@ -200,9 +200,9 @@ async fn trace(
         ..Globals::default()
     };
     let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
-    slow_records::attach_context_programs(&mut tracer)?;
+    tracer.attach_context_programs()?;
     if globals.net_rx.is_some() {
-        net_rx::attach(tracer.ebpf_mut())?;
+        tracer.attach_net_rx()?;
     }
     let mut records = Records::open(&mut tracer, args.stack)?;
     let symbols = args.stack.then(stack_symbols).transpose()?;

@@ -91,7 +91,7 @@ pub(crate) async fn trace(
         ..Globals::default()
     };
     let (mut tracer, skipped) = super::attach_traced(NET_RX_ACTION, args.backend, &globals)?;
-    net_rx::attach(tracer.ebpf_mut())?;
+    tracer.attach_net_rx()?;
     let started = Instant::now();
     let wall = SystemTime::now();
     super::announce(
@@ -104,7 +104,7 @@ pub(crate) async fn trace(
     let deadline = args.seconds.map(|d| started + d);
     let mut progress = super::progress::Progress::start(args.seconds);
     progress.until(stop, deadline).await;
-    net_rx::detach(tracer.ebpf_mut())?;
+    tracer.detach_net_rx()?;
     tracer.detach()?;
     let window_ns = started.elapsed().as_nanos() as u64;
     let runtime = Collector::new().read(&tracer)?.per_cpu;

@@ -258,10 +258,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         for s in &exporter.served {
             let mut tracer = s.tracer.lock().unwrap_or_else(|p| p.into_inner());
             if s.recording.is_some() {
-                crate::flamegraph::sampler::detach(tracer.ebpf_mut())?;
+                tracer.detach_sampler()?;
             }
             if s.net_rx {
-                net_rx::detach(tracer.ebpf_mut())?;
+                tracer.detach_net_rx()?;
             }
             tracer.detach()?;
         }
@@ -302,7 +302,7 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
         }
         let attached = attach_traced(&function, args.backend, &globals).and_then(|(mut t, s)| {
             if with_net_rx {
-                net_rx::attach(t.ebpf_mut())?;
+                t.attach_net_rx()?;
             }
             Ok((t, s))
         });

@@ -13,7 +13,6 @@ use aya::{
 };
 
 use crate::{
-    flamegraph::sampler,
     oneline::one_line,
     system::privileges,
     tracing::{
@@ -312,7 +311,9 @@ fn perf_events(p: &Probed) -> Answer {
     };
     let sampled = attach::load_object(&Globals::default(), None)
         .map_err(|e| e.to_string())
-        .and_then(|mut ebpf| sampler::attach(&mut ebpf, 1, &[cpu]).map_err(|e| format!("{e:#}")));
+        .and_then(|mut ebpf| {
+            super::session::attach_sampler(&mut ebpf, 1, &[cpu]).map_err(|e| format!("{e:#}"))
+        });
     match sampled {
         Ok(()) => Answer::yes(format!(
             "netlat's stack sampler attached to a software cpu-clock event on CPU {cpu}"

@@ -9,5 +9,6 @@ pub mod group_by;
 pub mod kernel_btf;
 pub mod missed;
 pub mod net_rx;
+pub mod session;
 pub mod slow_records;
 pub mod sock_fields;
