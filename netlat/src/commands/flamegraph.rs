@@ -7,14 +7,16 @@ use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
 use netlat_common::sample_filter;
 
-use super::stop::{self, Stop};
+use super::{
+    request::{self, BackendArg},
+    stop::{self, Stop},
+};
 use crate::{
     flamegraph::{culprit, fold, sampler, summary, svg},
     model::histogram::Histogram,
     system::atomic_file,
     system::host::HostInfo,
     system::kallsyms::Symbols,
-    system::privileges,
     tracing::backend::attach::{self, Globals, Tracer},
     tracing::collect::Collector,
     tracing::session,
@@ -67,6 +69,7 @@ fn parse_frequency(s: &str) -> Result<u64, String> {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help("How to time --during (as for histogram)").requires("during")))]
 pub struct FlamegraphArgs {
     /// How long to sample (30, 2.5, 500ms); without it, until Ctrl-C.
     #[arg(long, value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
@@ -81,9 +84,8 @@ pub struct FlamegraphArgs {
     /// Keep only samples from calls of --during that last longer than this (e.g. 1ms).
     #[arg(long, value_parser = crate::model::duration::parse, requires = "during", value_name = "DURATION")]
     pub slower_than: Option<std::time::Duration>,
-    /// How to time --during (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto, requires = "during")]
-    pub backend: crate::tracing::backend::choice::BackendChoice,
+    #[command(flatten)]
+    pub how: BackendArg,
     /// Where to write the SVG.
     #[arg(long, short, default_value = "flamegraph.svg")]
     pub output: std::path::PathBuf,
@@ -142,14 +144,13 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     check_args(args)?;
-    privileges::check().map_err(anyhow::Error::msg)?;
+    request::require_privileges()?;
     // Fail on an unwritable path now, not after the whole window.
     super::check_writable(&args.output)?;
     for path in args.folded.iter().chain(&args.diff) {
         super::check_writable(path)?;
     }
-    let cpus =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    let cpus = request::online_cpus()?;
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         let mut probes = attach_probes(args)?;
@@ -306,7 +307,8 @@ fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
         sampling: true,
         ..Globals::default()
     };
-    let (tracer, _skipped) = super::attach_traced(function, args.backend, &globals)?;
+    let (tracer, _skipped) =
+        crate::tracing::session::attach_traced(function, args.how.backend, &globals)?;
     Ok(Probes::During(tracer))
 }
 

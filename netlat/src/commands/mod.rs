@@ -8,6 +8,7 @@ pub mod flamegraph;
 pub mod histogram;
 pub mod info;
 pub mod progress;
+pub mod request;
 pub mod slow;
 pub mod softirq;
 pub mod stop;
@@ -17,7 +18,6 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::system::atomic_file;
-pub(crate) use crate::tracing::session::{announce, attach_traced};
 
 /// Checks that `path` can be written (replaced whole, see `atomic_file`)
 /// without creating it, so a run that fails later leaves no file behind and
