@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod compare;
+pub mod doctor;
 pub mod info;
 pub mod json;
 pub mod net_rx;
