@@ -162,7 +162,7 @@ fn save(args: &ExperimentArgs, name: &str, report: &HistogramReport) -> Result<(
         return Ok(());
     };
     let path = dir.join(format!("{name}.json"));
-    atomic_file::write(&path, render::json::render(report, false).as_bytes())?;
+    atomic_file::write(&path, render::histogram::json(report, false).as_bytes())?;
     Ok(())
 }
 

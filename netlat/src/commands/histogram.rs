@@ -221,7 +221,10 @@ pub(crate) async fn trace(
         report.windows = Some(whole.windows);
     }
     if let Some(path) = &args.output {
-        crate::system::atomic_file::write(path, render::json::render(&report, false).as_bytes())?;
+        crate::system::atomic_file::write(
+            path,
+            render::histogram::json(&report, false).as_bytes(),
+        )?;
     }
     Ok(Traced {
         report,
@@ -341,10 +344,10 @@ fn emit(
     let args = run.args;
     let report = build_report(run, tracer, window, snapshot);
     let text = if args.json {
-        render::json::render(&report, args.interval.is_some())
+        render::histogram::json(&report, args.interval.is_some())
     } else {
         let unit = Unit::choose(args.unit, &reported(args, &snapshot.slot.per_cpu));
-        let mut text = render::text::render(&report, unit);
+        let mut text = render::histogram::render(&report, unit);
         if args.interval.is_some() {
             text.push('\n');
         }
