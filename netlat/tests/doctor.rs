@@ -16,7 +16,8 @@ use std::{
 
 use common::{BIN, skip};
 use netlat::{
-    doctor::{Report, Value, Verdict, evaluate, json, sample, text},
+    doctor::{Report, Value, Verdict, evaluate, sample},
+    render::doctor as text,
     system::procfs::Root,
 };
 
@@ -164,7 +165,7 @@ fn watch_lines_snapshot() {
 #[test]
 fn json_carries_the_same_facts() {
     let r = busy_report();
-    let encoded = json::render(&r).unwrap();
+    let encoded = text::json(&r).unwrap();
     let back: Report = serde_json::from_str(&encoded).unwrap();
     assert_eq!(back, r);
     let v: serde_json::Value = serde_json::from_str(&encoded).unwrap();
@@ -176,7 +177,7 @@ fn json_carries_the_same_facts() {
     assert_eq!(dropped["delta"], 50);
     assert_eq!(dropped["per_sec"], 10.0);
     // One line per report for --watch.
-    assert_eq!(json::render_line(&r).unwrap().lines().count(), 1);
+    assert_eq!(text::json_line(&r).unwrap().lines().count(), 1);
 }
 
 #[test]

@@ -68,7 +68,7 @@ const LATE_NS: u64 = 1 << 50;
 /// do: add one call to that slot (group 0, CPU 0) after userspace read it.
 fn write_late(tracer: &mut Tracer, parity: u32) {
     let mut stats: PerCpuArray<_, Stats> =
-        PerCpuArray::try_from(tracer.ebpf_mut().map_mut(STATS_MAP).expect("STATS map"))
+        PerCpuArray::try_from(tracer.map_mut(STATS_MAP).expect("STATS map"))
             .expect("STATS map type");
     let mut values: Vec<Stats> = stats
         .get(&parity, 0)

@@ -9,25 +9,25 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     compare::print,
-    histogram::{Stop, stop, trace},
+    histogram::trace,
+    request::{self, BackendArg, TraceRequest},
+    stop::{self, Stop},
 };
 use crate::{
-    commands::histogram::HistogramArgs,
     model::compare::Named,
     model::report::{Experiment, ExperimentRun, HistogramReport},
-    model::unit::UnitChoice,
     render,
     system::atomic_file,
     system::journal::{self, Journal},
-    system::privileges,
     system::procfs::sysctl,
     system::sysctl_change::{self, Change, Restore},
 };
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help("How to time the function (as for histogram)")))]
 pub struct ExperimentArgs {
     /// Kernel function to time, e.g. tcp_collapse.
-    #[arg(required_unless_present = "restore")]
+    #[arg(required_unless_present = "restore", value_parser = crate::system::kallsyms::function_name)]
     pub function: Option<String>,
     /// The setting to try, e.g. net.ipv4.tcp_rmem="4096 1048576 2097152".
     #[arg(long, value_name = "KEY=VALUE", required_unless_present = "restore")]
@@ -40,9 +40,8 @@ pub struct ExperimentArgs {
     /// Length of each of the two runs.
     #[arg(long, value_parser = crate::model::duration::parse, default_value = "10")]
     pub duration: std::time::Duration,
-    /// How to time the function (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
-    pub backend: crate::tracing::backend::choice::BackendChoice,
+    #[command(flatten)]
+    pub how: BackendArg,
     /// Group each run's calls, as for histogram (e.g. rcvbuf).
     #[arg(long, value_enum, value_name = "KEY")]
     pub by: Option<crate::tracing::group_by::GroupBy>,
@@ -55,7 +54,7 @@ pub struct ExperimentArgs {
 }
 
 pub fn run(args: &ExperimentArgs) -> Result<()> {
-    privileges::check().map_err(anyhow::Error::msg)?;
+    request::require_privileges()?;
     if args.restore {
         return restore_recorded();
     }
@@ -81,21 +80,12 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         super::check_writable(&dir.join("before.json"))?;
     }
-    let online =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
-    let run_args = HistogramArgs {
-        function: function.clone(),
-        seconds: Some(args.duration),
-        backend: args.backend,
-        unit: UnitChoice::Auto,
-        interval: None,
-        per_cpu: false,
-        cpu: None,
-        json: false,
-        // experiment writes the files itself, so a failed write cannot cost
-        // the other run or the comparison.
-        output: None,
+    let online = request::online_cpus()?;
+    // experiment writes the files itself (output: None), so a failed
+    // write cannot cost the other run or the comparison.
+    let run_args = TraceRequest {
         by: args.by,
+        ..TraceRequest::plain(function, args.how.backend, Some(args.duration))
     };
 
     stop::runtime()?.block_on(async {
@@ -172,7 +162,7 @@ fn save(args: &ExperimentArgs, name: &str, report: &HistogramReport) -> Result<(
         return Ok(());
     };
     let path = dir.join(format!("{name}.json"));
-    atomic_file::write(&path, render::json::render(report, false).as_bytes())?;
+    atomic_file::write(&path, render::histogram::json(report, false).as_bytes())?;
     Ok(())
 }
 

@@ -7,17 +7,19 @@ use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
 use netlat_common::sample_filter;
 
-use super::stop::{self, Stop};
+use super::{
+    request::{self, BackendArg},
+    stop::{self, Stop},
+};
 use crate::{
     flamegraph::{culprit, fold, sampler, summary, svg},
     model::histogram::Histogram,
     system::atomic_file,
     system::host::HostInfo,
     system::kallsyms::Symbols,
-    system::privileges,
-    tracing::backend::Backend,
     tracing::backend::attach::{self, Globals, Tracer},
     tracing::collect::Collector,
+    tracing::session,
 };
 
 /// The object the sampler lives in: alone, or beside the timing programs.
@@ -27,10 +29,25 @@ enum Probes {
 }
 
 impl Probes {
-    fn ebpf(&mut self) -> &mut Ebpf {
+    fn attach_sampler(&mut self, hz: u64, cpus: &[u32]) -> Result<()> {
+        match self {
+            Probes::Plain(e) => session::attach_sampler(e, hz, cpus),
+            Probes::During(t) => t.attach_sampler(hz, cpus),
+        }
+    }
+
+    fn detach_sampler(&mut self) -> Result<()> {
+        match self {
+            Probes::Plain(e) => session::detach_sampler(e),
+            Probes::During(t) => t.detach_sampler(),
+        }
+    }
+
+    /// The object, for reading the sampler's maps.
+    fn ebpf(&self) -> &Ebpf {
         match self {
             Probes::Plain(e) => e,
-            Probes::During(t) => t.ebpf_mut(),
+            Probes::During(t) => t.ebpf(),
         }
     }
 }
@@ -52,6 +69,7 @@ fn parse_frequency(s: &str) -> Result<u64, String> {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help("How to time --during (as for histogram)").requires("during")))]
 pub struct FlamegraphArgs {
     /// How long to sample (30, 2.5, 500ms); without it, until Ctrl-C.
     #[arg(long, value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
@@ -66,9 +84,8 @@ pub struct FlamegraphArgs {
     /// Keep only samples from calls of --during that last longer than this (e.g. 1ms).
     #[arg(long, value_parser = crate::model::duration::parse, requires = "during", value_name = "DURATION")]
     pub slower_than: Option<std::time::Duration>,
-    /// How to time --during (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto, requires = "during")]
-    pub backend: crate::tracing::backend::choice::BackendChoice,
+    #[command(flatten)]
+    pub how: BackendArg,
     /// Where to write the SVG.
     #[arg(long, short, default_value = "flamegraph.svg")]
     pub output: std::path::PathBuf,
@@ -127,18 +144,17 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     check_args(args)?;
-    privileges::check().map_err(anyhow::Error::msg)?;
+    request::require_privileges()?;
     // Fail on an unwritable path now, not after the whole window.
     super::check_writable(&args.output)?;
     for path in args.folded.iter().chain(&args.diff) {
         super::check_writable(path)?;
     }
-    let cpus =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    let cpus = request::online_cpus()?;
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         let mut probes = attach_probes(args)?;
-        sampler::attach(probes.ebpf(), args.frequency, &cpus)?;
+        probes.attach_sampler(args.frequency, &cpus)?;
         // Read while netlat's programs are loaded, so their JIT-ed frames
         // have names (kallsyms drops them at unload).
         let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
@@ -150,11 +166,11 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         let window = started.elapsed();
 
         // Detach everything before reading: the maps are then final.
-        sampler::detach(probes.ebpf())?;
+        probes.detach_sampler()?;
         let (calls, softirq) = match &mut probes {
             Probes::During(t) => {
                 t.detach()?;
-                let softirq = !matches!(t.backend(), Backend::Fentry | Backend::Kprobe);
+                let softirq = t.backend().times_softirq();
                 (Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)), softirq)
             }
             Probes::Plain(_) => (None, false),
@@ -291,7 +307,8 @@ fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
         sampling: true,
         ..Globals::default()
     };
-    let (tracer, _skipped) = super::attach_traced(function, args.backend, &globals)?;
+    let (tracer, _skipped) =
+        crate::tracing::session::attach_traced(function, args.how.backend, &globals)?;
     Ok(Probes::During(tracer))
 }
 

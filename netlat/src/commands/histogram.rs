@@ -7,7 +7,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-pub(crate) use super::stop::{self, Stop, Woke};
+use super::{
+    request::{self, Target, TraceRequest},
+    stop::{self, Stop, Woke},
+};
 use crate::{
     model::histogram::Histogram,
     model::report::{
@@ -16,24 +19,20 @@ use crate::{
     model::unit::Unit,
     render,
     system::host::{self, HostInfo},
-    system::privileges,
     tracing::backend::attach,
     tracing::collect::{self, Collector, Slot},
     tracing::group_by::KeySource,
+    tracing::session,
 };
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct HistogramArgs {
-    /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
-    #[arg(value_parser = crate::system::kallsyms::function_name)]
-    pub function: String,
+    #[command(flatten)]
+    pub target: Target,
     /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
     /// Without it, trace until Ctrl-C.
     #[arg(value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
     pub seconds: Option<Duration>,
-    /// How to time the function.
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
-    pub backend: crate::tracing::backend::choice::BackendChoice,
     /// Unit of the histogram rows.
     #[arg(long, value_enum, default_value_t = crate::model::unit::UnitChoice::Auto)]
     pub unit: crate::model::unit::UnitChoice,
@@ -63,10 +62,25 @@ pub struct HistogramArgs {
     pub by: Option<crate::tracing::group_by::GroupBy>,
 }
 
+impl HistogramArgs {
+    fn request(&self) -> TraceRequest {
+        TraceRequest {
+            by: self.by,
+            unit: self.unit,
+            interval: self.interval,
+            per_cpu: self.per_cpu,
+            cpu: self.cpu,
+            json: self.json,
+            output: self.output.clone(),
+            ..TraceRequest::plain(&self.target.function, self.target.backend(), self.seconds)
+        }
+    }
+}
+
 pub fn run(args: &HistogramArgs) -> Result<()> {
-    privileges::check().map_err(anyhow::Error::msg)?;
-    let online =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    request::require_privileges()?;
+    let online = request::online_cpus()?;
+    let args = &args.request();
     if let Some(cpu) = args.cpu
         && !online.contains(&cpu)
     {
@@ -94,7 +108,7 @@ pub(crate) struct Traced {
 /// Attaches, waits out the window (printing each `--interval`), detaches,
 /// and returns the final report; prints it too when `print`.
 pub(crate) async fn trace(
-    args: &HistogramArgs,
+    args: &TraceRequest,
     online: &[u32],
     stop: &mut Stop,
     print: bool,
@@ -108,11 +122,11 @@ pub(crate) async fn trace(
         rcvbuf_offset: key.as_ref().map(|k| k.offset),
         ..attach::Globals::default()
     };
-    let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
+    let (mut tracer, skipped) = session::attach_traced(&args.function, args.backend, &globals)?;
     let conditions = crate::system::conditions::start();
     let mut window = Window::start();
     let started = window.instant;
-    super::announce(
+    session::announce(
         &args.function,
         &args.function,
         &tracer,
@@ -207,7 +221,10 @@ pub(crate) async fn trace(
         report.windows = Some(whole.windows);
     }
     if let Some(path) = &args.output {
-        crate::system::atomic_file::write(path, render::json::render(&report, false).as_bytes())?;
+        crate::system::atomic_file::write(
+            path,
+            render::histogram::json(&report, false).as_bytes(),
+        )?;
     }
     Ok(Traced {
         report,
@@ -302,7 +319,7 @@ struct Snapshot {
 }
 
 /// The histogram the report is about: one CPU's with --cpu, else all CPUs'.
-fn reported(args: &HistogramArgs, per_cpu: &[Histogram]) -> Histogram {
+fn reported(args: &TraceRequest, per_cpu: &[Histogram]) -> Histogram {
     match args.cpu {
         Some(cpu) => per_cpu.get(cpu as usize).cloned().unwrap_or_default(),
         None => Histogram::merged(per_cpu),
@@ -311,7 +328,7 @@ fn reported(args: &HistogramArgs, per_cpu: &[Histogram]) -> Histogram {
 
 /// What stays the same for every window of a run.
 struct Run<'a> {
-    args: &'a HistogramArgs,
+    args: &'a TraceRequest,
     host: HostInfo,
     online: &'a [u32],
     /// `--by`: where the entry program reads the key.
@@ -327,10 +344,10 @@ fn emit(
     let args = run.args;
     let report = build_report(run, tracer, window, snapshot);
     let text = if args.json {
-        render::json::render(&report, args.interval.is_some())
+        render::histogram::json(&report, args.interval.is_some())
     } else {
         let unit = Unit::choose(args.unit, &reported(args, &snapshot.slot.per_cpu));
-        let mut text = render::text::render(&report, unit);
+        let mut text = render::histogram::render(&report, unit);
         if args.interval.is_some() {
             text.push('\n');
         }

@@ -12,14 +12,14 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use netlat_common::{SlowRecord, SockOffsets};
 
-use super::stop::{self, Stop, Woke};
+use super::{
+    request::{self, Target},
+    stop::{self, Stop, Woke},
+};
 use crate::{
     model::slow_call::{Clock, SlowCall},
     render::slow::{self as render, Totals, Zone},
-    system::{
-        kallsyms::{self, Symbols},
-        privileges,
-    },
+    system::kallsyms::{self, Symbols},
     tracing::net_rx,
     tracing::{
         backend::attach::{Globals, SlowSettings},
@@ -31,9 +31,10 @@ use crate::{
 };
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help("How to time the function (as for histogram)")))]
 pub struct SlowArgs {
-    /// Kernel function to time, e.g. net_rx_action or tcp_collapse.
-    pub function: String,
+    #[command(flatten)]
+    pub target: Target,
     /// Print every call that lasted at least this long: a duration with a
     /// unit (2ms, 500us, 100ns, 1s), or 0 for every call.
     #[arg(value_parser = crate::model::duration::parse_threshold)]
@@ -42,9 +43,6 @@ pub struct SlowArgs {
     /// Without it, trace until Ctrl-C.
     #[arg(value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
     pub seconds: Option<Duration>,
-    /// How to time the function (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
-    pub backend: crate::tracing::backend::choice::BackendChoice,
     /// Only calls that ended on this CPU.
     #[arg(long, value_name = "N")]
     pub cpu: Option<u32>,
@@ -75,9 +73,7 @@ pub struct SlowArgs {
 const MAX_BUFFER_MIB: u32 = 256;
 
 pub fn run(args: &SlowArgs) -> Result<()> {
-    // Before BTF is parsed for the socket fields (~0.3 s, 65 MB).
-    kallsyms::function_name(&args.function).map_err(anyhow::Error::msg)?;
-    privileges::check().map_err(anyhow::Error::msg)?;
+    request::require_privileges()?;
     if args.buffer > MAX_BUFFER_MIB {
         bail!(
             "--buffer {}: at most {MAX_BUFFER_MIB} MiB (netlat maps the buffer twice over, so N MiB cost up to 2N MiB of memory); a higher threshold keeps fewer records",
@@ -91,8 +87,7 @@ pub fn run(args: &SlowArgs) -> Result<()> {
             args.buffer.next_power_of_two()
         );
     }
-    let online =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    let online = request::online_cpus()?;
     if let Some(cpu) = args.cpu
         && !online.contains(&cpu)
     {
@@ -115,25 +110,28 @@ pub fn run(args: &SlowArgs) -> Result<()> {
 /// note to print once the function is known to be traceable.
 fn socket_offsets(args: &SlowArgs) -> Result<(SockOffsets, Option<String>)> {
     // net_rx_action never takes a socket: no need to parse BTF for it.
-    if args.function == "net_rx_action" && !args.socket {
+    if args.target.function == "net_rx_action" && !args.socket {
         return Ok((SockOffsets::NONE, None));
     }
-    match SocketArg::find(&args.function, Path::new(VMLINUX)) {
+    match SocketArg::find(&args.target.function, Path::new(VMLINUX)) {
         SocketArg::Socket(o) => Ok((o, None)),
         SocketArg::NotASocket(ty) if args.socket => bail!(
             "--socket needs a function whose first argument is a struct sock *, and {}'s is {ty} (try tcp_collapse or tcp_sendmsg)",
-            args.function
+            args.target.function
         ),
         SocketArg::Unknown(why) if args.socket => {
             bail!(
                 "--socket: cannot tell what {}'s first argument is: {why}",
-                args.function
+                args.target.function
             )
         }
         SocketArg::NotASocket(_) => Ok((SockOffsets::NONE, None)),
         SocketArg::Unknown(why) => Ok((
             SockOffsets::NONE,
-            Some(format!("no socket fields for {}: {why}", args.function)),
+            Some(format!(
+                "no socket fields for {}: {why}",
+                args.target.function
+            )),
         )),
     }
 }
@@ -195,14 +193,18 @@ async fn trace(
             records_per_second: 0,
         }),
         // Each net_rx_action record says what its call did: load or pathology.
-        net_rx: (args.function == net_rx::NET_RX_ACTION)
+        net_rx: (args.target.function == net_rx::NET_RX_ACTION)
             .then(|| net_rx::NetRxSettings::for_this_host(true)),
         ..Globals::default()
     };
-    let (mut tracer, skipped) = super::attach_traced(&args.function, args.backend, &globals)?;
-    slow_records::attach_context_programs(&mut tracer)?;
+    let (mut tracer, skipped) = crate::tracing::session::attach_traced(
+        &args.target.function,
+        args.target.backend(),
+        &globals,
+    )?;
+    tracer.attach_context_programs()?;
     if globals.net_rx.is_some() {
-        net_rx::attach(tracer.ebpf_mut())?;
+        tracer.attach_net_rx()?;
     }
     let mut records = Records::open(&mut tracer, args.stack)?;
     let symbols = args.stack.then(stack_symbols).transpose()?;
@@ -213,13 +215,13 @@ async fn trace(
     if let Some(note) = note {
         let _ = writeln!(std::io::stderr(), "netlat: {note}");
     }
-    super::announce(
+    crate::tracing::session::announce(
         &format!(
             "{} calls >= {}",
-            args.function,
+            args.target.function,
             render::duration(threshold_ns)
         ),
-        &args.function,
+        &args.target.function,
         &tracer,
         &skipped,
         args.seconds,
@@ -313,7 +315,7 @@ async fn trace(
     let _ = writeln!(
         std::io::stderr(),
         "{}",
-        render::summary(&args.function, threshold_ns, &totals)
+        render::summary(&args.target.function, threshold_ns, &totals)
     );
     match failed {
         Some(e) => Err(anyhow::Error::new(e).context("cannot write a record")),

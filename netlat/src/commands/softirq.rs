@@ -14,7 +14,10 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::stop::{self, Stop};
+use super::{
+    request::{self, BackendArg},
+    stop::{self, Stop},
+};
 use crate::{
     model::histogram::Histogram,
     model::net_rx::{Budget, CpuNetRx, DevicePackets, NetRxTally, SoftirqReport},
@@ -22,22 +25,22 @@ use crate::{
     model::unit::{Unit, UnitChoice},
     render,
     system::host::{self, HostInfo},
-    system::privileges,
-    tracing::backend::{attach::Globals, choice::BackendChoice},
+    tracing::backend::attach::Globals,
     tracing::collect::Collector,
     tracing::net_rx::{self, NET_RX_ACTION, NetRxSettings},
 };
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help(
+    "How to time net_rx_action (the wait and the per-call figures come from the softirq and napi_poll tracepoints on every backend)"
+)))]
 pub struct SoftirqArgs {
     /// How long to trace: seconds (30, 2.5) or with a unit (500ms, 2m).
     /// Without it, trace until Ctrl-C.
     #[arg(value_parser = crate::model::duration::parse, allow_negative_numbers = true)]
     pub seconds: Option<Duration>,
-    /// How to time net_rx_action (the wait and the per-call figures come
-    /// from the softirq and napi_poll tracepoints on every backend).
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub how: BackendArg,
     /// Unit of the wait and runtime rows.
     #[arg(long, value_enum, default_value_t = UnitChoice::Auto)]
     pub unit: UnitChoice,
@@ -50,9 +53,8 @@ pub struct SoftirqArgs {
 }
 
 pub fn run(args: &SoftirqArgs) -> Result<()> {
-    privileges::check().map_err(anyhow::Error::msg)?;
-    let online =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    request::require_privileges()?;
+    let online = request::online_cpus()?;
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         let report = trace(args, &online, &mut stop).await?;
@@ -90,11 +92,12 @@ pub(crate) async fn trace(
         net_rx: Some(settings),
         ..Globals::default()
     };
-    let (mut tracer, skipped) = super::attach_traced(NET_RX_ACTION, args.backend, &globals)?;
-    net_rx::attach(tracer.ebpf_mut())?;
+    let (mut tracer, skipped) =
+        crate::tracing::session::attach_traced(NET_RX_ACTION, args.how.backend, &globals)?;
+    tracer.attach_net_rx()?;
     let started = Instant::now();
     let wall = SystemTime::now();
-    super::announce(
+    crate::tracing::session::announce(
         "NET_RX (net_rx_action, softirq wait, packets per call)",
         NET_RX_ACTION,
         &tracer,
@@ -104,7 +107,7 @@ pub(crate) async fn trace(
     let deadline = args.seconds.map(|d| started + d);
     let mut progress = super::progress::Progress::start(args.seconds);
     progress.until(stop, deadline).await;
-    net_rx::detach(tracer.ebpf_mut())?;
+    tracer.detach_net_rx()?;
     tracer.detach()?;
     let window_ns = started.elapsed().as_nanos() as u64;
     let runtime = Collector::new().read(&tracer)?.per_cpu;

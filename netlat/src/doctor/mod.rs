@@ -4,10 +4,8 @@
 //! (`text`, `json`). Needs no eBPF, so it works on every kernel.
 
 pub mod checks;
-pub mod json;
 pub mod net_rx_wait;
 pub mod sample;
-pub mod text;
 
 use std::{
     io::Write as _,
@@ -16,7 +14,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::{model::duration, system::procfs::Root};
+use crate::{model::duration, render::doctor as render, system::procfs::Root};
 pub use checks::{Check, Report, Value, Verdict, evaluate};
 
 #[derive(clap::Args, Debug)]
@@ -93,9 +91,9 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         advise_for_this_kernel(&mut report);
         report.at = Some(now_rfc3339());
         let text = if args.json {
-            json::render(&report).context("cannot encode the report as JSON")? + "\n"
+            render::json(&report).context("cannot encode the report as JSON")? + "\n"
         } else {
-            text::render(&report)
+            render::render(&report)
         };
         out.write_all(text.as_bytes())
             .context("cannot write the report")?;
@@ -126,9 +124,9 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             let stamp = now_rfc3339();
             let text = if args.json {
                 report.at = Some(stamp);
-                json::render_line(&report).context("cannot encode the report as JSON")? + "\n"
+                render::json_line(&report).context("cannot encode the report as JSON")? + "\n"
             } else {
-                text::render_watch(&report, &stamp)
+                render::render_watch(&report, &stamp)
             };
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())

@@ -4,10 +4,10 @@
 //! starved ksoftirqd) from packets that were many (the budget).
 
 use crate::{
-    commands::attach_traced,
     doctor::sample::Fact,
     model::net_rx::NetRxTally,
     system::privileges,
+    tracing::session::attach_traced,
     tracing::{
         backend::{
             attach::{Globals, Tracer},
@@ -35,7 +35,7 @@ impl NetRxWait {
         };
         let (mut tracer, _) = attach_traced(NET_RX_ACTION, BackendChoice::Auto, &globals)
             .map_err(|e| format!("{e:#}"))?;
-        net_rx::attach(tracer.ebpf_mut()).map_err(|e| format!("{e:#}"))?;
+        tracer.attach_net_rx().map_err(|e| format!("{e:#}"))?;
         Ok(NetRxWait { tracer })
     }
 

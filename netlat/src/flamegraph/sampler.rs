@@ -1,13 +1,10 @@
-//! The perf_event sampler: attach on every CPU, read the stacks back.
+//! The perf_event sampler's maps: read the stacks back (attaching it is
+//! `tracing::session`'s job, with every other program).
 
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
     maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTraceMap},
-    programs::{
-        PerfEvent,
-        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
-    },
 };
 use netlat_common::{
     FAST_CALL, MAX_PENDING, PENDING_MAP, Pending, SAMPLE_STATS_MAP, STACK_COUNTS_MAP, STACKS_MAP,
@@ -15,39 +12,6 @@ use netlat_common::{
 };
 
 use super::fold::Stack;
-
-const PROGRAM: &str = netlat_common::names::programs::SAMPLE;
-
-/// Samples every online CPU at `hz` with the software cpu-clock, which works
-/// in VMs without a hardware PMU.
-pub fn attach(ebpf: &mut Ebpf, hz: u64, cpus: &[u32]) -> Result<()> {
-    let program: &mut PerfEvent = ebpf
-        .program_mut(PROGRAM)
-        .context("sampler program missing from the eBPF object")?
-        .try_into()?;
-    program
-        .load()
-        .context("the kernel refused the stack sampler")?;
-    for &cpu in cpus {
-        program
-            .attach(
-                PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Frequency(hz),
-                false,
-            )
-            .with_context(|| format!("cannot sample CPU {cpu} (perf_event_open)"))?;
-    }
-    Ok(())
-}
-
-pub fn detach(ebpf: &mut Ebpf) -> Result<()> {
-    if let Some(program) = ebpf.program_mut(PROGRAM) {
-        let program: &mut PerfEvent = program.try_into()?;
-        program.unload().context("cannot detach the sampler")?;
-    }
-    Ok(())
-}
 
 /// What happened to the samples, summed over CPUs (the kernel's per-CPU
 /// counters, same fields).

@@ -709,7 +709,7 @@ pub(crate) mod tests {
     #[test]
     fn report_round_trips_through_json() {
         let r = report("tcp_collapse", 123_456, 7, "4096 131072 6291456", 3);
-        let text = crate::render::json::render(&r, false);
+        let text = crate::render::histogram::json(&r, false);
         assert_eq!(parse("r.json", &text).unwrap(), r);
     }
 }

@@ -119,7 +119,7 @@ mod tests {
             parse("old.json", &old.to_string()).unwrap().experiment,
             None
         );
-        let text = crate::render::json::render(&runs[1].report, false);
+        let text = crate::render::histogram::json(&runs[1].report, false);
         assert_eq!(parse("r.json", &text).unwrap(), runs[1].report);
     }
 }

@@ -264,8 +264,8 @@ impl Run {
         let mut tracer = lock(&self.rec.tracer);
         // Emptying the maps takes a syscall per entry: done before the
         // counts are read, so no call slips in between the two.
-        sampler::reset(tracer.ebpf_mut())?;
-        let tally = sampler::tally(&tracer.ebpf)?;
+        tracer.reset_sampler()?;
+        let tally = sampler::tally(tracer.ebpf())?;
         let loss = tally.lost_stack + tally.lost_pending + tally.lost_count;
         let now = monotonic_ns();
         let counts = kernel_counts(&tracer)?;
@@ -387,7 +387,7 @@ impl Run {
         let (counts, samples) = {
             let tracer = lock(&self.rec.tracer);
             let counts = kernel_counts(&tracer)?;
-            let samples = sampler::read(&tracer.ebpf)?;
+            let samples = sampler::read(tracer.ebpf())?;
             (counts, samples)
         };
         let sampled_calls = (

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::{
     model::compare::{Comparison, Num},
     model::unit::Unit,
-    render::text::significant,
+    render::histogram::significant,
 };
 
 pub fn render(c: &Comparison) -> String {

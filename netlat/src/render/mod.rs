@@ -2,11 +2,11 @@
 
 pub mod capture;
 pub mod compare;
+pub mod doctor;
+pub mod histogram;
 pub mod info;
-pub mod json;
 pub mod net_rx;
 pub mod slow;
-pub mod text;
 
 /// Unicode's bidirectional formatting characters (UAX #9): they reorder
 /// what follows on the line, so a file's text could make a table or an

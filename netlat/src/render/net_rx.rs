@@ -8,7 +8,7 @@ use crate::{
     model::net_rx::{Distribution, NetRx, SoftirqReport},
     model::report::{BucketCount, Summary},
     model::unit::Unit,
-    render::text::{histogram_rows, significant},
+    render::histogram::{histogram_rows, significant},
 };
 
 pub fn render(r: &SoftirqReport, unit: Unit) -> String {

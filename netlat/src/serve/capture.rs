@@ -12,19 +12,15 @@ use anyhow::{Context as _, Result, bail};
 use netlat_common::{SockOffsets, sample_filter};
 
 use crate::{
-    flamegraph::sampler,
     recorder::{
         live::{Recorder, Shared, Status},
         window::{Settings, StormLimit},
     },
     system::kallsyms,
     tracing::{
-        backend::{
-            Backend,
-            attach::{Globals, SlowSettings, Tracer},
-        },
+        backend::attach::{Globals, SlowSettings, Tracer},
         kernel_btf::VMLINUX,
-        slow_records::{self, Records},
+        slow_records::Records,
         sock_fields::SocketArg,
     },
 };
@@ -215,10 +211,10 @@ pub fn recorder(
     shared: &Arc<Shared>,
 ) -> Result<(Recorder, Arc<Status>)> {
     let mut t = tracer.lock().unwrap_or_else(|p| p.into_inner());
-    slow_records::attach_context_programs(&mut t)?;
+    t.attach_context_programs()?;
     let stacks = function != "net_rx_action";
     let records = Records::open(&mut t, stacks)?;
-    sampler::attach(t.ebpf_mut(), shared.frequency_hz, online)
+    t.attach_sampler(shared.frequency_hz, online)
         .with_context(|| format!("--capture {function}: cannot start the stack sampler"))?;
     let backend = t.backend();
     drop(t);
@@ -227,7 +223,7 @@ pub fn recorder(
         function: function.to_owned(),
         threshold_ns: u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX),
         backend: backend.name(),
-        softirq: !matches!(backend, Backend::Fentry | Backend::Kprobe),
+        softirq: backend.times_softirq(),
         tracer: Arc::clone(tracer),
         records,
         shared: Arc::clone(shared),

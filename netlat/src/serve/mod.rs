@@ -20,11 +20,10 @@ use anyhow::{Result, bail};
 use crate::model::net_rx::NetRxTally;
 use crate::{
     commands::{
-        attach_traced,
+        request::{self, BackendArg},
         stop::{self, Stop},
     },
     model::histogram::Histogram,
-    system::privileges,
     system::procfs::Root,
     tracing::backend::attach::{Globals, Tracer},
     tracing::collect::{Collector, Slot},
@@ -149,9 +148,11 @@ impl Exporter {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help("How to time the functions (as for histogram)")))]
 pub struct ServeArgs {
     /// Kernel functions to time [default: net_rx_action tcp_collapse; any
     /// that cannot be traced here is skipped with its reason].
+    #[arg(value_parser = crate::system::kallsyms::function_name)]
     pub functions: Vec<String>,
     /// Address to serve /metrics on. Other hosts can reach it only if you
     /// say so, e.g. --listen 0.0.0.0:9435.
@@ -159,9 +160,8 @@ pub struct ServeArgs {
     /// such as localhost.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9435", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
-    /// How to time the functions (as for histogram).
-    #[arg(long, value_enum, default_value_t = crate::tracing::backend::choice::BackendChoice::Auto)]
-    pub backend: crate::tracing::backend::choice::BackendChoice,
+    #[command(flatten)]
+    pub how: BackendArg,
     /// Also export the kernel counters doctor reads (softnet drops and
     /// time_squeeze per CPU, prunes, collapses, backlog drops, listen
     /// overflows, retransmits).
@@ -181,13 +181,12 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
-    privileges::check().map_err(anyhow::Error::msg)?;
+    request::require_privileges()?;
     if args.capture.enabled() {
         args.capture.check()?;
     }
     warn_if_exposed(args.listen);
-    let online =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    let online = request::online_cpus()?;
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -258,10 +257,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         for s in &exporter.served {
             let mut tracer = s.tracer.lock().unwrap_or_else(|p| p.into_inner());
             if s.recording.is_some() {
-                crate::flamegraph::sampler::detach(tracer.ebpf_mut())?;
+                tracer.detach_sampler()?;
             }
             if s.net_rx {
-                net_rx::detach(tracer.ebpf_mut())?;
+                tracer.detach_net_rx()?;
             }
             tracer.detach()?;
         }
@@ -300,12 +299,15 @@ fn attach_all(args: &ServeArgs) -> Result<Vec<Served>> {
             // A captured net_rx_action's records carry their calls' packets.
             globals.net_rx = Some(NetRxSettings::for_this_host(threshold.is_some()));
         }
-        let attached = attach_traced(&function, args.backend, &globals).and_then(|(mut t, s)| {
-            if with_net_rx {
-                net_rx::attach(t.ebpf_mut())?;
-            }
-            Ok((t, s))
-        });
+        let attached =
+            crate::tracing::session::attach_traced(&function, args.how.backend, &globals).and_then(
+                |(mut t, s)| {
+                    if with_net_rx {
+                        t.attach_net_rx()?;
+                    }
+                    Ok((t, s))
+                },
+            );
         match attached {
             Ok((tracer, _)) => served.push(Served {
                 function,

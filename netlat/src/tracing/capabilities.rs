@@ -2,7 +2,8 @@
 //! decides which programs run where). Each check is a real probe: netlat's
 //! own programs loaded and attached to a harmless target, a map created, a
 //! file read; never a guess from the version number. Backend choice uses
-//! the cheap file checks ([`kprobe_pmu`], [`kernel_btf_file`]) before it
+//! the cheap file checks (`backend::choice::kprobe_pmu`,
+//! `kernel_btf::kernel_btf_file`) before it
 //! tries to load anything.
 
 use std::path::Path;
@@ -13,46 +14,22 @@ use aya::{
 };
 
 use crate::{
-    flamegraph::sampler,
     oneline::one_line,
     system::privileges,
     tracing::{
         backend::{
             Backend,
             attach::{self, Globals, Tracer},
+            choice::kprobe_pmu,
         },
-        kernel_btf::{KernelBtf, VMLINUX},
+        kernel_btf::{KernelBtf, VMLINUX, kernel_btf_file},
     },
 };
-
-/// The perf PMU through which kprobes attach; the kernel creates it only
-/// with CONFIG_KPROBES (and netlat never falls back to tracefs).
-pub const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
 
 /// A function every kernel with BPF and networking has and nothing calls
 /// outside BPF_PROG_TEST_RUN (net/bpf/test_run.c): probing it disturbs
 /// nothing. aya's own fentry probe uses it too.
 pub const HARMLESS_TARGET: &str = "bpf_fentry_test1";
-
-/// Why kprobes cannot attach here, from the PMU's absence.
-pub fn kprobe_pmu() -> Result<(), String> {
-    if Path::new(KPROBE_PMU).exists() {
-        Ok(())
-    } else {
-        Err("kprobes are not available in this kernel (CONFIG_KPROBES)".to_owned())
-    }
-}
-
-/// Why BTF-typed programs (fentry, tp_btf) cannot load here.
-pub fn kernel_btf_file() -> Result<(), String> {
-    if Path::new(VMLINUX).exists() {
-        Ok(())
-    } else {
-        Err(format!(
-            "this kernel has no BTF ({VMLINUX}, CONFIG_DEBUG_INFO_BTF)"
-        ))
-    }
-}
 
 // The answers are plain data of `netlat info`'s report; how each is
 // found is this module's.
@@ -287,7 +264,9 @@ fn perf_events(p: &Probed) -> Answer {
     };
     let sampled = attach::load_object(&Globals::default(), None)
         .map_err(|e| e.to_string())
-        .and_then(|mut ebpf| sampler::attach(&mut ebpf, 1, &[cpu]).map_err(|e| format!("{e:#}")));
+        .and_then(|mut ebpf| {
+            super::session::attach_sampler(&mut ebpf, 1, &[cpu]).map_err(|e| format!("{e:#}"))
+        });
     match sampled {
         Ok(()) => Answer::yes(format!(
             "netlat's stack sampler attached to a software cpu-clock event on CPU {cpu}"

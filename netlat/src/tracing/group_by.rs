@@ -85,7 +85,7 @@ pub fn argument_backends(by: GroupBy, candidates: &[Backend]) -> Result<Vec<Back
     let usable: Vec<Backend> = candidates
         .iter()
         .copied()
-        .filter(|b| matches!(b, Backend::Fentry | Backend::Kprobe))
+        .filter(|b| b.reads_arguments())
         .collect();
     if usable.is_empty() {
         return Err(format!(

@@ -10,6 +10,17 @@ use btfparse::{Offset, Readable, TypeInformation, TypeVariant};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
+/// Why BTF-typed programs (fentry, tp_btf) cannot load here.
+pub fn kernel_btf_file() -> Result<(), String> {
+    if std::path::Path::new(VMLINUX).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "this kernel has no BTF ({VMLINUX}, CONFIG_DEBUG_INFO_BTF)"
+        ))
+    }
+}
+
 pub struct KernelBtf {
     types: TypeInformation,
 }

@@ -10,5 +10,6 @@ pub mod kernel_btf;
 pub mod missed;
 pub mod net_rx;
 mod object_names;
+pub mod session;
 pub mod slow_records;
 pub mod sock_fields;

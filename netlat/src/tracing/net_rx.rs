@@ -29,17 +29,9 @@ const PROGRAMS: [(&str, &str); 4] = [
     (programs::NETRX_ENTRY, "softirq_entry"),
 ];
 
-/// Load-time settings of the NET_RX programs.
-#[derive(Clone, Copy, Debug)]
-pub struct NetRxSettings {
-    /// `net.core.netdev_budget`.
-    pub budget: u32,
-    /// `net.core.netdev_budget_usecs` in jiffies.
-    pub budget_jiffies: u64,
-    pub napi: NapiOffsets,
-    /// Slow-call records carry their call's figures.
-    pub records: bool,
-}
+// Where the settings go at load time is the loader's; what they are on
+// this host is found here.
+pub use super::backend::attach::NetRxSettings;
 
 impl NetRxSettings {
     /// Reads the budgets, measures HZ (100 ms) and finds the device name

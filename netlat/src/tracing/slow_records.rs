@@ -1,49 +1,15 @@
-//! The kernel side of `netlat slow` as userspace sees it: the context
-//! programs that ride beside a function backend, the ring buffer of
+//! The kernel side of `netlat slow` as userspace sees it (the context
+//! programs that ride beside a function backend attach in `session`): the ring buffer of
 //! records, the entry stacks, and the kernel's own counts.
 
 use std::io;
 
 use anyhow::{Context as _, Result};
-use aya::{
-    maps::{MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::RawTracePoint,
-};
-use netlat_common::names::programs;
+use aya::maps::{MapData, PerCpuArray, RingBuf, StackTraceMap};
 use netlat_common::{ENTRY_STACKS_MAP, SLOW_EVENTS_MAP, SLOW_STATS_MAP, SlowRecord, SlowStats};
 use tokio::io::unix::AsyncFd;
 
-use super::backend::{Backend, attach::Tracer};
-
-/// `(program, tracepoint)`: which interrupt context each CPU is in.
-const CONTEXT_PROGRAMS: [(&str, &str); 4] = [
-    (programs::CTX_SOFTIRQ_ENTRY, "softirq_entry"),
-    (programs::CTX_SOFTIRQ_EXIT, "softirq_exit"),
-    (programs::CTX_IRQ_ENTRY, "irq_handler_entry"),
-    (programs::CTX_IRQ_EXIT, "irq_handler_exit"),
-];
-
-/// A function backend cannot tell softirq from task by itself: attach the
-/// context programs beside it. The softirq backends know (always NET_RX).
-pub fn attach_context_programs(tracer: &mut Tracer) -> Result<()> {
-    if !matches!(tracer.backend(), Backend::Kprobe | Backend::Fentry) {
-        return Ok(());
-    }
-    for (name, tracepoint) in CONTEXT_PROGRAMS {
-        let program: &mut RawTracePoint = tracer
-            .ebpf_mut()
-            .program_mut(name)
-            .with_context(|| format!("program {name} missing from the eBPF object"))?
-            .try_into()?;
-        program
-            .load()
-            .with_context(|| format!("the kernel refused {name}"))?;
-        program
-            .attach(tracepoint)
-            .with_context(|| format!("cannot attach to the {tracepoint} tracepoint"))?;
-    }
-    Ok(())
-}
+use super::backend::attach::Tracer;
 
 /// The ring buffer, readable from the async runtime.
 pub struct Records {
@@ -55,7 +21,7 @@ impl Records {
     /// Takes the ring buffer (and, with `stacks`, the entry stack map) out
     /// of the tracer's object; the kernel side keeps writing them.
     pub fn open(tracer: &mut Tracer, stacks: bool) -> Result<Records> {
-        let ebpf = tracer.ebpf_mut();
+        let ebpf = &mut tracer.ebpf;
         let ring = RingBuf::try_from(
             ebpf.take_map(SLOW_EVENTS_MAP)
                 .context("SLOW_EVENTS map missing")?,

@@ -38,6 +38,19 @@ pub enum AttachError {
     Other(String),
 }
 
+/// Load-time settings of the NET_RX programs
+/// (`tracing::net_rx::NetRxSettings::for_this_host` finds them).
+#[derive(Clone, Copy, Debug)]
+pub struct NetRxSettings {
+    /// `net.core.netdev_budget`.
+    pub budget: u32,
+    /// `net.core.netdev_budget_usecs` in jiffies.
+    pub budget_jiffies: u64,
+    pub napi: NapiOffsets,
+    /// Slow-call records carry their call's figures.
+    pub records: bool,
+}
+
 /// Load-time settings of the eBPF object (its read-only globals).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Globals {
@@ -52,7 +65,7 @@ pub struct Globals {
     /// `netlat slow`: emit a record for each call at least this long.
     pub slow: Option<SlowSettings>,
     /// The NET_RX programs' settings, when they ride along.
-    pub net_rx: Option<crate::tracing::net_rx::NetRxSettings>,
+    pub net_rx: Option<NetRxSettings>,
 }
 
 /// Load-time settings of `netlat slow`.
@@ -151,9 +164,14 @@ fn sampler_entries(globals: &Globals, declared: u32) -> u32 {
 /// The loaded object with one backend's programs loaded (and, after
 /// [`Tracer::attach`], attached). Dropping it detaches everything.
 pub struct Tracer {
-    pub(crate) ebpf: Ebpf,
+    /// Private to `tracing`: programs attach through `session`'s methods
+    /// and maps are read by `tracing`'s readers or through [`Tracer::ebpf`].
+    pub(in crate::tracing) ebpf: Ebpf,
     backend: Backend,
     function: String,
+    /// Why the backend cannot work on this kernel, worked out once at load
+    /// (kprobes load without their PMU; their attach then says this).
+    unavailable: Option<String>,
 }
 
 impl Tracer {
@@ -168,11 +186,12 @@ impl Tracer {
         backend: Backend,
         globals: &Globals,
     ) -> Result<Tracer, AttachError> {
-        if let Some(reason) = choice::unavailable_reason(backend, function) {
+        let unavailable = choice::unavailable_reason(backend, function);
+        if let Some(reason) = &unavailable {
             // fentry's load itself needs BTF; kprobes load fine without the
             // PMU, which lets the verifier be exercised anyway.
             if backend != Backend::Kprobe {
-                return Err(AttachError::Unavailable(reason));
+                return Err(AttachError::Unavailable(reason.clone()));
             }
         }
         let btf = match backend {
@@ -214,13 +233,14 @@ impl Tracer {
             ebpf,
             backend,
             function: function.to_owned(),
+            unavailable,
         })
     }
 
     pub fn attach(&mut self) -> Result<(), AttachError> {
         let (backend, function) = (self.backend, self.function.as_str());
-        if let Some(reason) = choice::unavailable_reason(backend, function) {
-            return Err(AttachError::Unavailable(reason));
+        if let Some(reason) = &self.unavailable {
+            return Err(AttachError::Unavailable(reason.clone()));
         }
         let entry = backend.programs().0;
         for name in attach_order(backend) {
@@ -275,14 +295,16 @@ impl Tracer {
             .map_err(|e| AttachError::Other(format!("cannot set {ARMED_MAP}: {e}")))
     }
 
-    /// The object, for programs that ride along (the flame graph sampler).
-    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
-    }
-
-    /// The object, for reading the maps of programs that ride along.
+    /// The object, read-only: for reading the maps of programs that ride
+    /// along (programs attach through `tracing::session`).
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
+    }
+
+    /// One map, writable: maps only, so no program comes or goes behind
+    /// `tracing::session`'s back (tests plant values through it).
+    pub fn map_mut(&mut self, name: &str) -> Option<&mut aya::maps::Map> {
+        self.ebpf.map_mut(name)
     }
 
     pub fn backend(&self) -> Backend {
@@ -468,10 +490,10 @@ fn load_error(backend: Backend, function: &str, e: ProgramError) -> AttachError 
 fn attach_error(backend: Backend, function: &str, e: ProgramError) -> AttachError {
     let errno = io_of(&e).and_then(io::Error::raw_os_error);
     match backend {
-        Backend::Kprobe if matches!(e, ProgramError::KProbeError(_)) => AttachError::Unavailable(
-            choice::unavailable_reason(backend, function)
-                .unwrap_or_else(|| format!("kprobes are not usable here: {}", one_line(&e))),
-        ),
+        // No reason at load (the PMU was there), so the kernel's own words.
+        Backend::Kprobe if matches!(e, ProgramError::KProbeError(_)) => {
+            AttachError::Unavailable(format!("kprobes are not usable here: {}", one_line(&e)))
+        }
         Backend::Kprobe
             if matches!(
                 errno,

@@ -3,7 +3,20 @@
 //! fallback has a reason the user can read.
 
 use super::Backend;
-use crate::tracing::capabilities;
+use crate::tracing::kernel_btf::kernel_btf_file;
+
+/// The perf PMU through which kprobes attach; the kernel creates it only
+/// with CONFIG_KPROBES (and netlat never falls back to tracefs).
+pub const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
+/// Why kprobes cannot attach here, from the PMU's absence.
+pub fn kprobe_pmu() -> Result<(), String> {
+    if std::path::Path::new(KPROBE_PMU).exists() {
+        Ok(())
+    } else {
+        Err("kprobes are not available in this kernel (CONFIG_KPROBES)".to_owned())
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
@@ -52,19 +65,19 @@ pub fn candidates(choice: BackendChoice, function: &str) -> Result<Vec<Backend>,
 }
 
 /// Why a backend cannot work here without trying to load it, if known
-/// (the file checks of [`capabilities`]).
+/// (file checks only).
 pub fn unavailable_reason(backend: Backend, function: &str) -> Option<String> {
     match backend {
-        Backend::Kprobe => capabilities::kprobe_pmu().err().map(|why| {
+        Backend::Kprobe => kprobe_pmu().err().map(|why| {
             if has_tracepoint_equivalent(function) {
                 format!("{why}; {function} can use --backend tracepoint")
             } else {
                 why
             }
         }),
-        Backend::Fentry | Backend::TpBtf if capabilities::kernel_btf_file().is_err() => Some(
-            format!("{backend} needs kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)"),
-        ),
+        Backend::Fentry | Backend::TpBtf if kernel_btf_file().is_err() => Some(format!(
+            "{backend} needs kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)"
+        )),
         _ => None,
     }
 }

@@ -35,6 +35,22 @@ impl Backend {
         }
     }
 
+    /// Whether the backend probes the function itself, and so can read its
+    /// arguments (`--by`, `slow`'s socket fields) but not tell softirq from
+    /// task without the context programs.
+    pub fn reads_arguments(self) -> bool {
+        match self {
+            Backend::Fentry | Backend::Kprobe => true,
+            Backend::TpBtf | Backend::RawTp | Backend::Tracepoint => false,
+        }
+    }
+
+    /// Whether the backend times the NET_RX softirq through its tracepoints,
+    /// so every call it sees runs in softirq context.
+    pub fn times_softirq(self) -> bool {
+        !self.reads_arguments()
+    }
+
     /// What is attached, for the first line and the report footer.
     pub fn detail(self, function: &str) -> String {
         match self {

@@ -1,9 +1,10 @@
-//! The report as text for people: one headline per check, the numbers
-//! behind it, then what to try. Pure, so tests compare whole outputs.
+//! `netlat doctor`'s report: as text for people (one headline per check,
+//! the numbers behind it, then what to try) and as JSON for machines (the
+//! same facts). Pure, so tests compare whole outputs.
 
 use std::fmt::Write as _;
 
-use super::checks::{Check, Report, Value, Verdict};
+use crate::doctor::checks::{Check, Report, Value, Verdict};
 
 fn label(v: Verdict) -> &'static str {
     match v {
@@ -66,8 +67,8 @@ fn value_text(v: &Value) -> String {
             count,
         } => format!(
             "{:>10}  p99, max {} over {count} raises",
-            crate::render::slow::duration(*p99_ns),
-            crate::render::slow::duration(*max_ns)
+            super::slow::duration(*p99_ns),
+            super::slow::duration(*max_ns)
         ),
         Value::Absent { why } => format!("(absent: {why})"),
     }
@@ -107,4 +108,14 @@ pub fn render_watch(report: &Report, stamp: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Pretty JSON for one report.
+pub fn json(report: &Report) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(report)
+}
+
+/// One line per report (JSON Lines), for `--watch`.
+pub fn json_line(report: &Report) -> Result<String, serde_json::Error> {
+    serde_json::to_string(report)
 }
