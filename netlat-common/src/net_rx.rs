@@ -150,6 +150,9 @@ pub struct NetRxStats {
     /// Calls whose entry and exit were both seen.
     pub calls: u64,
     pub ksoftirqd_calls: u64,
+    /// The waits of the calls ksoftirqd ran, summed (ns): how much of the
+    /// waiting was for ksoftirqd (a starved one makes it most of it).
+    pub ksoftirqd_wait_ns: u64,
     /// Calls that ended squeezed, and of those by time alone.
     pub squeezed: u64,
     pub squeezed_time: u64,

@@ -230,6 +230,9 @@ pub fn exit() {
         s.unraised_calls += 1;
     } else {
         record(&mut s.wait, call.wait_ns);
+        if call.ksoftirqd != 0 {
+            s.ksoftirqd_wait_ns += call.wait_ns;
+        }
     }
     record(&mut s.call_packets, call.packets);
     record(&mut s.call_polls, call.polls as u64);

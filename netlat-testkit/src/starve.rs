@@ -150,7 +150,10 @@ pub struct Figures {
     pub calls: u64,
     pub wait_p99_ns: u64,
     pub wait_max_ns: u64,
+    pub wait_total_ns: u64,
     pub ksoftirqd_share: f64,
+    /// Share of the time waited that was before ksoftirqd's calls.
+    pub ksoftirqd_wait_share: f64,
     /// `doctor`'s softnet summary over the same stretch.
     pub doctor: String,
 }
@@ -211,23 +214,43 @@ pub fn run(bin: &Path, busy: bool) -> Result<Figures, String> {
         calls,
         wait_p99_ns: n(&cpu["wait"]["percentiles_ns"]["p99"]),
         wait_max_ns: n(&cpu["wait"]["max_ns"]),
+        wait_total_ns: n(&cpu["wait_total_ns"]),
         ksoftirqd_share: n(&cpu["ksoftirqd_calls"]) as f64 / calls.max(1) as f64,
+        ksoftirqd_wait_share: n(&cpu["ksoftirqd_wait_ns"]) as f64
+            / n(&cpu["wait_total_ns"]).max(1) as f64,
         doctor: softnet["summary"].as_str().unwrap_or("").to_owned(),
     })
 }
 
-/// The baseline, then the starved run; on a kernel that defers to
-/// ksoftirqd, the checks the two must pass. `Ok(Err(why))`: measured,
-/// but this kernel cannot show a starvation (the figures are in `why`).
+/// A wait this long, on one CPU, is starvation and not a slow machine:
+/// the baseline's longest under TCG was 11 ms, a starved run's about 950 ms
+/// (until real-time throttling gives ksoftirqd 50 ms of each second).
+const SPIKE_NS: u64 = 100_000_000;
+
+/// On a kernel that defers to ksoftirqd: the baseline, then the starved
+/// run, and the checks the two must pass. `Ok(Err(why))`: this kernel
+/// cannot show a starvation, and nothing was run (a spinning real-time task
+/// there only loads the guest: one 6.12 guest under TCG locked up in it).
 pub fn compare(bin: &Path) -> Result<Result<String, String>, String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if !defers_to_ksoftirqd(release.trim()) {
+        return Ok(Err(format!(
+            "Linux {} runs softirqs raised in an interrupt at its exit even while ksoftirqd is runnable (6.5 reverted \"softirq: Let ksoftirqd do its job\"), so a busy task cannot starve NET_RX here",
+            release.trim()
+        )));
+    }
     let calm = run(bin, false)?;
     let starved = run(bin, true)?;
     let figures = format!(
-        "CPU1 wait p99 {} -> {} ns, max {} -> {} ns, ksoftirqd share {:.1}% -> {:.1}%, calls {} -> {}, datagrams {} -> {}; doctor: {}",
+        "CPU1 wait p99 {} -> {} ns, max {} -> {} ns, total {} -> {} ns ({:.0}% -> {:.0}% before ksoftirqd's calls), ksoftirqd share of calls {:.1}% -> {:.1}%, calls {} -> {}, datagrams {} -> {}; doctor: {}",
         calm.wait_p99_ns,
         starved.wait_p99_ns,
         calm.wait_max_ns,
         starved.wait_max_ns,
+        calm.wait_total_ns,
+        starved.wait_total_ns,
+        calm.ksoftirqd_wait_share * 100.0,
+        starved.ksoftirqd_wait_share * 100.0,
         calm.ksoftirqd_share * 100.0,
         starved.ksoftirqd_share * 100.0,
         calm.calls,
@@ -236,22 +259,17 @@ pub fn compare(bin: &Path) -> Result<Result<String, String>, String> {
         starved.sent,
         starved.doctor
     );
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    if !defers_to_ksoftirqd(release.trim()) {
-        return Ok(Err(format!(
-            "Linux {} runs softirqs raised in an interrupt at its exit even while ksoftirqd is runnable (6.5 reverted \"softirq: Let ksoftirqd do its job\"), so a busy task cannot starve NET_RX here; measured: {figures}",
-            release.trim()
-        )));
-    }
     let mut wrong = Vec::new();
-    if starved.wait_p99_ns < 1_000_000 || starved.wait_p99_ns < 10 * calm.wait_p99_ns.max(1) {
-        wrong.push("the wait p99 did not rise to at least 1 ms and 10x the baseline");
+    if starved.wait_max_ns < SPIKE_NS || starved.wait_max_ns < 10 * calm.wait_max_ns.max(1) {
+        wrong.push("the longest wait did not reach 100 ms and 10x the baseline's");
     }
-    if starved.ksoftirqd_share < calm.ksoftirqd_share + 0.1 {
-        wrong.push("the ksoftirqd share did not rise by 10 points");
+    if starved.ksoftirqd_wait_share < 0.5 {
+        wrong.push("less than half the time waited was before ksoftirqd's calls");
     }
-    if !starved.doctor.contains("softirqs were delayed on CPU1") {
-        wrong.push("doctor did not say softirqs were delayed on CPU1");
+    if !starved.doctor.contains("softirqs were delayed on CPU1")
+        || !starved.doctor.contains("ksoftirqd/1 is starved")
+    {
+        wrong.push("doctor did not say softirqs were delayed on CPU1 with ksoftirqd/1 starved");
     }
     if wrong.is_empty() {
         Ok(Ok(figures))

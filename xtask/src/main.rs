@@ -65,8 +65,20 @@ enum Command {
     Dist,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    // The error's chain on one line: a failed stage says what failed, and a
+    // backtrace of the xtask itself (printed under RUST_BACKTRACE) says
+    // nothing more.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Setup => setup::all(),
         Command::Build => build_release().map(drop),

@@ -61,6 +61,10 @@ pub struct NetRx {
     /// Calls whose softirq_entry and exit were both seen.
     pub calls: u64,
     pub ksoftirqd_calls: u64,
+    /// The waits summed, and how much of that was before calls ksoftirqd
+    /// ran.
+    pub wait_total_ns: u64,
+    pub ksoftirqd_wait_ns: u64,
     /// Calls that ended with work left (softnet's time_squeeze), and of
     /// those, by time (netdev_budget_usecs) rather than packets.
     pub squeezed: u64,
@@ -121,6 +125,7 @@ impl From<&Histogram> for Distribution {
 pub struct NetRxTally {
     pub calls: u64,
     pub ksoftirqd_calls: u64,
+    pub ksoftirqd_wait_ns: u64,
     pub squeezed: u64,
     pub squeezed_time: u64,
     pub packets: u64,
@@ -139,6 +144,7 @@ impl From<&NetRxStats> for NetRxTally {
         NetRxTally {
             calls: s.calls,
             ksoftirqd_calls: s.ksoftirqd_calls,
+            ksoftirqd_wait_ns: s.ksoftirqd_wait_ns,
             squeezed: s.squeezed,
             squeezed_time: s.squeezed_time,
             packets: s.packets,
@@ -158,6 +164,7 @@ impl NetRxTally {
     pub fn add(&mut self, o: &NetRxTally) {
         self.calls += o.calls;
         self.ksoftirqd_calls += o.ksoftirqd_calls;
+        self.ksoftirqd_wait_ns += o.ksoftirqd_wait_ns;
         self.squeezed += o.squeezed;
         self.squeezed_time += o.squeezed_time;
         self.packets += o.packets;
@@ -177,6 +184,9 @@ impl NetRxTally {
         NetRxTally {
             calls: self.calls.saturating_sub(earlier.calls),
             ksoftirqd_calls: self.ksoftirqd_calls.saturating_sub(earlier.ksoftirqd_calls),
+            ksoftirqd_wait_ns: self
+                .ksoftirqd_wait_ns
+                .saturating_sub(earlier.ksoftirqd_wait_ns),
             squeezed: self.squeezed.saturating_sub(earlier.squeezed),
             squeezed_time: self.squeezed_time.saturating_sub(earlier.squeezed_time),
             packets: self.packets.saturating_sub(earlier.packets),
@@ -198,6 +208,8 @@ impl NetRxTally {
         NetRx {
             calls: self.calls,
             ksoftirqd_calls: self.ksoftirqd_calls,
+            wait_total_ns: self.wait.sum_ns,
+            ksoftirqd_wait_ns: self.ksoftirqd_wait_ns,
             squeezed: self.squeezed,
             squeezed_by_time: self.squeezed_time,
             packets: self.packets,
@@ -235,6 +247,17 @@ fn gained(now: &Histogram, earlier: &Histogram) -> Histogram {
         h.max_ns = netlat_common::buckets::upper_bound(hi).min(now.max_ns);
     }
     h
+}
+
+impl NetRxTally {
+    /// Share of the time waited that was before ksoftirqd's calls, 0..=1.
+    pub fn ksoftirqd_wait_share(&self) -> f64 {
+        if self.wait.sum_ns == 0 {
+            0.0
+        } else {
+            self.ksoftirqd_wait_ns as f64 / self.wait.sum_ns as f64
+        }
+    }
 }
 
 impl NetRx {

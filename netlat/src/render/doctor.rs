@@ -65,10 +65,12 @@ fn value_text(v: &Value) -> String {
             p99_ns,
             max_ns,
             count,
+            total_ns,
         } => format!(
-            "{:>10}  p99, max {} over {count} raises",
+            "{:>10}  p99, max {} over {count} raises, {} in all",
             super::slow::duration(*p99_ns),
-            super::slow::duration(*max_ns)
+            super::slow::duration(*max_ns),
+            super::slow::duration(*total_ns)
         ),
         Value::Absent { why } => format!("(absent: {why})"),
     }

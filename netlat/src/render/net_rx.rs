@@ -80,6 +80,12 @@ fn block(out: &mut String, n: &NetRx, r: &SoftirqReport, unit: Unit) {
         "raised while running:{} calls without a seen raise:{} (no wait timed) polls outside NET_RX:{}",
         n.raised_while_running, n.unraised_calls, n.polls_outside
     );
+    let _ = writeln!(
+        out,
+        "waited {} in all, {} of it before calls ksoftirqd ran",
+        crate::render::slow::duration(n.wait_total_ns),
+        percent(n.ksoftirqd_wait_ns, n.wait_total_ns)
+    );
     duration(out, "Wait (raise -> softirq entry)", &n.wait, unit);
     duration(out, "Runtime (softirq entry -> exit)", &n.runtime, unit);
     counts(out, "Packets per call", &n.packets_per_call);

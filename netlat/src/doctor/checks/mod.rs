@@ -93,6 +93,8 @@ pub enum Value {
         p99_ns: u64,
         max_ns: u64,
         count: u64,
+        /// The waits summed.
+        total_ns: u64,
     },
     /// A counter this kernel does not have, or a source that failed.
     Absent {

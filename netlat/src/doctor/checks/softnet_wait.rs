@@ -5,13 +5,22 @@
 //! squeezed by packets are load that netdev_budget governs.
 
 use super::{Ctx, Evidence, Value, Verdict, absent, rate};
-use crate::model::net_rx::NetRxTally;
+use crate::{model::net_rx::NetRxTally, render::slow::duration};
 
 /// p99 wait at which softirqs count as delayed: raised work normally runs
 /// within microseconds, at the interrupt's exit.
 pub const WAIT_WARN_NS: u64 = 1_000_000;
 /// Waits on a CPU below which its p99 says little.
 pub const WAIT_MIN_CALLS: u64 = 50;
+/// One wait this long is a spike of its own, however few calls there were:
+/// every packet behind it was that late (a ping spike of "The story of one
+/// latency spike" is one such wait). A starved ksoftirqd shows mostly
+/// this way: the calls it runs at last are few among the quick ones run at
+/// interrupt exit, so the p99 hides them.
+pub const WAIT_SPIKE_NS: u64 = 100_000_000;
+/// Share of the time waited, before calls ksoftirqd ran, from which the
+/// delay is ksoftirqd's own: it was runnable, and did not run.
+pub const KSOFTIRQD_WAIT_SHARE: f64 = 0.5;
 
 /// What the wait adds to the softnet check.
 #[derive(Default)]
@@ -46,12 +55,14 @@ impl Ctx<'_> {
             }
             let w = &d.wait;
             let p99 = w.quantile_ns(0.99).unwrap_or(0);
+            let max_ns = if w.count > 0 { w.max_ns } else { 0 };
             f.evidence.push(Evidence {
                 name: format!("CPU{cpu} NET_RX wait"),
                 value: Value::Wait {
                     p99_ns: p99,
-                    max_ns: if w.count > 0 { w.max_ns } else { 0 },
+                    max_ns,
                     count: w.count,
+                    total_ns: w.sum_ns,
                 },
             });
             let share = d.ksoftirqd_calls as f64 / d.calls as f64;
@@ -61,29 +72,45 @@ impl Ctx<'_> {
                     value: share * 100.0,
                 },
             });
-            if w.count >= WAIT_MIN_CALLS && p99 >= WAIT_WARN_NS {
-                f.verdict = Some(Verdict::Warn);
-                let wait = crate::render::slow::duration(p99);
-                let max = crate::render::slow::duration(w.max_ns);
-                if share >= 0.05 {
-                    f.words.push(format!(
-                        "softirqs were delayed on CPU{cpu}: NET_RX waited p99 {wait} (max {max}) after being raised, and ksoftirqd ran {:.0}% of its calls: ksoftirqd/{cpu} is starved of CPU time",
-                        share * 100.0
-                    ));
-                    f.suggestions.push(format!(
-                        "find what holds CPU{cpu}: ps -eLo pid,tid,cls,rtprio,pcpu,psr,comm --sort=-pcpu | head; a real-time (FIFO/RR) task there outranks ksoftirqd/{cpu}, which runs as an ordinary task"
-                    ));
-                    f.suggestions.push(format!(
-                        "move that task off CPU{cpu} (taskset, cpusets) or steer receive work to other CPUs (RPS: /sys/class/net/DEV/queues/rx-N/rps_cpus; RSS: the NIC's IRQ affinity)"
-                    ));
-                } else {
-                    f.words.push(format!(
-                        "softirqs were delayed on CPU{cpu}: NET_RX waited p99 {wait} (max {max}) after being raised, though ksoftirqd ran few of its calls: something held bottom halves or interrupts off there"
-                    ));
-                    f.suggestions.push(format!(
-                        "netlat flamegraph --duration 10 shows what CPU{cpu} ran instead"
-                    ));
-                }
+            let for_ksoftirqd = d.ksoftirqd_wait_share();
+            f.evidence.push(Evidence {
+                name: format!("CPU{cpu} NET_RX wait before ksoftirqd's calls"),
+                value: Value::Percent {
+                    value: for_ksoftirqd * 100.0,
+                },
+            });
+            let delayed =
+                (w.count >= WAIT_MIN_CALLS && p99 >= WAIT_WARN_NS) || max_ns >= WAIT_SPIKE_NS;
+            if !delayed {
+                continue;
+            }
+            f.verdict = Some(Verdict::Warn);
+            let waited = format!(
+                "NET_RX waited p99 {} (max {}; {} in all over {:.0} s) after being raised",
+                duration(p99),
+                duration(max_ns),
+                duration(w.sum_ns),
+                self.secs
+            );
+            if for_ksoftirqd >= KSOFTIRQD_WAIT_SHARE {
+                f.words.push(format!(
+                    "softirqs were delayed on CPU{cpu}: {waited}, {:.0}% of it before calls ksoftirqd/{cpu} ran ({:.0}% of the calls): ksoftirqd/{cpu} is starved of CPU time",
+                    for_ksoftirqd * 100.0,
+                    share * 100.0
+                ));
+                f.suggestions.push(format!(
+                    "find what holds CPU{cpu}: ps -eLo pid,tid,cls,rtprio,pcpu,psr,comm --sort=-pcpu | head; a real-time (FIFO/RR) task there outranks ksoftirqd/{cpu}, which runs as an ordinary task"
+                ));
+                f.suggestions.push(format!(
+                    "move that task off CPU{cpu} (taskset, cpusets) or steer receive work to other CPUs (RPS: /sys/class/net/DEV/queues/rx-N/rps_cpus; RSS: the NIC's IRQ affinity)"
+                ));
+            } else {
+                f.words.push(format!(
+                    "softirqs were delayed on CPU{cpu}: {waited}, little of it for ksoftirqd: something held bottom halves or interrupts off there"
+                ));
+                f.suggestions.push(format!(
+                    "netlat flamegraph --duration 10 shows what CPU{cpu} ran instead"
+                ));
             }
         }
         f.evidence

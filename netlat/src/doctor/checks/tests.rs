@@ -251,6 +251,7 @@ fn a_starved_ksoftirqd_is_told_from_many_packets() {
     let starved = NetRxTally {
         calls: 100,
         ksoftirqd_calls: 60,
+        ksoftirqd_wait_ns: 60 * 5_000_000,
         wait: waits(100, 5_000_000),
         ..NetRxTally::default()
     };
@@ -276,8 +277,57 @@ fn a_starved_ksoftirqd_is_told_from_many_packets() {
             == Value::Wait {
                 p99_ns: 5_000_000,
                 max_ns: 5_000_000,
-                count: 100
+                count: 100,
+                total_ns: 500_000_000,
             }));
+
+    // What a starved ksoftirqd looks like before Linux 6.5 (measured in a
+    // Debian 5.10 guest): thousands of quick waits at interrupt exit and,
+    // once a second, the wait for ksoftirqd/1 until real-time throttling
+    // lets it run. The p99 stays low; the spike and who waited tell.
+    let mut spiky = waits(4000, 20_000);
+    spiky.merge(&waits(3, 950_000_000));
+    let throttled = NetRxTally {
+        calls: 4003,
+        ksoftirqd_calls: 80,
+        ksoftirqd_wait_ns: 3 * 950_000_000,
+        wait: spiky.clone(),
+        ..NetRxTally::default()
+    };
+    let c = judge(&before, &net_rx(vec![quick.clone(), throttled]), "softnet");
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert!(
+        c.summary.contains("softirqs were delayed on CPU1")
+            && c.summary.contains("max 950")
+            && c.summary.contains("ksoftirqd/1 is starved"),
+        "{}",
+        c.summary
+    );
+    // The same spike with ksoftirqd not involved: bottom halves held off.
+    let held = NetRxTally {
+        calls: 4003,
+        wait: spiky,
+        ..NetRxTally::default()
+    };
+    let c = judge(&before, &net_rx(vec![quick.clone(), held]), "softnet");
+    assert!(
+        c.summary.contains("softirqs were delayed on CPU1")
+            && c.summary.contains("held bottom halves or interrupts off"),
+        "{}",
+        c.summary
+    );
+    // A calm CPU under a flood in the same guest: p99 41 us, max 11 ms.
+    let mut calm_waits = waits(45_000, 20_000);
+    calm_waits.merge(&waits(1, 11_000_000));
+    let calm = NetRxTally {
+        calls: 45_001,
+        ksoftirqd_calls: 500,
+        ksoftirqd_wait_ns: 11_000_000,
+        wait: calm_waits,
+        ..NetRxTally::default()
+    };
+    let c = judge(&before, &net_rx(vec![quick.clone(), calm]), "softnet");
+    assert!(!c.summary.contains("delayed"), "{}", c.summary);
 
     // Quick waits, but every call out of packets: load, not starvation.
     let mut after = net_rx(vec![
