@@ -8,6 +8,7 @@ mod group;
 mod net_rx;
 mod sampling;
 mod slow;
+mod starts;
 mod stats;
 mod timing;
 

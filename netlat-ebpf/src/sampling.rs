@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use netlat_common::{FAST_CALL, MAX_PENDING, Pending, SampleStats, StartKey, sample_filter};
 
-use crate::timing;
+use crate::starts;
 
 /// Set by userspace at load time (`EbpfLoader::override_global`).
 #[unsafe(no_mangle)]
@@ -77,10 +77,10 @@ pub fn netlat_sample(ctx: PerfEventContext) -> u32 {
 fn sample(ctx: &PerfEventContext) {
     let filter = read_global(&SAMPLE_FILTER);
     let context = if filter == sample_filter::DURING {
-        let thread = timing::key();
-        if timing::in_softirq() {
+        let thread = starts::key();
+        if starts::in_softirq() {
             softirq_key()
-        } else if timing::in_function(thread) {
+        } else if starts::in_function(thread) {
             thread
         } else {
             count(|s| s.outside += 1);

@@ -8,37 +8,16 @@
 //! are keyed by CPU instead, or softirqs interrupting idle on two CPUs would
 //! clobber each other's start times (the bug BCC's funclatency still has).
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
-    macros::map,
-    maps::{HashMap, PerCpuArray},
-};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use netlat_common::{MAX_DEPTH, StartKey, StartStack};
 
 use aya_ebpf::programs::tracing::StackIdContext;
 
-use crate::{sampling, slow, stats};
-
-/// One stack per thread in the function at once; a full map drops entries
-/// (counted), it never mis-times.
-#[map(name = "STARTS")]
-static STARTS: HashMap<StartKey, StartStack> = HashMap::with_max_entries(16384, 0);
-
-/// NET_RX softirqs never nest on one CPU, so one start time per CPU suffices.
-#[map(name = "SOFTIRQ_START")]
-static SOFTIRQ_START: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-#[inline(always)]
-pub fn key() -> StartKey {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let cpu = if tid == 0 {
-        // SAFETY: helper without preconditions.
-        unsafe { bpf_get_smp_processor_id() }
-    } else {
-        u32::MAX
-    };
-    StartKey { tid, cpu }
-}
+use crate::{
+    sampling, slow,
+    starts::{self, SOFTIRQ_START, STARTS},
+    stats,
+};
 
 /// An index already checked against MAX_DEPTH, masked so that older
 /// verifiers (6.1) also see it bounded: they lose the check's range when
@@ -60,7 +39,7 @@ fn now() -> u64 {
 /// `frame` identifies the call to its exit (see `StartStack::frame`).
 #[inline(always)]
 pub fn function_entry(group: u8, frame: u64) -> Option<(StartKey, u32)> {
-    let key = key();
+    let key = starts::key();
     let ts = now();
     match STARTS.get_ptr_mut(key) {
         Some(stack) => {
@@ -123,7 +102,7 @@ fn position(stack: &StartStack, depth: usize, frame: u64) -> Option<usize> {
 #[inline(always)]
 pub fn function_exit(frame: u64) {
     let ts = now();
-    let key = key();
+    let key = starts::key();
     let Some(stack) = STARTS.get_ptr_mut(key) else {
         stats::unmatched_exit();
         return;
@@ -158,19 +137,6 @@ pub fn function_exit(frame: u64) {
     }
     stats::record(group as u32, duration);
     slow::function_exit(key, i as u32, start, duration);
-}
-
-/// Whether the thread (or idle CPU) `key` is inside the traced function.
-#[inline(always)]
-pub fn in_function(key: StartKey) -> bool {
-    // SAFETY: read of a map value.
-    unsafe { STARTS.get(key) }.is_some_and(|s| s.depth > 0)
-}
-
-/// Whether this CPU is running the NET_RX softirq.
-#[inline(always)]
-pub fn in_softirq() -> bool {
-    SOFTIRQ_START.get(0).is_some_and(|start| *start != 0)
 }
 
 #[inline(always)]

@@ -1,6 +1,7 @@
-//! The module graph of netlat/src, checked without building anything: no
-//! import cycle between modules (top-level modules and their direct
-//! children), and `model/` imports nothing from `tracing/` or `system/`.
+//! The module graphs of netlat, netlat-ebpf and xtask, checked without
+//! building anything: no import cycle between modules (top-level modules
+//! and their direct children), and netlat's `model/` imports nothing from
+//! `tracing/` or `system/` and opens no file.
 //!
 //! A small reader of rustfmt'd source, not a Rust parser: it follows
 //! `use crate::...` and `use super::...` trees (nested braces included),
@@ -11,21 +12,6 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
 };
-
-/// Cycles known today and to be broken (the issue "One owner per
-/// concern", item 3), each as its sorted list of modules. The test fails
-/// on any other cycle, and on a listed one that is gone, so the list only
-/// shrinks.
-const KNOWN_CYCLES: &[&[&str]] = &[&["serve/metrics", "serve/net_rx_metrics"]];
-
-/// `model/` modules that still import from `tracing/` or `system/` (item 3
-/// of the same issue): the reading moves to the callers. Same rule: the
-/// list only shrinks.
-const KNOWN_IMPURE_MODEL: &[&str] = &[
-    "model/compare -> system/procfs",
-    "model/report -> system/procfs",
-    "model/report -> tracing/group_by",
-];
 
 /// A module as the graph sees it: `tracing/backend` for anything under
 /// `tracing/backend/`, `cli` for `cli.rs`.
@@ -251,13 +237,19 @@ fn node_of(path: &[String], modules: &BTreeSet<Node>) -> Option<Node> {
         .find(|candidate| modules.contains(candidate))
 }
 
-fn graph() -> BTreeMap<Node, BTreeSet<Node>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The module graph of one crate's `src` (the crate root excluded: every
+/// module may use what the root declares).
+fn graph_of(crate_dir: &str) -> BTreeMap<Node, BTreeSet<Node>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(crate_dir).join("src");
     let mut files = Vec::new();
     source_files(&src, &mut files);
     let files: Vec<(Vec<String>, String)> = files
         .iter()
-        .filter(|f| !f.ends_with("main.rs") && !f.ends_with("layering.rs"))
+        .filter(|f| {
+            let root = f.parent() == Some(src.as_path())
+                && (f.ends_with("main.rs") || f.ends_with("lib.rs"));
+            !root && !f.ends_with("layering.rs")
+        })
         .map(|f| {
             let relative = f.strip_prefix(&src).expect("under src");
             let text =
@@ -285,6 +277,10 @@ fn graph() -> BTreeMap<Node, BTreeSet<Node>> {
         }
     }
     graph
+}
+
+fn graph() -> BTreeMap<Node, BTreeSet<Node>> {
+    graph_of(".")
 }
 
 /// Strongly connected components with more than one node (Tarjan).
@@ -361,43 +357,36 @@ fn reads_nested_use_trees_and_paths_in_code() {
     assert_eq!(paths, ["a::b", "c::d", "c::e", "m::g", "m::g::h", "i::j"]);
 }
 
+/// No cycle in netlat, in its eBPF programs, or in xtask.
 #[test]
 fn no_import_cycle_between_modules() {
-    let graph = graph();
-    assert!(graph.len() > 20, "too few modules found: {graph:?}");
-    let found = cycles(&graph);
-    let known: Vec<Vec<Node>> = KNOWN_CYCLES
-        .iter()
-        .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
-        .collect();
-    let new: Vec<_> = found.iter().filter(|c| !known.contains(c)).collect();
-    let gone: Vec<_> = known.iter().filter(|c| !found.contains(c)).collect();
-    let describe = |cycle: &Vec<Node>| {
-        cycle
-            .iter()
-            .map(|v| {
-                let into: Vec<&str> = graph[v]
-                    .iter()
-                    .filter(|w| cycle.contains(w))
-                    .map(String::as_str)
-                    .collect();
-                format!("{v} -> {}", into.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    assert!(
-        new.is_empty(),
-        "import cycles: {}",
-        new.iter()
-            .map(|c| describe(c))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    assert!(
-        gone.is_empty(),
-        "broken since, drop from KNOWN_CYCLES: {gone:?}"
-    );
+    for (crate_dir, at_least) in [(".", 20), ("../netlat-ebpf", 5), ("../xtask", 10)] {
+        let graph = graph_of(crate_dir);
+        assert!(
+            graph.len() >= at_least,
+            "too few modules found in {crate_dir}: {graph:?}"
+        );
+        let describe = |cycle: &Vec<Node>| {
+            cycle
+                .iter()
+                .map(|v| {
+                    let into: Vec<&str> = graph[v]
+                        .iter()
+                        .filter(|w| cycle.contains(w))
+                        .map(String::as_str)
+                        .collect();
+                    format!("{v} -> {}", into.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let found: Vec<String> = cycles(&graph).iter().map(describe).collect();
+        assert!(
+            found.is_empty(),
+            "import cycles in {crate_dir}: {}",
+            found.join(" | ")
+        );
+    }
 }
 
 #[test]
@@ -416,17 +405,36 @@ fn model_imports_nothing_from_tracing_or_system() {
                 .map(move |t| format!("{from} -> {t}"))
         })
         .collect();
-    let new: Vec<&String> = upward
+    assert!(upward.is_empty(), "model/ must be pure: {upward:?}");
+}
+
+/// Pure also means no file is opened there: the callers read, model/ is
+/// handed the text or the values.
+#[test]
+fn model_reads_no_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model");
+    let mut files = Vec::new();
+    source_files(&dir, &mut files);
+    assert!(files.len() > 5, "found {files:?}");
+    let io: Vec<String> = files
         .iter()
-        .filter(|u| !KNOWN_IMPURE_MODEL.contains(&u.as_str()))
+        .flat_map(|f| {
+            let text =
+                std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let code = code_of(&text);
+            [
+                "std::fs",
+                "fs::",
+                "File::",
+                "OpenOptions",
+                "read_dir",
+                "std::io::stdin",
+            ]
+            .iter()
+            .filter(|w| code.contains(*w))
+            .map(|w| format!("{}: {w}", f.display()))
+            .collect::<Vec<_>>()
+        })
         .collect();
-    let gone: Vec<&&str> = KNOWN_IMPURE_MODEL
-        .iter()
-        .filter(|k| !upward.iter().any(|u| u == *k))
-        .collect();
-    assert!(new.is_empty(), "model/ must be pure: {new:?}");
-    assert!(
-        gone.is_empty(),
-        "pure since, drop from KNOWN_IMPURE_MODEL: {gone:?}"
-    );
+    assert!(io.is_empty(), "model/ must not read files: {io:?}");
 }

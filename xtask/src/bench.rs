@@ -17,7 +17,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cmd;
+use crate::{
+    cmd,
+    tool_process::{status_kib, wait_for_line},
+};
 
 const WINDOW: Duration = Duration::from_secs(3);
 const RUNS: usize = 3;
@@ -258,20 +261,6 @@ pub(crate) fn measure(
     })
 }
 
-pub(crate) fn wait_for_line(stream: Box<dyn std::io::Read + Send>, marker: &str) -> Result<()> {
-    let mut lines = BufReader::new(stream).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(marker) => break,
-            Some(Ok(_)) => {}
-            _ => bail!("the tool exited before attaching"),
-        }
-    }
-    // Keep draining so the tool never blocks on a full pipe.
-    thread::spawn(move || lines.for_each(drop));
-    Ok(())
-}
-
 /// (run_time_ns, run_cnt) summed over a process's BPF programs: the
 /// perf_event ones (the sampler) apart from the rest.
 #[derive(Default)]
@@ -334,15 +323,6 @@ fn ticks_per_second() -> f64 {
 
 fn peak_rss_kib(pid: u32) -> Result<u64> {
     status_kib(pid, "VmHWM:")
-}
-
-/// A kB field of /proc/PID/status (VmRSS:, VmHWM:).
-pub(crate) fn status_kib(pid: u32, field: &str) -> Result<u64> {
-    fs::read_to_string(format!("/proc/{pid}/status"))?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// bpftrace is the comparison; install Debian's when missing, and mount

@@ -13,6 +13,7 @@ mod serve_bench;
 mod setup;
 mod slow_bench;
 mod softirq_bench;
+mod tool_process;
 mod vm;
 
 use std::path::PathBuf;

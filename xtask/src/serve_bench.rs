@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 
 use netlat_testkit::scrape::{free_port, get};
 
-use crate::bench::status_kib;
+use crate::tool_process::{status_kib, wait_for_line};
 
 const SCRAPES: usize = 10_000;
 
@@ -33,7 +33,7 @@ pub fn run(netlat: &Path) -> Result<()> {
         .spawn()
         .context("cannot start netlat serve")?;
     let stderr = child.stderr.take().context("no stderr")?;
-    crate::bench::wait_for_line(Box::new(stderr), "netlat: serving")?;
+    wait_for_line(Box::new(stderr), "netlat: serving")?;
     let pid = child.id();
     let result = scrape_many(addr, pid);
     // SAFETY: signalling our own child.

@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use crate::bench::wait_for_line;
+use crate::tool_process::wait_for_line;
 
 const WINDOW: Duration = Duration::from_secs(3);
 const RUNS: usize = 3;

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     model::compare::{self, Named},
     render::{self, printable},
+    system::run_file,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -28,7 +29,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     let runs = args
         .files
         .iter()
-        .map(|p| compare::load(p))
+        .map(|p| run_file::load(p))
         .collect::<Result<Vec<Named>, _>>()
         .map_err(shown)?;
     compare::check_functions(&runs, args.force).map_err(shown)?;

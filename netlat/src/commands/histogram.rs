@@ -400,7 +400,7 @@ fn build_report(
         by: run
             .key
             .as_ref()
-            .map(|k| Grouping::new(k, &snapshot.slot.per_group)),
+            .map(|k| Grouping::new(k.by.name(), k.describe(), &snapshot.slot.per_group)),
         experiment: None,
     }
 }

@@ -8,5 +8,7 @@ pub mod histogram;
 pub mod info;
 pub mod net_rx;
 pub mod report;
+pub mod size_band;
 pub mod slow_call;
+pub mod softnet;
 pub mod unit;

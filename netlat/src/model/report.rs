@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::histogram::{Histogram, PERCENTILES},
-    system::procfs::softnet::SoftnetRow,
-    tracing::group_by::{self, KeySource},
+    model::size_band,
+    model::softnet::SoftnetRow,
 };
 
 /// Bumped whenever a field changes meaning or disappears.
@@ -178,25 +178,27 @@ pub struct Group {
 }
 
 impl Grouping {
-    /// `per_group[g]` holds group g's calls (see `netlat_common::rcvbuf_group`).
-    pub fn new(key: &KeySource, per_group: &[Histogram]) -> Grouping {
+    /// `per_group[g]` holds group g's calls (see `netlat_common::rcvbuf_group`);
+    /// `key` names it (`rcvbuf`), `source` says where it was read.
+    pub fn new(key: &str, source: String, per_group: &[Histogram]) -> Grouping {
         let groups = per_group
             .iter()
             .enumerate()
             .filter(|(_, h)| h.count > 0)
             .map(|(g, h)| {
-                let band = group_by::band(g as u32);
+                let band = size_band::band(g as u32);
                 Group {
                     low: band.map(|b| b.0),
                     high: band.map(|b| b.1),
-                    label: band.map_or_else(|| "unknown".to_owned(), |b| group_by::size_label(b.0)),
+                    label: band
+                        .map_or_else(|| "unknown".to_owned(), |b| size_band::size_label(b.0)),
                     summary: Summary::from(h),
                 }
             })
             .collect();
         Grouping {
-            key: key.by.name().to_owned(),
-            source: key.describe(),
+            key: key.to_owned(),
+            source,
             groups,
         }
     }

@@ -243,7 +243,7 @@ fn conditions(out: &mut String, c: &crate::model::report::Conditions) {
         .iter()
         .map(|(k, v)| format!("{k} +{v}"))
         .collect();
-    let sum = |f: fn(&crate::system::procfs::softnet::SoftnetRow) -> u64| -> u64 {
+    let sum = |f: fn(&crate::model::softnet::SoftnetRow) -> u64| -> u64 {
         c.softnet_delta.iter().map(f).sum()
     };
     counters.push(format!(

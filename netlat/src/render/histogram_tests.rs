@@ -108,7 +108,11 @@ fn groups_get_a_table_row_and_a_histogram_each() {
         offset: 236,
     };
     let mut r = report(&[(20_000, 5), (3_000_000, 2)]);
-    r.by = Some(crate::model::report::Grouping::new(&key, &per_group));
+    r.by = Some(crate::model::report::Grouping::new(
+        key.by.name(),
+        key.describe(),
+        &per_group,
+    ));
     let text = render(&r, Unit::Us);
     assert!(
         text.contains("By rcvbuf (struct sock.sk_rcvbuf at offset 236 (kernel BTF)):"),

@@ -21,13 +21,6 @@ use crate::{
     },
 };
 
-/// Bucket bounds: 2^k ns for k in this range, then +Inf. 128 ns to 17 s
-/// covers a NET_RX softirq and the 1.8 s stall of "The story of one latency
-/// spike" alike. Every bound is
-/// a kernel bucket boundary, so no bucket is split; the one inexactness is
-/// that a call of exactly 2^k ns counts under the next bound.
-const LE_POWERS: std::ops::RangeInclusive<u32> = 7..=34;
-
 /// One traced function's histograms, as read from its map.
 #[derive(Debug)]
 pub struct FunctionLatency {
@@ -98,22 +91,6 @@ pub fn read_tcp_rmem(root: &Root) -> Option<[u64; 3]> {
         .collect::<Result<_, _>>()
         .ok()?;
     v.try_into().ok()
-}
-
-/// (upper bound in seconds, calls in that bucket only); +Inf last.
-pub fn buckets(h: &Histogram) -> Vec<(f64, u64)> {
-    let mut out: Vec<(f64, u64)> = LE_POWERS.map(|k| ((1u64 << k) as f64 / 1e9, 0)).collect();
-    out.push((f64::INFINITY, 0));
-    for b in h.nonempty_buckets() {
-        // The first bound strictly above the bucket: kernel buckets never
-        // straddle a power of two.
-        let slot = LE_POWERS
-            .clone()
-            .position(|k| b.high_ns < 1u64 << k)
-            .unwrap_or(out.len() - 1);
-        out[slot].1 += b.count;
-    }
-    out
 }
 
 /// The two exposition formats Prometheus tools read.
@@ -223,7 +200,7 @@ impl Collector for Scrape {
         )?;
         for f in &self.functions {
             for (cpu, h) in &f.series {
-                let buckets = buckets(h);
+                let buckets = super::le_buckets::buckets(h);
                 // The bucket total, not h.count: a CPU may be mid-update
                 // while read, and _count must equal the +Inf bucket.
                 let count = buckets.iter().map(|b| b.1).sum();
@@ -390,10 +367,7 @@ fn exemplar_lines(functions: &[FunctionLatency]) -> Vec<ExemplarLine> {
             if per_cpu {
                 labels.push_str(&format!(",cpu=\"{}\"", e.cpu));
             }
-            let bound = LE_POWERS
-                .clone()
-                .find(|&k| e.duration_ns < 1u64 << k)
-                .map_or(f64::INFINITY, |k| (1u64 << k) as f64 / 1e9);
+            let bound = super::le_buckets::bound_of(e.duration_ns);
             Some(ExemplarLine {
                 labels,
                 bound,
@@ -530,32 +504,6 @@ mod tests {
             h.buckets[buckets::index(ns)] += n;
         }
         h
-    }
-
-    #[test]
-    fn bucket_bounds_are_powers_of_two_and_counts_land_below_them() {
-        let h = histogram(&[
-            (100, 1),
-            (1000, 2),
-            (1023, 1),
-            (1024, 4),
-            (3_000_000_000, 1),
-            (40_000_000_000, 1),
-        ]);
-        let b = buckets(&h);
-        assert_eq!(b.len(), LE_POWERS.count() + 1);
-        assert_eq!(b[0], (128e-9, 1)); // 100 ns
-        let at = |le: f64| {
-            b.iter()
-                .find(|(bound, _)| (*bound - le).abs() < 1e-12)
-                .unwrap()
-                .1
-        };
-        assert_eq!(at(1024e-9), 3); // 1000 and 1023 ns
-        assert_eq!(at(2048e-9), 4); // 1024 ns counts one bound up
-        assert_eq!(at((1u64 << 32) as f64 / 1e9), 1); // 3 s
-        assert_eq!(b.last().unwrap(), &(f64::INFINITY, 1)); // 40 s
-        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), h.count);
     }
 
     fn scrape() -> Scrape {

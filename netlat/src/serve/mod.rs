@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod http;
+pub mod le_buckets;
 pub mod metrics;
 pub mod net_rx_metrics;
 pub mod slots;

@@ -42,7 +42,7 @@ pub fn encode(n: &NetRxScrape, encoder: &mut DescriptorEncoder) -> Result<(), st
         )]
     };
     for (cpu, h) in &series {
-        let buckets = super::metrics::buckets(h);
+        let buckets = super::le_buckets::buckets(h);
         let count = buckets.iter().map(|b| b.1).sum();
         let cpu = cpu.map(|c| c.to_string());
         let mut labels = vec![("softirq", "NET_RX")];

@@ -8,5 +8,6 @@ pub mod journal;
 pub mod kallsyms;
 pub mod privileges;
 pub mod procfs;
+pub mod run_file;
 pub mod stack_frames;
 pub mod sysctl_change;

@@ -3,17 +3,8 @@
 //! time ran out); kernels since 5.10 add the CPU id in column 12, and since
 //! 6.x more columns follow it (net/core/net-procfs.c).
 
-use serde::{Deserialize, Serialize};
-
 use super::{ProcError, Root, read_text};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SoftnetRow {
-    pub cpu: u32,
-    pub processed: u64,
-    pub dropped: u64,
-    pub time_squeeze: u64,
-}
+pub use crate::model::softnet::{SoftnetRow, delta};
 
 /// Parses the whole file: a line that is not hex columns, or has fewer
 /// than three, is an error (a half-understood file would give made-up
@@ -53,31 +44,6 @@ pub fn try_read(root: &Root) -> Result<Vec<SoftnetRow>, ProcError> {
     parse(&read_text(&root.proc_net.join("softnet_stat"))?)
 }
 
-/// The kernel prints these counters as 32-bit values (`%08x` of unsigned
-/// int), so growth is taken modulo 2^32: a busy CPU's `processed` wraps.
-fn growth(before: u64, after: u64) -> u64 {
-    after.wrapping_sub(before) & 0xffff_ffff
-}
-
-/// Per-CPU growth from `before` to `after`, CPUs matched by id. Only CPUs
-/// in both have growth: one that came online during the run shows the
-/// counters it kept since boot (or since it was last online), and one that
-/// went offline has no end value.
-pub fn delta(before: &[SoftnetRow], after: &[SoftnetRow]) -> Vec<SoftnetRow> {
-    after
-        .iter()
-        .filter_map(|a| {
-            let b = before.iter().find(|b| b.cpu == a.cpu)?;
-            Some(SoftnetRow {
-                cpu: a.cpu,
-                processed: growth(b.processed, a.processed),
-                dropped: growth(b.dropped, a.dropped),
-                time_squeeze: growth(b.time_squeeze, a.time_squeeze),
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,32 +81,6 @@ mod tests {
                 time_squeeze: 3
             }]
         );
-    }
-
-    #[test]
-    fn deltas_match_cpus_by_id() {
-        let row = |cpu, processed, dropped, time_squeeze| SoftnetRow {
-            cpu,
-            processed,
-            dropped,
-            time_squeeze,
-        };
-        // Lines in another order, and a CPU (2) offline in between: ids
-        // decide, not positions.
-        let before = [row(3, 100, 0, 0), row(1, 10, 1, 0)];
-        let after = [row(1, 15, 1, 2), row(3, 107, 0, 0)];
-        let d = delta(&before, &after);
-        assert_eq!(d, [row(1, 5, 0, 2), row(3, 7, 0, 0)]);
-    }
-
-    #[test]
-    fn processed_wraps_at_32_bits() {
-        let row = |processed| SoftnetRow {
-            cpu: 0,
-            processed,
-            ..SoftnetRow::default()
-        };
-        assert_eq!(delta(&[row(0xffff_fff0)], &[row(0x10)])[0].processed, 0x20);
     }
 
     #[test]
