@@ -263,8 +263,19 @@ pub fn compare(bin: &Path) -> Result<Result<String, String>, String> {
     if starved.wait_max_ns < SPIKE_NS || starved.wait_max_ns < 10 * calm.wait_max_ns.max(1) {
         wrong.push("the longest wait did not reach 100 ms and 10x the baseline's");
     }
-    if starved.ksoftirqd_wait_share < 0.5 {
-        wrong.push("less than half the time waited was before ksoftirqd's calls");
+    // The p99 of the wait is over calls, and a throttled hog leaves only a
+    // few calls waiting ~950 ms among thousands served at once: the total
+    // and who it was spent before are what rise (measured 10-23x, and from
+    // 1-21% to 99-100%).
+    if starved.wait_total_ns < 5 * calm.wait_total_ns.max(1) {
+        wrong.push("the time waited in all did not rise 5x over the baseline's");
+    }
+    if starved.ksoftirqd_wait_share < 0.5
+        || starved.ksoftirqd_wait_share < 2.0 * calm.ksoftirqd_wait_share
+    {
+        wrong.push(
+            "less than half the time waited (or not twice the baseline's share) was before ksoftirqd's calls",
+        );
     }
     if !starved.doctor.contains("softirqs were delayed on CPU1")
         || !starved.doctor.contains("ksoftirqd/1 is starved")

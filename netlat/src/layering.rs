@@ -240,7 +240,9 @@ fn node_of(path: &[String], modules: &BTreeSet<Node>) -> Option<Node> {
 /// The module graph of one crate's `src` (the crate root excluded: every
 /// module may use what the root declares).
 fn graph_of(crate_dir: &str) -> BTreeMap<Node, BTreeSet<Node>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(crate_dir).join("src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(crate_dir)
+        .join("src");
     let mut files = Vec::new();
     source_files(&src, &mut files);
     let files: Vec<(Vec<String>, String)> = files
