@@ -38,6 +38,7 @@ const EXPORTED: &[&str] = &[
     "netlat_function_unmatched_exits_total",
     "netlat_net_rx_calls_total",
     "netlat_net_rx_ksoftirqd_calls_total",
+    "netlat_net_rx_ksoftirqd_wait_seconds_total",
     "netlat_net_rx_packets_total",
     "netlat_net_rx_squeezed_total",
     "netlat_slow_calls_total",

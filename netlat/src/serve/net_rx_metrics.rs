@@ -79,6 +79,20 @@ pub fn encode(n: &NetRxScrape, encoder: &mut DescriptorEncoder) -> Result<(), st
             ConstCounter::new(field(t)).encode(family.encode_family(&labels.as_slice())?)?;
         }
     }
+    // What doctor calls a starved ksoftirqd, as a rate an alert can watch:
+    // seconds per second that NET_RX, once raised, waited for ksoftirqd.
+    let mut ksoftirqd_wait = encoder.encode_descriptor(
+        "netlat_net_rx_ksoftirqd_wait_seconds",
+        "Time NET_RX softirqs waited, after being raised, before calls a ksoftirqd thread ran, per CPU (close to the whole wait: ksoftirqd starved of CPU time).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (cpu, t) in &n.per_cpu {
+        let cpu = cpu.to_string();
+        let labels = [("cpu", cpu.as_str())];
+        ConstCounter::new(t.ksoftirqd_wait_ns as f64 / 1e9)
+            .encode(ksoftirqd_wait.encode_family(&labels.as_slice())?)?;
+    }
     let mut packets = encoder.encode_descriptor(
         "netlat_net_rx_packets",
         "Packets polled by net_rx_action, per CPU and device ((no_device): the per-CPU backlog of RPS, loopback and netif_rx).",
@@ -120,6 +134,7 @@ mod tests {
             calls,
             ksoftirqd_calls: ksoftirqd,
             squeezed,
+            ksoftirqd_wait_ns: waits.iter().take(ksoftirqd as usize).sum(),
             wait,
             ..NetRxTally::default()
         }
@@ -161,6 +176,10 @@ mod tests {
         );
         assert!(
             page.contains("netlat_net_rx_ksoftirqd_calls_total{cpu=\"0\"} 1"),
+            "{page}"
+        );
+        assert!(
+            page.contains("netlat_net_rx_ksoftirqd_wait_seconds_total{cpu=\"0\"} 5e-7"),
             "{page}"
         );
         assert!(
