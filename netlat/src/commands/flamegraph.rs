@@ -14,6 +14,7 @@ use super::{
 use crate::{
     flamegraph::{culprit, fold, sampler, summary, svg},
     model::histogram::Histogram,
+    render::flamegraph::{self as text, Asked, Written},
     system::atomic_file,
     system::host::HostInfo,
     system::kallsyms::Symbols,
@@ -151,15 +152,28 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         super::check_writable(path)?;
     }
     let cpus = request::online_cpus()?;
+    let asked = Asked {
+        function: args.during.as_deref(),
+        slower_than: args.slower_than,
+        hz: args.frequency,
+        duration: args.duration,
+        output: &args.output,
+        folded: args.folded.as_deref(),
+    };
     stop::runtime()?.block_on(async {
         let mut stop = Stop::install()?;
         let mut probes = attach_probes(args)?;
         probes.attach_sampler(args.frequency, &cpus)?;
         // Read while netlat's programs are loaded, so their JIT-ed frames
         // have names (kallsyms drops them at unload).
-        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
+        let symbols =
+            Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
         let started = Instant::now();
-        announce(args, &probes);
+        let timed_with = match &probes {
+            Probes::During(t) => args.during.as_deref().map(|f| t.backend().detail(f)),
+            Probes::Plain(_) => None,
+        };
+        eprintln!("{}", text::announce(&asked, timed_with.as_deref()));
         super::progress::Progress::start(args.duration)
             .until(&mut stop, args.duration.map(|d| started + d))
             .await;
@@ -171,55 +185,30 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             Probes::During(t) => {
                 t.detach()?;
                 let softirq = t.backend().times_softirq();
-                (Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)), softirq)
+                (
+                    Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)),
+                    softirq,
+                )
             }
             Probes::Plain(_) => (None, false),
         };
         let samples = sampler::read(probes.ebpf())?;
         let tally = &samples.tally;
 
-        let anchor = args.during.as_deref().map(|function| fold::Anchor { function, softirq });
+        let anchor = args
+            .during
+            .as_deref()
+            .map(|function| fold::Anchor { function, softirq });
         let folded = fold::fold(&samples.kept, &symbols, anchor);
         let fast = fold::fold(&samples.fast, &symbols, anchor);
         let host = HostInfo::read();
-        let title = match (&args.during, args.slower_than) {
-            (Some(f), Some(t)) => format!("Kernel stacks in {f} calls slower than {}", humantime::format_duration(t)),
-            (Some(f), None) => format!("Kernel stacks during {f}"),
-            _ => "Kernel stacks, all CPUs".to_owned(),
-        };
-        let subtitle = format!(
-            "{:.1} s at {} Hz on {} (Linux {}), {} samples",
-            window.as_secs_f64(),
-            args.frequency,
-            host.hostname,
-            host.kernel,
-            tally.kept
-        );
+        let title = text::title(&asked);
+        let subtitle = text::subtitle(&asked, window, &host.hostname, &host.kernel, tally.kept);
         if folded.stacks.is_empty() {
-            let ran = match (&calls, &args.during) {
-                (Some(h), Some(f)) => format!(
-                    "{f} ran {} times, {:.2} ms in all; ",
-                    h.count,
-                    h.sum_ns as f64 / 1e6
-                ),
-                _ => String::new(),
-            };
-            let fast = match args.slower_than {
-                Some(limit) => format!(
-                    "{} in calls faster than {}, ",
-                    tally.fast,
-                    humantime::format_duration(limit)
-                ),
-                None => String::new(),
-            };
-            bail!(
-                "no samples were kept in {:.1} s ({ran}{fast}{} samples outside it, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
-                window.as_secs_f64(),
-                tally.outside,
-                tally.lost_stack
-            );
+            bail!(text::nothing_kept(&asked, window, tally, calls.as_ref()));
         }
-        let image = svg::render(&folded.stacks, &title, &subtitle).context("cannot render the flame graph")?;
+        let image = svg::render(&folded.stacks, &title, &subtitle)
+            .context("cannot render the flame graph")?;
         // Every file is attempted and what was measured is printed even
         // if a write fails (a full disk), then the first failure is the error.
         let svg_written = atomic_file::write(&args.output, &image);
@@ -229,7 +218,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             .map(|path| atomic_file::write(path, fold::to_text(&folded.stacks).as_bytes()));
         let diff_written = match &args.diff {
             Some(path) => {
-                let title = format!("{title}, against the faster calls");
+                let title = text::diff_title(&title);
                 let image = svg::render_diff(&fast.stacks, &folded.stacks, &title, &subtitle)
                     .context("cannot render the differential flame graph")?;
                 Some(atomic_file::write(path, &image))
@@ -240,7 +229,10 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             svg: svg_written.is_ok(),
             folded: folded_written.as_ref().is_some_and(Result::is_ok),
         };
-        report(args, tally, &folded, calls.as_ref(), &written);
+        eprintln!(
+            "{}",
+            text::report(&asked, tally, &folded, calls.as_ref(), &written)
+        );
         svg_written?;
         folded_written.transpose()?;
         diff_written.transpose()?;
@@ -250,20 +242,32 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
                 args.slower_than.map(|_| &fast.stacks),
                 function,
             );
-            let threshold = args.slower_than.map(|t| humantime::format_duration(t).to_string());
-            let slow_calls = if args.slower_than.is_some() { tally.slow_calls } else { h.count };
-            if let Some(warning) = cost_warning(args.slower_than, samples.cost_ns()) {
+            let threshold = args
+                .slower_than
+                .map(|t| humantime::format_duration(t).to_string());
+            let slow_calls = if args.slower_than.is_some() {
+                tally.slow_calls
+            } else {
+                h.count
+            };
+            if let Some(warning) = text::cost_warning(args.slower_than, samples.cost_ns()) {
                 eprintln!("{warning}");
             }
             if args.json {
-                let doc = summary::Summary::new(function, args.slower_than, &samples, slow_calls, ranking);
-                println!("{}", serde_json::to_string(&doc)?);
+                let doc = summary::Summary::new(
+                    function,
+                    args.slower_than,
+                    &samples,
+                    slow_calls,
+                    ranking,
+                );
+                println!("{}", text::json(&doc)?);
             } else {
                 print!(
                     "{}",
-                    culprit::to_text(
+                    text::culprit_table(
                         &ranking,
-                        &culprit::Calls {
+                        &text::Calls {
                             function,
                             threshold: threshold.as_deref(),
                             calls: slow_calls,
@@ -275,21 +279,6 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             }
         }
         Ok(())
-    })
-}
-
-/// Each sample stretches the call it lands in by at least the sampler's
-/// own run time: a threshold within ~10x of it mostly keeps calls the
-/// sampler slowed down.
-fn cost_warning(slower_than: Option<std::time::Duration>, cost_ns: Option<f64>) -> Option<String> {
-    let (limit, cost) = (slower_than?, cost_ns?);
-    ((limit.as_nanos() as f64) < 10.0 * cost).then(|| {
-        format!(
-            "netlat: warning: each sample costs {:.1} us here (the sampler's own run time), so calls just over --slower-than {} may be slow only because samples landed in them; use a threshold of at least {:.0} us",
-            cost / 1e3,
-            humantime::format_duration(limit),
-            (10.0 * cost / 1e3).ceil()
-        )
     })
 }
 
@@ -310,98 +299,4 @@ fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
     let (tracer, _skipped) =
         crate::tracing::session::attach_traced(function, args.how.backend, &globals)?;
     Ok(Probes::During(tracer))
-}
-
-fn announce(args: &FlamegraphArgs, probes: &Probes) {
-    let what = match (probes, &args.during) {
-        (Probes::During(t), Some(f)) => format!(
-            "kernel stacks during {f} (timed with {})",
-            t.backend().detail(f)
-        ),
-        _ => "kernel stacks on all CPUs".to_owned(),
-    };
-    let how_long = match args.duration {
-        Some(d) => format!("for {}", humantime::format_duration(d)),
-        None => "until Ctrl-C".to_owned(),
-    };
-    eprintln!(
-        "netlat: sampling {what} at {} Hz {how_long}",
-        args.frequency
-    );
-}
-
-/// Which of the files were written.
-struct Written {
-    svg: bool,
-    folded: bool,
-}
-
-fn report(
-    args: &FlamegraphArgs,
-    t: &sampler::Tally,
-    folded: &fold::Folded,
-    calls: Option<&Histogram>,
-    written: &Written,
-) {
-    let mut dropped = Vec::new();
-    if let Some(f) = &args.during {
-        dropped.push(format!("{} outside {f}", t.outside));
-    }
-    if let Some(limit) = args.slower_than {
-        dropped.push(format!(
-            "{} in calls faster than {} (ranked against, not drawn)",
-            t.fast,
-            humantime::format_duration(limit)
-        ));
-    }
-    let lost = t.lost_stack + t.lost_pending + t.lost_count;
-    let mut line = if written.svg {
-        format!(
-            "netlat: wrote {}: {} samples kept",
-            args.output.display(),
-            t.kept
-        )
-    } else {
-        format!(
-            "netlat: could not write {}: {} samples kept",
-            args.output.display(),
-            t.kept
-        )
-    };
-    if !dropped.is_empty() {
-        line.push_str(&format!(", dropped {}", dropped.join(", ")));
-    }
-    if lost > 0 {
-        line.push_str(&format!(
-            ", lost {lost} (no kernel stack or stack map full {}, pending per call {}, count map {})",
-            t.lost_stack, t.lost_pending, t.lost_count
-        ));
-    }
-    let labelled: Vec<String> = [
-        (folded.own_probes, fold::OWN_PROBES),
-        (folded.softirq_outside, fold::SOFTIRQ_OUTSIDE),
-        (folded.incomplete, fold::INCOMPLETE),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, label)| format!("{n} under {label}"))
-    .collect();
-    if !labelled.is_empty() {
-        line.push_str(&format!(" ({})", labelled.join(", ")));
-    }
-    if let (Some(h), Some(f)) = (calls, &args.during) {
-        line.push_str(&format!(
-            "; {f}: {} calls, max {} us",
-            h.count,
-            h.max_ns / 1000
-        ));
-    }
-    match &args.folded {
-        Some(path) if written.folded => {
-            line.push_str(&format!("; folded stacks in {}", path.display()));
-        }
-        Some(path) => line.push_str(&format!("; could not write {}", path.display())),
-        None => {}
-    }
-    eprintln!("{line}");
 }
