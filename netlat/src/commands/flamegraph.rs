@@ -1,57 +1,25 @@
-//! `netlat flamegraph`: attach the sampler (and the timing programs for
-//! `--during`), wait, then fold and draw what was kept.
+//! `netlat flamegraph`: sample for a window, fold what was kept, write
+//! the graphs, then report where the samples went and (with `--during`)
+//! which functions the slow calls spent their time in.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
-use aya::Ebpf;
-use netlat_common::sample_filter;
+use anyhow::{Result, bail};
 
 use super::{
     request::{self, BackendArg},
     stop::{self, Stop},
 };
 use crate::{
-    flamegraph::{culprit, fold, sampler, summary, svg},
-    model::histogram::Histogram,
+    flamegraph::{
+        collect::{Collected, Plan, Sampling},
+        culprit,
+        draw::{self, Files, Graphs, Titles, Writes},
+        summary,
+    },
     render::flamegraph::{self as text, Asked, Written},
-    system::atomic_file,
     system::host::HostInfo,
-    system::kallsyms::Symbols,
-    tracing::backend::attach::{self, Globals, Tracer},
-    tracing::collect::Collector,
-    tracing::session,
 };
-
-/// The object the sampler lives in: alone, or beside the timing programs.
-enum Probes {
-    Plain(Ebpf),
-    During(Tracer),
-}
-
-impl Probes {
-    fn attach_sampler(&mut self, hz: u64, cpus: &[u32]) -> Result<()> {
-        match self {
-            Probes::Plain(e) => session::attach_sampler(e, hz, cpus),
-            Probes::During(t) => t.attach_sampler(hz, cpus),
-        }
-    }
-
-    fn detach_sampler(&mut self) -> Result<()> {
-        match self {
-            Probes::Plain(e) => session::detach_sampler(e),
-            Probes::During(t) => t.detach_sampler(),
-        }
-    }
-
-    /// The object, for reading the sampler's maps.
-    fn ebpf(&self) -> &Ebpf {
-        match self {
-            Probes::Plain(e) => e,
-            Probes::During(t) => t.ebpf(),
-        }
-    }
-}
 
 /// The highest `--frequency`: 100 us between samples on every CPU, already
 /// a cost the warning about sampled calls speaks of.
@@ -160,143 +128,115 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         output: &args.output,
         folded: args.folded.as_deref(),
     };
-    stop::runtime()?.block_on(async {
-        let mut stop = Stop::install()?;
-        let mut probes = attach_probes(args)?;
-        probes.attach_sampler(args.frequency, &cpus)?;
-        // Read while netlat's programs are loaded, so their JIT-ed frames
-        // have names (kallsyms drops them at unload).
-        let symbols =
-            Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
-        let started = Instant::now();
-        let timed_with = match &probes {
-            Probes::During(t) => args.during.as_deref().map(|f| t.backend().detail(f)),
-            Probes::Plain(_) => None,
-        };
-        eprintln!("{}", text::announce(&asked, timed_with.as_deref()));
-        super::progress::Progress::start(args.duration)
-            .until(&mut stop, args.duration.map(|d| started + d))
-            .await;
-        let window = started.elapsed();
-
-        // Detach everything before reading: the maps are then final.
-        probes.detach_sampler()?;
-        let (calls, softirq) = match &mut probes {
-            Probes::During(t) => {
-                t.detach()?;
-                let softirq = t.backend().times_softirq();
-                (
-                    Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)),
-                    softirq,
-                )
-            }
-            Probes::Plain(_) => (None, false),
-        };
-        let samples = sampler::read(probes.ebpf())?;
-        let tally = &samples.tally;
-
-        let anchor = args
-            .during
-            .as_deref()
-            .map(|function| fold::Anchor { function, softirq });
-        let folded = fold::fold(&samples.kept, &symbols, anchor);
-        let fast = fold::fold(&samples.fast, &symbols, anchor);
-        let host = HostInfo::read();
-        let title = text::title(&asked);
-        let subtitle = text::subtitle(&asked, window, &host.hostname, &host.kernel, tally.kept);
-        if folded.stacks.is_empty() {
-            bail!(text::nothing_kept(&asked, window, tally, calls.as_ref()));
-        }
-        let image = svg::render(&folded.stacks, &title, &subtitle)
-            .context("cannot render the flame graph")?;
-        // Every file is attempted and what was measured is printed even
-        // if a write fails (a full disk), then the first failure is the error.
-        let svg_written = atomic_file::write(&args.output, &image);
-        let folded_written = args
-            .folded
-            .as_ref()
-            .map(|path| atomic_file::write(path, fold::to_text(&folded.stacks).as_bytes()));
-        let diff_written = match &args.diff {
-            Some(path) => {
-                let title = text::diff_title(&title);
-                let image = svg::render_diff(&fast.stacks, &folded.stacks, &title, &subtitle)
-                    .context("cannot render the differential flame graph")?;
-                Some(atomic_file::write(path, &image))
-            }
-            None => None,
-        };
-        let written = Written {
-            svg: svg_written.is_ok(),
-            folded: folded_written.as_ref().is_some_and(Result::is_ok),
-        };
-        eprintln!(
-            "{}",
-            text::report(&asked, tally, &folded, calls.as_ref(), &written)
-        );
-        svg_written?;
-        folded_written.transpose()?;
-        diff_written.transpose()?;
-        if let (Some(function), Some(h)) = (&args.during, &calls) {
-            let ranking = culprit::rank(
-                &folded.stacks,
-                args.slower_than.map(|_| &fast.stacks),
-                function,
-            );
-            let threshold = args
-                .slower_than
-                .map(|t| humantime::format_duration(t).to_string());
-            let slow_calls = if args.slower_than.is_some() {
-                tally.slow_calls
-            } else {
-                h.count
-            };
-            if let Some(warning) = text::cost_warning(args.slower_than, samples.cost_ns()) {
-                eprintln!("{warning}");
-            }
-            if args.json {
-                let doc = summary::Summary::new(
-                    function,
-                    args.slower_than,
-                    &samples,
-                    slow_calls,
-                    ranking,
-                );
-                println!("{}", text::json(&doc)?);
-            } else {
-                print!(
-                    "{}",
-                    text::culprit_table(
-                        &ranking,
-                        &text::Calls {
-                            function,
-                            threshold: threshold.as_deref(),
-                            calls: slow_calls,
-                            fast_calls: tally.fast_calls,
-                            hz: args.frequency,
-                        }
-                    )
-                );
-            }
-        }
-        Ok(())
-    })
+    let (collected, window) = stop::runtime()?.block_on(collect(args, &asked, &cpus))?;
+    let graphs = draw::fold(&collected, asked.function);
+    let tally = &collected.samples.tally;
+    if graphs.kept.stacks.is_empty() {
+        bail!(text::nothing_kept(
+            &asked,
+            window,
+            tally,
+            collected.calls.as_ref()
+        ));
+    }
+    let host = HostInfo::read();
+    let title = text::title(&asked);
+    let subtitle = text::subtitle(&asked, window, &host.hostname, &host.kernel, tally.kept);
+    let files = Files {
+        svg: &args.output,
+        folded: args.folded.as_deref(),
+        diff: args.diff.as_deref(),
+    };
+    let titles = Titles {
+        title: &title,
+        diff_title: &text::diff_title(&title),
+        subtitle: &subtitle,
+    };
+    let writes = draw::write(&graphs, &files, &titles)?;
+    report(args, &asked, &collected, &graphs, writes)
 }
 
-fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
-    let Some(function) = &args.during else {
-        let globals = Globals {
-            sampling: true,
-            ..Globals::default()
-        };
-        return Ok(Probes::Plain(attach::load_object(&globals, None)?));
+/// Samples until `--duration` ends or a signal comes; returns what the
+/// maps held and how long the window was.
+async fn collect(
+    args: &FlamegraphArgs,
+    asked: &Asked<'_>,
+    cpus: &[u32],
+) -> Result<(Collected, Duration)> {
+    let mut stop = Stop::install()?;
+    let plan = Plan {
+        during: args.during.as_deref(),
+        slower_than: args.slower_than,
+        backend: args.how.backend,
+        hz: args.frequency,
     };
-    let globals = Globals {
-        sample_filter: sample_filter::DURING,
-        slower_than_ns: args.slower_than.map_or(0, |d| d.as_nanos() as u64),
-        sampling: true,
-        ..Globals::default()
+    let sampling = Sampling::attach(&plan, cpus)?;
+    let started = Instant::now();
+    let timed_with = args.during.as_deref().and_then(|f| sampling.timed_with(f));
+    eprintln!("{}", text::announce(asked, timed_with.as_deref()));
+    super::progress::Progress::start(args.duration)
+        .until(&mut stop, args.duration.map(|d| started + d))
+        .await;
+    let window = started.elapsed();
+    Ok((sampling.finish()?, window))
+}
+
+/// The report line, then the first failed write as the error, then (with
+/// `--during`) the ranking, as a table or JSON.
+fn report(
+    args: &FlamegraphArgs,
+    asked: &Asked,
+    collected: &Collected,
+    graphs: &Graphs,
+    writes: Writes,
+) -> Result<()> {
+    let Collected { samples, calls, .. } = collected;
+    let tally = &samples.tally;
+    let written = Written {
+        svg: writes.svg_written(),
+        folded: writes.folded_written(),
     };
-    let (tracer, _skipped) =
-        crate::tracing::session::attach_traced(function, args.how.backend, &globals)?;
-    Ok(Probes::During(tracer))
+    eprintln!(
+        "{}",
+        text::report(asked, tally, &graphs.kept, calls.as_ref(), &written)
+    );
+    writes.first_failure()?;
+    let (Some(function), Some(h)) = (&args.during, calls) else {
+        return Ok(());
+    };
+    let ranking = culprit::rank(
+        &graphs.kept.stacks,
+        args.slower_than.map(|_| &graphs.fast.stacks),
+        function,
+    );
+    let threshold = args
+        .slower_than
+        .map(|t| humantime::format_duration(t).to_string());
+    let slow_calls = if args.slower_than.is_some() {
+        tally.slow_calls
+    } else {
+        h.count
+    };
+    if let Some(warning) = text::cost_warning(args.slower_than, samples.cost_ns()) {
+        eprintln!("{warning}");
+    }
+    if args.json {
+        let doc = summary::Summary::new(function, args.slower_than, samples, slow_calls, ranking);
+        println!("{}", text::json(&doc)?);
+    } else {
+        print!(
+            "{}",
+            text::culprit_table(
+                &ranking,
+                &text::Calls {
+                    function,
+                    threshold: threshold.as_deref(),
+                    calls: slow_calls,
+                    fast_calls: tally.fast_calls,
+                    hz: args.frequency,
+                }
+            )
+        );
+    }
+    Ok(())
 }
