@@ -1,56 +1,25 @@
-//! `netlat flamegraph`: attach the sampler (and the timing programs for
-//! `--during`), wait, then fold and draw what was kept.
+//! `netlat flamegraph`: sample for a window, fold what was kept, write
+//! the graphs, then report where the samples went and (with `--during`)
+//! which functions the slow calls spent their time in.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
-use aya::Ebpf;
-use netlat_common::sample_filter;
+use anyhow::{Result, bail};
 
 use super::{
     request::{self, BackendArg},
     stop::{self, Stop},
 };
 use crate::{
-    flamegraph::{culprit, fold, sampler, summary, svg},
-    model::histogram::Histogram,
-    system::atomic_file,
+    flamegraph::{
+        collect::{Collected, Plan, Sampling},
+        culprit,
+        draw::{self, Files, Graphs, Titles, Writes},
+        summary,
+    },
+    render::flamegraph::{self as text, Asked, Written},
     system::host::HostInfo,
-    system::kallsyms::Symbols,
-    tracing::backend::attach::{self, Globals, Tracer},
-    tracing::collect::Collector,
-    tracing::session,
 };
-
-/// The object the sampler lives in: alone, or beside the timing programs.
-enum Probes {
-    Plain(Ebpf),
-    During(Tracer),
-}
-
-impl Probes {
-    fn attach_sampler(&mut self, hz: u64, cpus: &[u32]) -> Result<()> {
-        match self {
-            Probes::Plain(e) => session::attach_sampler(e, hz, cpus),
-            Probes::During(t) => t.attach_sampler(hz, cpus),
-        }
-    }
-
-    fn detach_sampler(&mut self) -> Result<()> {
-        match self {
-            Probes::Plain(e) => session::detach_sampler(e),
-            Probes::During(t) => t.detach_sampler(),
-        }
-    }
-
-    /// The object, for reading the sampler's maps.
-    fn ebpf(&self) -> &Ebpf {
-        match self {
-            Probes::Plain(e) => e,
-            Probes::During(t) => t.ebpf(),
-        }
-    }
-}
 
 /// The highest `--frequency`: 100 us between samples on every CPU, already
 /// a cost the warning about sampled calls speaks of.
@@ -151,257 +120,123 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         super::check_writable(path)?;
     }
     let cpus = request::online_cpus()?;
-    stop::runtime()?.block_on(async {
-        let mut stop = Stop::install()?;
-        let mut probes = attach_probes(args)?;
-        probes.attach_sampler(args.frequency, &cpus)?;
-        // Read while netlat's programs are loaded, so their JIT-ed frames
-        // have names (kallsyms drops them at unload).
-        let symbols = Symbols::read().context("cannot read /proc/kallsyms to name the stack frames")?;
-        let started = Instant::now();
-        announce(args, &probes);
-        super::progress::Progress::start(args.duration)
-            .until(&mut stop, args.duration.map(|d| started + d))
-            .await;
-        let window = started.elapsed();
-
-        // Detach everything before reading: the maps are then final.
-        probes.detach_sampler()?;
-        let (calls, softirq) = match &mut probes {
-            Probes::During(t) => {
-                t.detach()?;
-                let softirq = t.backend().times_softirq();
-                (Some(Histogram::merged(&Collector::new().read(t)?.per_cpu)), softirq)
-            }
-            Probes::Plain(_) => (None, false),
-        };
-        let samples = sampler::read(probes.ebpf())?;
-        let tally = &samples.tally;
-
-        let anchor = args.during.as_deref().map(|function| fold::Anchor { function, softirq });
-        let folded = fold::fold(&samples.kept, &symbols, anchor);
-        let fast = fold::fold(&samples.fast, &symbols, anchor);
-        let host = HostInfo::read();
-        let title = match (&args.during, args.slower_than) {
-            (Some(f), Some(t)) => format!("Kernel stacks in {f} calls slower than {}", humantime::format_duration(t)),
-            (Some(f), None) => format!("Kernel stacks during {f}"),
-            _ => "Kernel stacks, all CPUs".to_owned(),
-        };
-        let subtitle = format!(
-            "{:.1} s at {} Hz on {} (Linux {}), {} samples",
-            window.as_secs_f64(),
-            args.frequency,
-            host.hostname,
-            host.kernel,
-            tally.kept
-        );
-        if folded.stacks.is_empty() {
-            let ran = match (&calls, &args.during) {
-                (Some(h), Some(f)) => format!(
-                    "{f} ran {} times, {:.2} ms in all; ",
-                    h.count,
-                    h.sum_ns as f64 / 1e6
-                ),
-                _ => String::new(),
-            };
-            let fast = match args.slower_than {
-                Some(limit) => format!(
-                    "{} in calls faster than {}, ",
-                    tally.fast,
-                    humantime::format_duration(limit)
-                ),
-                None => String::new(),
-            };
-            bail!(
-                "no samples were kept in {:.1} s ({ran}{fast}{} samples outside it, {} without a kernel stack): nothing to draw; sample longer or at a higher --frequency",
-                window.as_secs_f64(),
-                tally.outside,
-                tally.lost_stack
-            );
-        }
-        let image = svg::render(&folded.stacks, &title, &subtitle).context("cannot render the flame graph")?;
-        // Every file is attempted and what was measured is printed even
-        // if a write fails (a full disk), then the first failure is the error.
-        let svg_written = atomic_file::write(&args.output, &image);
-        let folded_written = args
-            .folded
-            .as_ref()
-            .map(|path| atomic_file::write(path, fold::to_text(&folded.stacks).as_bytes()));
-        let diff_written = match &args.diff {
-            Some(path) => {
-                let title = format!("{title}, against the faster calls");
-                let image = svg::render_diff(&fast.stacks, &folded.stacks, &title, &subtitle)
-                    .context("cannot render the differential flame graph")?;
-                Some(atomic_file::write(path, &image))
-            }
-            None => None,
-        };
-        let written = Written {
-            svg: svg_written.is_ok(),
-            folded: folded_written.as_ref().is_some_and(Result::is_ok),
-        };
-        report(args, tally, &folded, calls.as_ref(), &written);
-        svg_written?;
-        folded_written.transpose()?;
-        diff_written.transpose()?;
-        if let (Some(function), Some(h)) = (&args.during, &calls) {
-            let ranking = culprit::rank(
-                &folded.stacks,
-                args.slower_than.map(|_| &fast.stacks),
-                function,
-            );
-            let threshold = args.slower_than.map(|t| humantime::format_duration(t).to_string());
-            let slow_calls = if args.slower_than.is_some() { tally.slow_calls } else { h.count };
-            if let Some(warning) = cost_warning(args.slower_than, samples.cost_ns()) {
-                eprintln!("{warning}");
-            }
-            if args.json {
-                let doc = summary::Summary::new(function, args.slower_than, &samples, slow_calls, ranking);
-                println!("{}", serde_json::to_string(&doc)?);
-            } else {
-                print!(
-                    "{}",
-                    culprit::to_text(
-                        &ranking,
-                        &culprit::Calls {
-                            function,
-                            threshold: threshold.as_deref(),
-                            calls: slow_calls,
-                            fast_calls: tally.fast_calls,
-                            hz: args.frequency,
-                        }
-                    )
-                );
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Each sample stretches the call it lands in by at least the sampler's
-/// own run time: a threshold within ~10x of it mostly keeps calls the
-/// sampler slowed down.
-fn cost_warning(slower_than: Option<std::time::Duration>, cost_ns: Option<f64>) -> Option<String> {
-    let (limit, cost) = (slower_than?, cost_ns?);
-    ((limit.as_nanos() as f64) < 10.0 * cost).then(|| {
-        format!(
-            "netlat: warning: each sample costs {:.1} us here (the sampler's own run time), so calls just over --slower-than {} may be slow only because samples landed in them; use a threshold of at least {:.0} us",
-            cost / 1e3,
-            humantime::format_duration(limit),
-            (10.0 * cost / 1e3).ceil()
-        )
-    })
-}
-
-fn attach_probes(args: &FlamegraphArgs) -> Result<Probes> {
-    let Some(function) = &args.during else {
-        let globals = Globals {
-            sampling: true,
-            ..Globals::default()
-        };
-        return Ok(Probes::Plain(attach::load_object(&globals, None)?));
+    let asked = Asked {
+        function: args.during.as_deref(),
+        slower_than: args.slower_than,
+        hz: args.frequency,
+        duration: args.duration,
+        output: &args.output,
+        folded: args.folded.as_deref(),
     };
-    let globals = Globals {
-        sample_filter: sample_filter::DURING,
-        slower_than_ns: args.slower_than.map_or(0, |d| d.as_nanos() as u64),
-        sampling: true,
-        ..Globals::default()
+    let (collected, window) = stop::runtime()?.block_on(collect(args, &asked, &cpus))?;
+    let graphs = draw::fold(&collected, asked.function);
+    let tally = &collected.samples.tally;
+    if graphs.kept.stacks.is_empty() {
+        bail!(text::nothing_kept(
+            &asked,
+            window,
+            tally,
+            collected.calls.as_ref()
+        ));
+    }
+    let host = HostInfo::read();
+    let title = text::title(&asked);
+    let subtitle = text::subtitle(&asked, window, &host.hostname, &host.kernel, tally.kept);
+    let files = Files {
+        svg: &args.output,
+        folded: args.folded.as_deref(),
+        diff: args.diff.as_deref(),
     };
-    let (tracer, _skipped) =
-        crate::tracing::session::attach_traced(function, args.how.backend, &globals)?;
-    Ok(Probes::During(tracer))
+    let titles = Titles {
+        title: &title,
+        diff_title: &text::diff_title(&title),
+        subtitle: &subtitle,
+    };
+    let writes = draw::write(&graphs, &files, &titles)?;
+    report(args, &asked, &collected, &graphs, writes)
 }
 
-fn announce(args: &FlamegraphArgs, probes: &Probes) {
-    let what = match (probes, &args.during) {
-        (Probes::During(t), Some(f)) => format!(
-            "kernel stacks during {f} (timed with {})",
-            t.backend().detail(f)
-        ),
-        _ => "kernel stacks on all CPUs".to_owned(),
+/// Samples until `--duration` ends or a signal comes; returns what the
+/// maps held and how long the window was.
+async fn collect(
+    args: &FlamegraphArgs,
+    asked: &Asked<'_>,
+    cpus: &[u32],
+) -> Result<(Collected, Duration)> {
+    let mut stop = Stop::install()?;
+    let plan = Plan {
+        during: args.during.as_deref(),
+        slower_than: args.slower_than,
+        backend: args.how.backend,
+        hz: args.frequency,
     };
-    let how_long = match args.duration {
-        Some(d) => format!("for {}", humantime::format_duration(d)),
-        None => "until Ctrl-C".to_owned(),
-    };
-    eprintln!(
-        "netlat: sampling {what} at {} Hz {how_long}",
-        args.frequency
-    );
+    let sampling = Sampling::attach(&plan, cpus)?;
+    let started = Instant::now();
+    let timed_with = args.during.as_deref().and_then(|f| sampling.timed_with(f));
+    eprintln!("{}", text::announce(asked, timed_with.as_deref()));
+    super::progress::Progress::start(args.duration)
+        .until(&mut stop, args.duration.map(|d| started + d))
+        .await;
+    let window = started.elapsed();
+    Ok((sampling.finish()?, window))
 }
 
-/// Which of the files were written.
-struct Written {
-    svg: bool,
-    folded: bool,
-}
-
+/// The report line, then the first failed write as the error, then (with
+/// `--during`) the ranking, as a table or JSON.
 fn report(
     args: &FlamegraphArgs,
-    t: &sampler::Tally,
-    folded: &fold::Folded,
-    calls: Option<&Histogram>,
-    written: &Written,
-) {
-    let mut dropped = Vec::new();
-    if let Some(f) = &args.during {
-        dropped.push(format!("{} outside {f}", t.outside));
-    }
-    if let Some(limit) = args.slower_than {
-        dropped.push(format!(
-            "{} in calls faster than {} (ranked against, not drawn)",
-            t.fast,
-            humantime::format_duration(limit)
-        ));
-    }
-    let lost = t.lost_stack + t.lost_pending + t.lost_count;
-    let mut line = if written.svg {
-        format!(
-            "netlat: wrote {}: {} samples kept",
-            args.output.display(),
-            t.kept
-        )
-    } else {
-        format!(
-            "netlat: could not write {}: {} samples kept",
-            args.output.display(),
-            t.kept
-        )
+    asked: &Asked,
+    collected: &Collected,
+    graphs: &Graphs,
+    writes: Writes,
+) -> Result<()> {
+    let Collected { samples, calls, .. } = collected;
+    let tally = &samples.tally;
+    let written = Written {
+        svg: writes.svg_written(),
+        folded: writes.folded_written(),
     };
-    if !dropped.is_empty() {
-        line.push_str(&format!(", dropped {}", dropped.join(", ")));
+    eprintln!(
+        "{}",
+        text::report(asked, tally, &graphs.kept, calls.as_ref(), &written)
+    );
+    writes.first_failure()?;
+    let (Some(function), Some(h)) = (&args.during, calls) else {
+        return Ok(());
+    };
+    let ranking = culprit::rank(
+        &graphs.kept.stacks,
+        args.slower_than.map(|_| &graphs.fast.stacks),
+        function,
+    );
+    let threshold = args
+        .slower_than
+        .map(|t| humantime::format_duration(t).to_string());
+    let slow_calls = if args.slower_than.is_some() {
+        tally.slow_calls
+    } else {
+        h.count
+    };
+    if let Some(warning) = text::cost_warning(args.slower_than, samples.cost_ns()) {
+        eprintln!("{warning}");
     }
-    if lost > 0 {
-        line.push_str(&format!(
-            ", lost {lost} (no kernel stack or stack map full {}, pending per call {}, count map {})",
-            t.lost_stack, t.lost_pending, t.lost_count
-        ));
+    if args.json {
+        let doc = summary::Summary::new(function, args.slower_than, samples, slow_calls, ranking);
+        println!("{}", text::json(&doc)?);
+    } else {
+        print!(
+            "{}",
+            text::culprit_table(
+                &ranking,
+                &text::Calls {
+                    function,
+                    threshold: threshold.as_deref(),
+                    calls: slow_calls,
+                    fast_calls: tally.fast_calls,
+                    hz: args.frequency,
+                }
+            )
+        );
     }
-    let labelled: Vec<String> = [
-        (folded.own_probes, fold::OWN_PROBES),
-        (folded.softirq_outside, fold::SOFTIRQ_OUTSIDE),
-        (folded.incomplete, fold::INCOMPLETE),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, label)| format!("{n} under {label}"))
-    .collect();
-    if !labelled.is_empty() {
-        line.push_str(&format!(" ({})", labelled.join(", ")));
-    }
-    if let (Some(h), Some(f)) = (calls, &args.during) {
-        line.push_str(&format!(
-            "; {f}: {} calls, max {} us",
-            h.count,
-            h.max_ns / 1000
-        ));
-    }
-    match &args.folded {
-        Some(path) if written.folded => {
-            line.push_str(&format!("; folded stacks in {}", path.display()));
-        }
-        Some(path) => line.push_str(&format!("; could not write {}", path.display())),
-        None => {}
-    }
-    eprintln!("{line}");
+    Ok(())
 }

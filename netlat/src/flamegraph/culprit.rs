@@ -180,106 +180,6 @@ pub fn rank(
     }
 }
 
-/// What the table's heading says about the calls.
-pub struct Calls<'a> {
-    pub function: &'a str,
-    /// `--slower-than`, as the user wrote it, e.g. "5ms".
-    pub threshold: Option<&'a str>,
-    /// Slow calls (with a threshold) or all calls.
-    pub calls: u64,
-    pub fast_calls: u64,
-    /// `--frequency`, for the advice when samples are too few.
-    pub hz: u64,
-}
-
-/// Rows shown in the text table.
-pub const TEXT_ROWS: usize = 15;
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The ranking as text, or why there is none.
-pub fn to_text(r: &Ranking, c: &Calls) -> String {
-    let plural =
-        |n: u64, what: &str| format!("{} {what}{}", thousands(n), if n == 1 { "" } else { "s" });
-    if !r.enough_samples {
-        let which = match c.threshold {
-            Some(t) => format!("the {} slower than {t}", plural(c.calls, "call")),
-            None => format!("{}'s {}", c.function, plural(c.calls, "call")),
-        };
-        return format!(
-            "Only {} landed in {which}: too few to rank ({MIN_SAMPLES} needed). Sample at a higher --frequency (now {} Hz) or for longer.\n",
-            plural(r.samples, "sample"),
-            c.hz
-        );
-    }
-    let width = r
-        .rows
-        .iter()
-        .take(TEXT_ROWS)
-        .map(|row| row.function.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let mut out = match (c.threshold, r.fast_samples) {
-        (Some(t), Some(fast)) if fast > 0 => format!(
-            "Where the slow calls (> {t}, {}, {}) spent their time, against the fast calls ({}, {}):\n  {:<width$}  {:>7}  {:>7}\n",
-            plural(c.calls, "call"),
-            plural(r.samples, "sample"),
-            plural(c.fast_calls, "call"),
-            plural(fast, "sample"),
-            "function",
-            "slow",
-            "fast",
-        ),
-        (Some(t), _) => format!(
-            "Where the slow calls (> {t}, {}, {}) spent their time; no sample landed in the fast calls ({}), so these are shares, not a comparison:\n  {:<width$}  {:>7}\n",
-            plural(c.calls, "call"),
-            plural(r.samples, "sample"),
-            plural(c.fast_calls, "call"),
-            "function",
-            "share",
-        ),
-        _ => format!(
-            "Where {} spent its time ({}, {}):\n  {:<width$}  {:>7}\n",
-            c.function,
-            plural(c.calls, "call"),
-            plural(r.samples, "sample"),
-            "function",
-            "share",
-        ),
-    };
-    for row in r.rows.iter().take(TEXT_ROWS) {
-        out.push_str(&format!("  {:<width$}  {:>6.1}%", row.function, row.pct));
-        if let Some(fast) = row.fast_pct {
-            out.push_str(&format!("  {fast:>6.1}%"));
-        }
-        out.push('\n');
-    }
-    if r.rows.len() > TEXT_ROWS {
-        out.push_str(&format!(
-            "  ... {} more (--json lists them all)\n",
-            r.rows.len() - TEXT_ROWS
-        ));
-    }
-    if r.omitted > 0 {
-        out.push_str(&format!(
-            "  ({} under {MIN_SHARE_PCT}% of the samples left out)\n",
-            plural(r.omitted as u64, "function")
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,25 +319,6 @@ mod tests {
         assert_eq!(names, ["tcp_v4_rcv", "tcp_collapse"]);
         assert_eq!(r.omitted, 100);
         assert!(r.rows.iter().all(|r| r.fast_pct.is_none() && r.score > 0.0));
-        let text = to_text(
-            &r,
-            &Calls {
-                function: "net_rx_action",
-                threshold: Some("1ms"),
-                calls: 40,
-                fast_calls: 3,
-                hz: 999,
-            },
-        );
-        assert_eq!(
-            text,
-            "Where the slow calls (> 1ms, 40 calls, 10,000 samples) spent their time; no sample landed in the fast calls (3 calls), so these are shares, not a comparison:
-  function        share
-  tcp_v4_rcv      99.0%
-  tcp_collapse    90.0%
-  (100 functions under 1% of the samples left out)
-"
-        );
     }
 
     #[test]
@@ -450,46 +331,13 @@ mod tests {
         assert_eq!(r.rows[0].function, "tcp_collapse");
         assert_eq!(r.rows.last().unwrap().function, "napi_poll");
         assert_eq!(r.rows.last().unwrap().score, 0.0);
-        let text = to_text(
-            &r,
-            &Calls {
-                function: "net_rx_action",
-                threshold: Some("5ms"),
-                calls: 1,
-                fast_calls: 92410,
-                hz: 999,
-            },
-        );
-        assert_eq!(
-            text,
-            "Where the slow calls (> 5ms, 1 call, 40 samples) spent their time, against the fast calls (92,410 calls, 10 samples):
-  function            slow     fast
-  tcp_collapse      100.0%     0.0%
-  tcp_prune_queue   100.0%     0.0%
-  napi_poll           0.0%   100.0%
-"
-        );
     }
 
     #[test]
-    fn too_few_samples_say_so_instead_of_ranking() {
+    fn too_few_samples_are_not_enough_to_rank() {
         let slow = folded(&[("net_rx_action;tcp_collapse", 7)]);
         let r = rank(&slow, Some(&BTreeMap::new()), "net_rx_action");
         assert!(!r.enough_samples);
-        let text = to_text(
-            &r,
-            &Calls {
-                function: "net_rx_action",
-                threshold: Some("1ms"),
-                calls: 3,
-                fast_calls: 100,
-                hz: 99,
-            },
-        );
-        assert_eq!(
-            text,
-            "Only 7 samples landed in the 3 calls slower than 1ms: too few to rank (20 needed). Sample at a higher --frequency (now 99 Hz) or for longer.\n"
-        );
     }
 
     #[test]
@@ -506,21 +354,6 @@ mod tests {
         assert_eq!(r.rows[1].pct, 20.0);
         let json = serde_json::to_value(&r.rows[0]).unwrap();
         assert!(json.get("fast_pct").is_none(), "{json}");
-        let text = to_text(
-            &r,
-            &Calls {
-                function: "net_rx_action",
-                threshold: None,
-                calls: 1234,
-                fast_calls: 0,
-                hz: 99,
-            },
-        );
-        assert!(
-            text.starts_with("Where net_rx_action spent its time (1,234 calls, 50 samples):\n"),
-            "{text}"
-        );
-        assert!(text.contains("  tcp_v4_rcv      80.0%\n"), "{text}");
     }
 
     #[test]

@@ -6,13 +6,11 @@
 use std::{fmt::Write as _, time::Duration};
 
 use super::{
+    flamegraph::{Calls, culprit_table},
     printable,
     slow::{Zone, duration, text_line, wall_clock},
 };
-use crate::{
-    flamegraph::culprit,
-    recorder::document::{Capture, Listing},
-};
+use crate::recorder::document::{Capture, Listing};
 
 /// `TIME FUNCTION slow=N max=DURATION culprit=NAME id=ID`, key=value like
 /// `netlat slow`'s lines.
@@ -95,9 +93,9 @@ pub fn show(c: &Capture, zone: Zone) -> String {
     );
     out.push('\n');
     let threshold = humantime::format_duration(Duration::from_nanos(c.threshold_ns)).to_string();
-    out.push_str(&culprit::to_text(
+    out.push_str(&culprit_table(
         &c.ranking,
-        &culprit::Calls {
+        &Calls {
             function: &c.function,
             threshold: Some(&threshold),
             calls: slow_calls(c),

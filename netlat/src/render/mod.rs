@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod compare;
 pub mod doctor;
+pub mod flamegraph;
 pub mod histogram;
 pub mod info;
 pub mod net_rx;
