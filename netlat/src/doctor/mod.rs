@@ -108,9 +108,11 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         "netlat: doctor sampling /proc and /sys every {} until Ctrl-C",
         humantime::format_duration(every)
     );
-    let wait = net_rx_wait::NetRxWait::start();
     crate::commands::stop::runtime()?.block_on(async {
+        // Before the NET_RX programs load (a second in a debug build): a
+        // signal sent while they load must end the watch, not be lost.
         let mut stop = crate::commands::stop::Stop::install()?;
+        let wait = net_rx_wait::NetRxWait::start();
         let mut before = take(&root, &wait);
         let mut start = Instant::now();
         loop {
