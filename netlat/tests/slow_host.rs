@@ -463,7 +463,9 @@ fn stack_run_stops_promptly_under_load() {
 #[test]
 fn the_closing_line_survives_a_failed_stdout() {
     common::skip_unless_root!("needs root to load eBPF programs");
-    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(3)));
+    // Three runs of 1, 0.5 and 1 s, each loading its programs first (about
+    // a second in a debug build): traffic outlasts all three.
+    let traffic = std::thread::spawn(|| loopback::run_for(Duration::from_secs(8)));
     // A full device: an error after the counts.
     let full = Command::new(common::BIN)
         .args(["slow", "net_rx_action", "0", "1"])
