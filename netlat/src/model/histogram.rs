@@ -132,11 +132,11 @@ pub const PERCENTILES: [(&str, f64); 4] = [
     ("p99.9", 0.999),
 ];
 
+/// Histograms built from durations, for the tests of what reads them.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn from_values(values: &[u64]) -> Histogram {
+impl Histogram {
+    /// One call of each duration, merged as the kernel's slots are.
+    pub(crate) fn from_values(values: &[u64]) -> Histogram {
         let mut h = Histogram::default();
         for &v in values {
             let mut one = Histogram {
@@ -150,6 +150,26 @@ mod tests {
             h.merge(&one);
         }
         h
+    }
+
+    /// `n` calls of `ns` for each pair: counts, sum and buckets only.
+    pub(crate) fn from_counts(values: &[(u64, u64)]) -> Histogram {
+        let mut h = Histogram::default();
+        for &(ns, n) in values {
+            h.count += n;
+            h.sum_ns += ns * n;
+            h.buckets[buckets::index(ns)] += n;
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_values(values: &[u64]) -> Histogram {
+        Histogram::from_values(values)
     }
 
     #[test]

@@ -287,22 +287,9 @@ pub fn device_name(d: &DeviceName) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlat_common::buckets;
 
     fn histogram(values: &[u64]) -> Histogram {
-        let mut h = Histogram::default();
-        for &v in values {
-            let mut one = Histogram {
-                count: 1,
-                sum_ns: v,
-                min_ns: v,
-                max_ns: v,
-                ..Histogram::default()
-            };
-            one.buckets[buckets::index(v)] = 1;
-            h.merge(&one);
-        }
-        h
+        Histogram::from_values(values)
     }
 
     #[test]

@@ -100,6 +100,12 @@ fn summary(out: &mut String, s: &Summary, unit: Unit, function: &str) {
         return;
     }
     let _ = writeln!(out, "Duration ({u}):");
+    rows_and_percentiles(out, s, unit);
+}
+
+/// The log2 rows, then the percentiles line: what follows a summary line
+/// in every report that prints a latency histogram.
+pub(crate) fn rows_and_percentiles(out: &mut String, s: &Summary, unit: Unit) {
     histogram_rows(out, s, unit);
     if let Some(p) = &s.percentiles_ns {
         let values: Vec<String> = p
@@ -107,7 +113,7 @@ fn summary(out: &mut String, s: &Summary, unit: Unit, function: &str) {
             .iter()
             .map(|(label, ns)| format!("{label}:{}", significant(unit.of(*ns))))
             .collect();
-        let _ = writeln!(out, "Percentiles ({u}): {}", values.join(" "));
+        let _ = writeln!(out, "Percentiles ({}): {}", unit.suffix(), values.join(" "));
     }
 }
 

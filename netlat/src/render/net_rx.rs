@@ -8,7 +8,7 @@ use crate::{
     model::net_rx::{Distribution, NetRx, SoftirqReport},
     model::report::{BucketCount, Summary},
     model::unit::Unit,
-    render::histogram::{histogram_rows, significant},
+    render::histogram::{histogram_rows, rows_and_percentiles, significant},
 };
 
 pub fn render(r: &SoftirqReport, unit: Unit) -> String {
@@ -105,15 +105,7 @@ fn duration(out: &mut String, title: &str, s: &Summary, unit: Unit) {
     if s.count == 0 {
         return;
     }
-    histogram_rows(out, s, unit);
-    if let Some(p) = &s.percentiles_ns {
-        let values: Vec<String> = p
-            .labelled()
-            .iter()
-            .map(|(label, ns)| format!("{label}:{}", significant(unit.of(*ns))))
-            .collect();
-        let _ = writeln!(out, "Percentiles ({u}): {}", values.join(" "));
-    }
+    rows_and_percentiles(out, s, unit);
 }
 
 fn counts(out: &mut String, title: &str, d: &Distribution) {

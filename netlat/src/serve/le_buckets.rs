@@ -36,18 +36,11 @@ pub fn bound_of(ns: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use netlat_common::buckets::index;
 
     use super::*;
 
     fn histogram(values: &[(u64, u64)]) -> Histogram {
-        let mut h = Histogram::default();
-        for &(ns, n) in values {
-            h.count += n;
-            h.sum_ns += ns * n;
-            h.buckets[index(ns)] += n;
-        }
-        h
+        Histogram::from_counts(values)
     }
 
     #[test]

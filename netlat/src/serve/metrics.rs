@@ -494,16 +494,9 @@ fn encode_doctor(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlat_common::buckets;
 
     fn histogram(values: &[(u64, u64)]) -> Histogram {
-        let mut h = Histogram::default();
-        for &(ns, n) in values {
-            h.count += n;
-            h.sum_ns += ns * n;
-            h.buckets[buckets::index(ns)] += n;
-        }
-        h
+        Histogram::from_counts(values)
     }
 
     fn scrape() -> Scrape {
