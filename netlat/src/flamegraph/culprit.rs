@@ -180,6 +180,20 @@ pub fn rank(
     }
 }
 
+/// 10,000 samples of slow calls: tcp_collapse under tcp_v4_rcv, and 100
+/// functions with one sample each (tests of the ranking and of its table).
+#[cfg(test)]
+pub(crate) fn culprit_and_a_tail() -> BTreeMap<String, u64> {
+    let mut lines = vec![
+        ("net_rx_action;tcp_v4_rcv;tcp_collapse".to_owned(), 9_000),
+        ("net_rx_action;tcp_v4_rcv".to_owned(), 900),
+    ];
+    for i in 0..100 {
+        lines.push((format!("net_rx_action;rare_{i:03}"), 1));
+    }
+    lines.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,14 +319,7 @@ mod tests {
     fn no_fast_sample_gives_shares_without_the_negligible_tail() {
         // Every call was slow: nothing to rank against. 0.01% functions
         // (one sample in 10,000) once filled the table.
-        let mut lines = vec![
-            ("net_rx_action;tcp_v4_rcv;tcp_collapse".to_owned(), 9_000),
-            ("net_rx_action;tcp_v4_rcv".to_owned(), 900),
-        ];
-        for i in 0..100 {
-            lines.push((format!("net_rx_action;rare_{i:03}"), 1));
-        }
-        let slow: BTreeMap<String, u64> = lines.into_iter().collect();
+        let slow = culprit_and_a_tail();
         let r = rank(&slow, Some(&BTreeMap::new()), "net_rx_action");
         assert_eq!(r.fast_samples, Some(0));
         let names: Vec<&str> = r.rows.iter().map(|r| r.function.as_str()).collect();

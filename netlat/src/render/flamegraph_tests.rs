@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::flamegraph::culprit::rank;
+use crate::flamegraph::culprit::{culprit_and_a_tail, rank};
 
 fn folded(lines: &[(&str, u64)]) -> BTreeMap<String, u64> {
     lines.iter().map(|(s, n)| (s.to_string(), *n)).collect()
@@ -22,14 +22,7 @@ fn asked<'a>() -> Asked<'a> {
 
 #[test]
 fn no_fast_sample_gives_shares_without_the_negligible_tail() {
-    let mut lines = vec![
-        ("net_rx_action;tcp_v4_rcv;tcp_collapse".to_owned(), 9_000),
-        ("net_rx_action;tcp_v4_rcv".to_owned(), 900),
-    ];
-    for i in 0..100 {
-        lines.push((format!("net_rx_action;rare_{i:03}"), 1));
-    }
-    let slow: BTreeMap<String, u64> = lines.into_iter().collect();
+    let slow = culprit_and_a_tail();
     let r = rank(&slow, Some(&BTreeMap::new()), "net_rx_action");
     let text = culprit_table(
         &r,
