@@ -3,22 +3,25 @@
 //! the kernel's own counts at the end.
 
 use std::{
-    collections::HashMap,
-    io::{BufWriter, Write as _},
+    io::Write as _,
     path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
-use netlat_common::{SlowRecord, SockOffsets};
+use netlat_common::SockOffsets;
+
+mod printer;
+
+use printer::Printer;
 
 use super::{
     request::{self, Target},
     stop::{self, Stop, Woke},
 };
 use crate::{
-    model::slow_call::{Clock, SlowCall},
-    render::slow::{self as render, Totals, Zone},
+    model::slow_call::Clock,
+    render::slow::{self as render, Totals},
     system::kallsyms::{self, Symbols},
     tracing::net_rx,
     tracing::{
@@ -226,16 +229,7 @@ async fn trace(
         &skipped,
         args.seconds,
     );
-    let mut printer = Printer {
-        args,
-        clock,
-        symbols,
-        zone: if args.utc { Zone::Utc } else { Zone::Local },
-        out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
-        printed: 0,
-        recent: HashMap::new(),
-        failed: None,
-    };
+    let mut printer = Printer::new(args, clock, symbols);
     let deadline = args.seconds.map(|d| Instant::now() + d);
     // Printing is slower than the kernel can fill the buffer (stacks
     // above all), so each pass is bounded in time and a stop is looked
@@ -280,9 +274,7 @@ async fn trace(
         .ok();
     tracer.detach()?;
     printer.finish(&mut records, end, stop).await?;
-    let Printer {
-        printed, failed, ..
-    } = printer;
+    let (printed, failed) = (printer.printed, printer.failed);
 
     let per_cpu = Collector::new().read(&tracer)?.per_cpu;
     let stats = slow_records::kernel_stats(&tracer)?;
@@ -320,150 +312,5 @@ async fn trace(
     match failed {
         Some(e) => Err(anyhow::Error::new(e).context("cannot write a record")),
         None => Ok(()),
-    }
-}
-
-/// Named entry stacks, by stack id.
-type Named = HashMap<u32, Option<Vec<String>>>;
-
-/// Turns records into lines on stdout, flushed after each batch so `tee`
-/// and `grep` see them as they happen.
-struct Printer<'a> {
-    args: &'a SlowArgs,
-    clock: Clock,
-    symbols: Option<&'a Symbols>,
-    zone: Zone,
-    out: BufWriter<std::io::StdoutLock<'static>>,
-    printed: u64,
-    /// Stacks freed after earlier batches: a call that entered before its
-    /// stack was freed (the map hands one id to identical stacks) still
-    /// gets it.
-    recent: Named,
-    /// The first write error; nothing is printed after it.
-    failed: Option<std::io::Error>,
-}
-
-impl Printer<'_> {
-    /// Prints batches of records until the buffer is empty (false) or
-    /// `until` has passed (true: more may be waiting).
-    fn drain(&mut self, records: &mut Records, until: Instant) -> Result<bool> {
-        loop {
-            let mut batch = Vec::with_capacity(BATCH);
-            let more = records.drain(BATCH, |r| {
-                batch.push(*r);
-                Ok(())
-            })?;
-            self.print_batch(&batch, records);
-            if !more {
-                return Ok(false);
-            }
-            if Instant::now() >= until {
-                return Ok(true);
-            }
-        }
-    }
-
-    /// With the programs detached: prints what the buffer still holds, all
-    /// of it at the end of SECONDS, for at most [`STOP_GRACE`] after a
-    /// signal (a signal during the drain starts that grace). What is left
-    /// stays unread, counted from the kernel's figures.
-    async fn finish(&mut self, records: &mut Records, end: End, stop: &mut Stop) -> Result<()> {
-        let mut grace = match end {
-            End::Time => None,
-            End::Signal => Some(Instant::now() + STOP_GRACE),
-            End::Output => Some(Instant::now()),
-        };
-        loop {
-            let until = grace.unwrap_or_else(|| Instant::now() + SLICE);
-            if !self.drain(records, until)? {
-                return Ok(());
-            }
-            if grace.is_some_and(|g| Instant::now() >= g) || self.failed.is_some() {
-                return Ok(());
-            }
-            if grace.is_none() && stop.due(None).await.is_some() {
-                grace = Some(Instant::now() + STOP_GRACE);
-            }
-        }
-    }
-
-    /// Prints a batch and flushes it, then frees the entry stacks it used:
-    /// after the whole batch, since records in it may share a stack.
-    fn print_batch(&mut self, batch: &[SlowRecord], records: &mut Records) {
-        if self.failed.is_some() {
-            return;
-        }
-        let mut named = Named::new();
-        let mut lines = 0;
-        for r in batch {
-            if self.args.cpu.is_some_and(|cpu| cpu != r.exit_cpu) {
-                continue;
-            }
-            let mut call = SlowCall::from_record(r, &self.clock);
-            if let (Some(symbols), Some(id)) = (self.symbols, SlowCall::stack_id(r)) {
-                call.stack = named
-                    .entry(id)
-                    .or_insert_with(|| match records.stack(id) {
-                        Some(ips) => Some(kallsyms::name_stack(&ips, symbols)),
-                        None => self.recent.get(&id).cloned().flatten(),
-                    })
-                    .clone();
-            }
-            let line = if self.args.json {
-                render::json_line(&call, self.zone)
-            } else {
-                render::text_line(&call, self.zone)
-            };
-            if let Err(e) = self.out.write_all(line.as_bytes()) {
-                self.failed = Some(e);
-                break;
-            }
-            lines += 1;
-        }
-        if self.failed.is_none()
-            && let Err(e) = self.out.flush()
-        {
-            self.failed = Some(e);
-        }
-        if self.failed.is_none() {
-            self.printed += lines;
-        }
-        records.forget_stacks(named.keys().copied());
-        // Bounded: only calls in flight across a batch need the old names.
-        if self.recent.len() > 4 * BATCH {
-            self.recent.clear();
-        }
-        self.recent.extend(named);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entry_stacks_start_below_the_tracing_machinery() {
-        let symbols = Symbols::parse(
-            "ffffffff81000100 T bpf_trace_run1\nffffffff81000200 T handle_softirqs\nffffffff81000300 T do_softirq\nffffffff81000400 T tcp_collapse\nffffffff81000500 T tcp_prune_queue\n",
-        );
-        // A raw tracepoint's stack: the program (unnamed JIT), the runner,
-        // then the kernel. Return addresses at a function's very end name
-        // that function, not the next one (address-1).
-        let raw_tp = [
-            0xffffffffa0001234,
-            0xffffffff81000110,
-            0xffffffff81000210,
-            0xffffffff81000300,
-        ];
-        assert_eq!(
-            kallsyms::name_stack(&raw_tp, &symbols),
-            ["handle_softirqs", "handle_softirqs"]
-        );
-        // A kprobe's stack starts at the probed function itself.
-        let kprobe = [0xffffffff81000400, 0xffffffff81000510];
-        assert_eq!(
-            kallsyms::name_stack(&kprobe, &symbols),
-            ["tcp_collapse", "tcp_prune_queue"]
-        );
     }
 }
