@@ -168,13 +168,9 @@ impl Histogram {
 mod tests {
     use super::*;
 
-    fn from_values(values: &[u64]) -> Histogram {
-        Histogram::from_values(values)
-    }
-
     #[test]
     fn merge_keeps_min_max_and_totals() {
-        let h = from_values(&[5, 1_000, 3, 70_000]);
+        let h = Histogram::from_values(&[5, 1_000, 3, 70_000]);
         assert_eq!(
             (h.count, h.min_ns, h.max_ns, h.sum_ns),
             (4, 3, 70_000, 71_008)
@@ -189,7 +185,7 @@ mod tests {
     #[test]
     fn quantiles_bound_the_true_value_within_one_sub_bucket() {
         let values: Vec<u64> = (1..=10_000).map(|i| i * 37).collect();
-        let h = from_values(&values);
+        let h = Histogram::from_values(&values);
         for (_, q) in PERCENTILES {
             let exact = values[((q * values.len() as f64).ceil() as usize) - 1];
             let got = h.quantile_ns(q).unwrap();
@@ -210,7 +206,7 @@ mod tests {
 
     #[test]
     fn single_value_quantiles_are_that_value() {
-        let h = from_values(&[23_000_000]);
+        let h = Histogram::from_values(&[23_000_000]);
         for (_, q) in PERCENTILES {
             assert_eq!(h.quantile_ns(q), Some(23_000_000));
         }

@@ -288,24 +288,20 @@ pub fn device_name(d: &DeviceName) -> String {
 mod tests {
     use super::*;
 
-    fn histogram(values: &[u64]) -> Histogram {
-        Histogram::from_values(values)
-    }
-
     #[test]
     fn cpus_add_up() {
         let a = NetRxTally {
             calls: 3,
             ksoftirqd_calls: 1,
             packets: 10,
-            call_packets: histogram(&[1, 3, 6]),
+            call_packets: Histogram::from_values(&[1, 3, 6]),
             ..NetRxTally::default()
         };
         let b = NetRxTally {
             calls: 1,
             squeezed: 1,
             packets: 300,
-            call_packets: histogram(&[300]),
+            call_packets: Histogram::from_values(&[300]),
             ..NetRxTally::default()
         };
         let mut all = a.clone();
@@ -326,12 +322,12 @@ mod tests {
     fn growth_between_two_readings() {
         let earlier = NetRxTally {
             calls: 2,
-            wait: histogram(&[1_000, 2_000]),
+            wait: Histogram::from_values(&[1_000, 2_000]),
             ..NetRxTally::default()
         };
         let mut now = earlier.clone();
         now.calls = 5;
-        now.wait = histogram(&[1_000, 2_000, 500, 40_000, 3_000]);
+        now.wait = Histogram::from_values(&[1_000, 2_000, 500, 40_000, 3_000]);
         let d = now.since(&earlier);
         assert_eq!(d.calls, 3);
         assert_eq!((d.wait.count, d.wait.sum_ns), (3, 43_500));

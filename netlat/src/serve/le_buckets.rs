@@ -36,16 +36,11 @@ pub fn bound_of(ns: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
-
-    fn histogram(values: &[(u64, u64)]) -> Histogram {
-        Histogram::from_counts(values)
-    }
 
     #[test]
     fn bucket_bounds_are_powers_of_two_and_counts_land_below_them() {
-        let h = histogram(&[
+        let h = Histogram::from_counts(&[
             (100, 1),
             (1000, 2),
             (1023, 1),

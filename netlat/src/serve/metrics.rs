@@ -495,16 +495,12 @@ fn encode_doctor(
 mod tests {
     use super::*;
 
-    fn histogram(values: &[(u64, u64)]) -> Histogram {
-        Histogram::from_counts(values)
-    }
-
     fn scrape() -> Scrape {
         Scrape {
             functions: vec![FunctionLatency {
                 function: "net_rx_action".into(),
                 backend: "raw_tp",
-                series: vec![(None, histogram(&[(5000, 3), (70_000, 1)]))],
+                series: vec![(None, Histogram::from_counts(&[(5000, 3), (70_000, 1)]))],
                 missed: Some(crate::model::report::Missed {
                     program_runs: crate::model::report::KernelCount::Counted(5),
                     kprobe_hits: Some(crate::model::report::KernelCount::from_option(None)),

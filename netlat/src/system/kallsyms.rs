@@ -373,4 +373,30 @@ ffffffff81a00400 t tcp_collapse
         };
         assert!(suggestions.is_empty());
     }
+
+    #[test]
+    fn entry_stacks_start_below_the_tracing_machinery() {
+        let symbols = Symbols::parse(
+            "ffffffff81000100 T bpf_trace_run1\nffffffff81000200 T handle_softirqs\nffffffff81000300 T do_softirq\nffffffff81000400 T tcp_collapse\nffffffff81000500 T tcp_prune_queue\n",
+        );
+        // A raw tracepoint's stack: the program (unnamed JIT), the runner,
+        // then the kernel. Return addresses at a function's very end name
+        // that function, not the next one (address-1).
+        let raw_tp = [
+            0xffffffffa0001234,
+            0xffffffff81000110,
+            0xffffffff81000210,
+            0xffffffff81000300,
+        ];
+        assert_eq!(
+            name_stack(&raw_tp, &symbols),
+            ["handle_softirqs", "handle_softirqs"]
+        );
+        // A kprobe's stack starts at the probed function itself.
+        let kprobe = [0xffffffff81000400, 0xffffffff81000510];
+        assert_eq!(
+            name_stack(&kprobe, &symbols),
+            ["tcp_collapse", "tcp_prune_queue"]
+        );
+    }
 }
