@@ -1,6 +1,7 @@
 //! What netlat says and its sources cite public documents by name ("The
 //! story of one latency spike", Linkerd's network-performance notes), never
-//! the project's internal labels for them ("seed 3", "issue 6").
+//! the project's internal labels for them (the word seed or issue, then a
+//! number).
 
 use std::path::{Path, PathBuf};
 
@@ -46,15 +47,18 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn label_finder_finds_labels() {
-    for labelled in [
-        "seed 003",
-        "Seed 000's",
-        "seed-003",
-        "seed_003",
-        "issue 6",
-        "issue #13",
+    // Put together at run time, so this file holds no label itself and is
+    // scanned like every other.
+    for (word, rest) in [
+        ("seed", " 003"),
+        ("Seed", " 000's"),
+        ("seed", "-003"),
+        ("seed", "_003"),
+        ("issue", " 6"),
+        ("issue", " #13"),
     ] {
-        assert!(internal_label(labelled).is_some(), "{labelled}");
+        let labelled = format!("{word}{rest}");
+        assert!(internal_label(&labelled).is_some(), "{labelled}");
     }
     for fine in [
         "a seed crate",
@@ -81,9 +85,8 @@ fn no_internal_labels_in_code_docs_or_output() {
         files(&root.join(part), &mut all);
     }
     all.push(root.join("README.md"));
-    let me = Path::new(file!()).file_name().unwrap();
     let mut found = Vec::new();
-    for path in all.iter().filter(|p| p.file_name() != Some(me)) {
+    for path in &all {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         for (n, line) in text.lines().enumerate() {
             if let Some(label) = internal_label(line) {
