@@ -31,4 +31,5 @@ pub mod recorder;
 pub mod render;
 pub mod serve;
 pub mod system;
+pub mod timeline;
 pub mod tracing;

@@ -105,7 +105,7 @@ fn summary(out: &mut String, s: &Summary, unit: Unit, function: &str) {
 
 /// The log2 rows, then the percentiles line: what follows a summary line
 /// in every report that prints a latency histogram.
-pub(crate) fn rows_and_percentiles(out: &mut String, s: &Summary, unit: Unit) {
+pub fn rows_and_percentiles(out: &mut String, s: &Summary, unit: Unit) {
     histogram_rows(out, s, unit);
     if let Some(p) = &s.percentiles_ns {
         let values: Vec<String> = p
@@ -262,7 +262,7 @@ fn conditions(out: &mut String, c: &crate::model::report::Conditions) {
 }
 
 /// Three significant digits, without a trailing ".00" on large values.
-pub(crate) fn significant(v: f64) -> String {
+pub fn significant(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
