@@ -36,6 +36,15 @@ pub enum Command {
     /// Sample kernel stacks into an SVG flame graph, optionally only inside
     /// (slow) calls of one function.
     Flamegraph(commands::flamegraph::FlamegraphArgs),
+    /// Record latency over time: a histogram per window (1 s), and with
+    /// --slower-than every slow call and the stacks sampled inside it, for
+    /// `netlat report`.
+    Record(commands::record::RecordArgs),
+    /// Turn recordings (record -o, serve's captures, slow --json) into one
+    /// self-contained HTML page: a heat map of latency over time, the slow
+    /// calls on it, and the histogram and flame graph of any range you
+    /// select.
+    Report(commands::report::ReportArgs),
     /// Put recorded runs (histogram --output) side by side, with the sysctls
     /// that differ and each run's kernel counters.
     Compare(commands::compare::CompareArgs),
@@ -79,6 +88,8 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Histogram(args) => commands::histogram::run(args),
         Command::Slow(args) => commands::slow::run(args),
+        Command::Record(args) => commands::record::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Softirq(args) => commands::softirq::run(args),
         Command::Flamegraph(args) => commands::flamegraph::run(args),
         Command::Compare(args) => commands::compare::run(args),

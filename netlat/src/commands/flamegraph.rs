@@ -25,7 +25,7 @@ use crate::{
 /// a cost the warning about sampled calls speaks of.
 const MAX_FREQUENCY: u64 = 10_000;
 
-fn parse_frequency(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_frequency(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
         Ok(hz) if (1..=MAX_FREQUENCY).contains(&hz) => Ok(hz),
         Ok(_) => Err(format!(

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-mod windows;
+pub(crate) mod windows;
 
 use windows::{Boundaries, WholeRun, Window};
 

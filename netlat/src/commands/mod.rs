@@ -8,6 +8,8 @@ pub mod flamegraph;
 pub mod histogram;
 pub mod info;
 pub mod progress;
+pub mod record;
+pub mod report;
 pub mod request;
 pub mod slow;
 pub mod softirq;

@@ -120,3 +120,36 @@ pub fn reset(ebpf: &mut Ebpf) -> Result<()> {
     }
     Ok(())
 }
+
+/// The sampler's counts so far, by key (a stack id, with [`FAST_CALL`]
+/// set for samples of fast calls), summed over CPUs. The maps are never
+/// emptied while a recording runs, so the samples of a stretch are the
+/// growth of these counts over it: nothing is lost between two reads.
+pub fn counts(ebpf: &Ebpf) -> Result<std::collections::BTreeMap<u32, u64>> {
+    let counts: PerCpuHashMap<_, u32, u64> = PerCpuHashMap::try_from(
+        ebpf.map(STACK_COUNTS_MAP)
+            .context("stack count map missing")?,
+    )?;
+    counts
+        .iter()
+        .map(|entry| {
+            let (key, per_cpu) = entry.context("cannot read the stack counts")?;
+            Ok((key, per_cpu.iter().sum()))
+        })
+        .collect()
+}
+
+/// The frames of a sampled stack, leaf first; None when the kernel lost
+/// it (see [`read`]).
+pub fn frames(ebpf: &Ebpf, key: u32) -> Result<Option<Vec<u64>>> {
+    let traces = StackTraceMap::try_from(ebpf.map(STACKS_MAP).context("stack map missing")?)?;
+    Ok(traces
+        .get(&(key & !FAST_CALL), 0)
+        .ok()
+        .map(|t| t.frames().iter().map(|f| f.ip).collect()))
+}
+
+/// Whether a key of [`counts`] is a fast call's.
+pub fn is_fast(key: u32) -> bool {
+    key & FAST_CALL != 0
+}

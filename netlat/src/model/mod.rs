@@ -7,6 +7,7 @@ pub mod experiment_change;
 pub mod histogram;
 pub mod info;
 pub mod net_rx;
+pub mod recording;
 pub mod report;
 pub mod size_band;
 pub mod slow_call;

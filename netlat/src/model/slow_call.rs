@@ -135,17 +135,25 @@ pub struct Clock {
     pub realtime_minus_monotonic: i128,
 }
 
+fn read_clock(id: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills a valid timespec.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
 impl Clock {
+    /// CLOCK_MONOTONIC now: the clock of the kernel's records
+    /// (bpf_ktime_get_ns).
+    pub fn monotonic_ns() -> u64 {
+        read_clock(libc::CLOCK_MONOTONIC) as u64
+    }
+
     pub fn now() -> Clock {
-        let read = |id| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: clock_gettime fills a valid timespec.
-            unsafe { libc::clock_gettime(id, &mut ts) };
-            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-        };
+        let read = read_clock;
         // Monotonic read on both sides of the realtime one: their mean is
         // when the realtime was taken, to within a microsecond.
         let m0 = read(libc::CLOCK_MONOTONIC);

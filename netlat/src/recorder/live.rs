@@ -156,15 +156,8 @@ fn kernel_counts(tracer: &Tracer) -> Result<SlowStats> {
     Ok(sum)
 }
 
-/// CLOCK_MONOTONIC, the clock of the kernel's records (bpf_ktime_get_ns).
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    Clock::monotonic_ns()
 }
 
 fn unix_s_now() -> f64 {

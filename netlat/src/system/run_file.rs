@@ -7,7 +7,11 @@ use crate::model::compare::{CompareError, MAX_FILE_BYTES, Named, parse};
 
 /// Opens `path` for reading if it is a regular file of at most `cap`
 /// bytes. Never blocks on the open (a FIFO), never reads a device.
-fn open_capped(path: &Path, shown: &str, cap: u64) -> Result<std::fs::File, CompareError> {
+pub(crate) fn open_capped(
+    path: &Path,
+    shown: &str,
+    cap: u64,
+) -> Result<std::fs::File, CompareError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let unreadable = |e: std::io::Error| CompareError::Unreadable {
         path: shown.to_owned(),

@@ -2,6 +2,10 @@
 //! captures, `slow --json` output) turned into one self-contained HTML
 //! page (a heat map of time x latency, the slow calls on it, and the
 //! histogram, calls and flame graph of any range selected) or a static
-//! SVG heat map.
+//! SVG heat map. input (files) -> build (page data) -> html / heat_svg.
 
+pub mod build;
+pub mod heat_svg;
+pub mod html;
+pub mod input;
 pub mod page_data;

@@ -33,7 +33,7 @@ impl Window {
 }
 
 /// `--interval`'s window ends: `start + k * interval`.
-pub(super) struct Boundaries {
+pub(crate) struct Boundaries {
     start: Instant,
     interval: Duration,
     /// The index of the next end.
@@ -41,7 +41,7 @@ pub(super) struct Boundaries {
 }
 
 impl Boundaries {
-    pub(super) fn new(start: Instant, interval: Duration) -> Boundaries {
+    pub(crate) fn new(start: Instant, interval: Duration) -> Boundaries {
         Boundaries {
             start,
             interval,
@@ -49,7 +49,7 @@ impl Boundaries {
         }
     }
 
-    pub(super) fn next(&self) -> Instant {
+    pub(crate) fn next(&self) -> Instant {
         self.start + self.interval * self.k
     }
 
@@ -57,7 +57,7 @@ impl Boundaries {
     /// after it. One that was missed (the host was too busy to read a
     /// window in time) is skipped, so the later ones stay on the grid
     /// instead of firing at once.
-    pub(super) fn advance(&mut self, now: Instant) {
+    pub(crate) fn advance(&mut self, now: Instant) {
         let behind =
             now.saturating_duration_since(self.start).as_nanos() / self.interval.as_nanos();
         self.k = (self.k + 1).max(u32::try_from(behind + 1).unwrap_or(u32::MAX));
