@@ -42,6 +42,10 @@ use crate::{
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The record buffer: a storm of slow calls is read once a window.
 const RING_BYTES: u32 = 16 << 20;
+/// Slow calls each CPU may record per second; beyond it the kernel counts
+/// them (`limited`) and the histograms still time them. A person reads a
+/// few hundred points a second at most, and the file stays bounded.
+const RECORDS_PER_CPU_SECOND: u32 = 1000;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(mut_arg("backend", |a| a.help("How to time the function (as for histogram)")))]
@@ -54,7 +58,8 @@ pub struct RecordArgs {
     pub seconds: Option<Duration>,
     /// Keep every call at least this long (when, CPU, task, socket,
     /// duration) and sample the kernel stacks inside those calls, for the
-    /// report's slow-call points and flame graphs (e.g. 2ms).
+    /// report's slow-call points and flame graphs (e.g. 2ms). Each CPU
+    /// keeps up to 1000 a second; the kernel counts the rest.
     #[arg(long, value_parser = crate::model::duration::parse_threshold, value_name = "DURATION")]
     pub slower_than: Option<Duration>,
     /// Width of one window: a histogram each, the heat map's columns
@@ -108,7 +113,7 @@ fn globals(args: &RecordArgs) -> Globals {
             stacks: false,
             sock,
             ring_bytes: RING_BYTES,
-            records_per_second: 0,
+            records_per_second: RECORDS_PER_CPU_SECOND,
         }),
         // Each net_rx_action record says what its call did: load or pathology.
         net_rx: (function == net_rx::NET_RX_ACTION)

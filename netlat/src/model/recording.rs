@@ -111,6 +111,13 @@ pub struct Accounting {
     pub recorded: u64,
     /// Found the record buffer full.
     pub lost_ring: u64,
+    /// Beyond a CPU's record budget for the second (a storm of slow
+    /// calls): counted by the kernel, timed in the histograms, not kept.
+    #[serde(default)]
+    pub limited: u64,
+    /// Reached netlat after the file's cap on slow calls was full.
+    #[serde(default)]
+    pub not_kept: u64,
     /// Samples whose stack could not be kept (a full stack or count map).
     pub samples_lost: u64,
     /// Samples held for calls still running at the end: neither slow nor

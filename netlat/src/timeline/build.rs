@@ -153,6 +153,8 @@ fn meta(run: &Loaded) -> Vec<MetaSection> {
             row("over the threshold (kernel's count)", a.over_threshold),
             row("in this file", a.recorded),
             row("lost: record buffer full", a.lost_ring),
+            row("over a CPU's 1000 records a second", a.limited),
+            row("past the file's cap", a.not_kept),
             row("samples lost (stack not kept)", a.samples_lost),
             row(
                 "samples of calls unfinished at the end",

@@ -46,6 +46,16 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Seconds into the run: tenths on a short run, whole seconds (as 1h 2m)
+/// on a long one.
+fn time_label(t_ns: u64, span_ns: u64) -> String {
+    if span_ns < 20_000_000_000 {
+        format!("{:.1}s", t_ns as f64 / 1e9)
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(t_ns / 1_000_000_000)).to_string()
+    }
+}
+
 pub fn render(data: &PageData) -> String {
     let span_ns = data
         .runs
@@ -94,12 +104,14 @@ fn panel(out: &mut String, run: &PageRun, span_ns: u64, top: f64) -> f64 {
     let bottom = plot_top + plot_h;
     let x_of = |t_ns: u64| LEFT + PLOT_W * (t_ns as f64 / span_ns as f64).min(1.0);
     let y_of = |row: usize| bottom - (row - lo + 1) as f64 * ROW_H;
-    // Columns of equal time, each the sum of the windows starting in it.
-    let columns = run.windows.len().clamp(1, MAX_COLUMNS);
-    let col_ns = (span_ns as f64 / columns as f64).max(1.0);
+    // Columns of whole windows (as many per column as keep them under
+    // MAX_COLUMNS), each the sum of the windows starting in it.
+    let per_column = run.windows.len().div_ceil(MAX_COLUMNS).max(1) as u64;
+    let col_ns = run.interval_ns.max(1).saturating_mul(per_column);
+    let columns = (span_ns / col_ns + 1) as usize;
     let mut cells = vec![vec![0u64; n_rows]; columns];
     for w in &run.windows {
-        let c = ((w.t as f64 / col_ns) as usize).min(columns - 1);
+        let c = ((w.t / col_ns) as usize).min(columns - 1);
         for &[bucket, count] in &w.b {
             if let Some(&row) = rows.get(bucket as usize) {
                 cells[c][row - lo] += count;
@@ -128,18 +140,18 @@ fn panel(out: &mut String, run: &PageRun, span_ns: u64, top: f64) -> f64 {
         out,
         r##"<rect x="{LEFT}" y="{plot_top}" width="{PLOT_W}" height="{plot_h}" fill="#f8f8f8" stroke="#999"/>"##
     );
-    let cell_w = PLOT_W * col_ns / span_ns as f64;
+    let cell_w = PLOT_W * col_ns as f64 / span_ns as f64;
     for (c, column) in cells.iter().enumerate() {
         for (r, &count) in column.iter().enumerate() {
             if count == 0 {
                 continue;
             }
+            let x = x_of(c as u64 * col_ns);
             let _ = write!(
                 out,
-                r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{ROW_H}" fill="{}"><title>{count} calls</title></rect>"#,
-                x_of((c as f64 * col_ns) as u64),
+                r#"<rect x="{x:.2}" y="{:.2}" width="{:.2}" height="{ROW_H}" fill="{}"><title>{count} calls</title></rect>"#,
                 y_of(r + lo),
-                cell_w.max(0.5),
+                cell_w.min(LEFT + PLOT_W - x).max(0.5),
                 colour(count, max)
             );
         }
@@ -170,7 +182,7 @@ fn panel(out: &mut String, run: &PageRun, span_ns: u64, top: f64) -> f64 {
             r#"<text x="{:.1}" y="{}" text-anchor="middle">+{}</text>"#,
             x_of(t),
             bottom + 13.0,
-            humantime::format_duration(std::time::Duration::from_secs(t / 1_000_000_000))
+            time_label(t, span_ns)
         );
     }
     let _ = write!(

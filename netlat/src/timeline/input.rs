@@ -8,6 +8,7 @@ use std::{io::Read as _, path::Path};
 use netlat_common::buckets;
 
 use crate::{
+    model::compare::CompareError,
     model::{
         histogram::Histogram,
         recording::{self, Accounting, RecWindow, Recording, RecordingDocument, WindowSamples},
@@ -85,8 +86,19 @@ fn read_capped(path: &Path, shown: &str) -> Result<String, InputError> {
         path: shown.to_owned(),
         why,
     };
-    let file = run_file::open_capped(path, shown, MAX_FILE_BYTES)
-        .map_err(|e| unreadable(e.to_string()))?;
+    let file = run_file::open_capped(path, shown, MAX_FILE_BYTES).map_err(|e| {
+        unreadable(match e {
+            CompareError::NotAFile { .. } => {
+                "not a regular file (netlat report does not read pipes or devices)".into()
+            }
+            CompareError::TooLarge { .. } => format!(
+                "larger than {} MiB: not a netlat recording",
+                MAX_FILE_BYTES >> 20
+            ),
+            CompareError::Unreadable { why, .. } => why,
+            other => other.to_string(),
+        })
+    })?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -177,7 +189,7 @@ pub fn parse(path: &str, name: &str, text: &str) -> Result<Loaded, InputError> {
         return slow_lines(path, name, text);
     }
     Err(foreign(if peek.schema.is_some() {
-        "a histogram result without windows: record one with netlat record".into()
+        "a histogram result without its run over time".into()
     } else {
         "none of the members netlat writes".into()
     }))
@@ -242,6 +254,8 @@ fn from_capture(name: &str, c: Capture) -> Loaded {
             over_threshold: c.accounting.kernel_over_threshold,
             recorded: c.accounting.recorded,
             lost_ring: c.accounting.lost_ring,
+            limited: c.accounting.limited,
+            not_kept: c.accounting.not_kept,
             samples_lost: c.stacks.lost,
             samples_undecided: 0,
         },

@@ -5,6 +5,8 @@
 //! SVG heat map. input (files) -> build (page data) -> html / heat_svg.
 
 pub mod build;
+#[doc(hidden)]
+pub mod fixture;
 pub mod heat_svg;
 pub mod html;
 pub mod input;

@@ -24,12 +24,17 @@ use crate::{
 
 /// Records taken from the buffer at a time.
 const BATCH: usize = 1024;
+/// Slow calls a recording keeps (~300 bytes each in the file); the rest
+/// are counted. With the kernel's per-CPU budget a storm reaches this
+/// only after minutes.
+pub const MAX_CALLS: usize = 200_000;
 
 pub struct Gather {
     clock: Clock,
     sampling: bool,
     windows: Vec<RecWindow>,
     calls: Vec<SlowCall>,
+    not_kept: u64,
     /// The sampler's counts at the last read, by key.
     seen: BTreeMap<u32, u64>,
     /// (window, key, samples): the growth of one key over one window.
@@ -43,6 +48,7 @@ impl Gather {
             sampling,
             windows: Vec::new(),
             calls: Vec::new(),
+            not_kept: 0,
             seen: BTreeMap::new(),
             grown: Vec::new(),
         }
@@ -73,7 +79,11 @@ impl Gather {
     pub fn calls(&mut self, records: &mut Records) -> Result<()> {
         let clock = self.clock;
         while records.drain(BATCH, |r| {
-            self.calls.push(SlowCall::from_record(r, &clock));
+            if self.calls.len() < MAX_CALLS {
+                self.calls.push(SlowCall::from_record(r, &clock));
+            } else {
+                self.not_kept += 1;
+            }
             Ok(())
         })? {}
         Ok(())
@@ -87,6 +97,8 @@ impl Gather {
             over_threshold: kernel.over,
             recorded: self.calls.len() as u64,
             lost_ring: kernel.lost,
+            limited: kernel.limited,
+            not_kept: self.not_kept,
             samples_lost: t.lost_stack + t.lost_pending + t.lost_count,
             samples_undecided: samples.undecided,
         })
