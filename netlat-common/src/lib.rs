@@ -75,7 +75,7 @@ pub const MAPS: &[&str] = &[
     SLOW_EVENTS_MAP,
     SLOW_STATS_MAP,
     SLOW_ENTRIES_MAP,
-    ENTRY_STACKS_MAP,
+    ENTRY_FRAMES_MAP,
     net_rx::NET_RX_STATS_MAP,
     net_rx::NET_RX_DEVICES_MAP,
 ];
@@ -369,13 +369,53 @@ impl SockInfo {
 #[derive(Clone, Copy, Debug)]
 pub struct EntryInfo {
     pub cpu: u32,
-    /// In the ENTRY_STACKS map, or [`NO_STACK`].
+    /// Unused by the kernel ([`NO_STACK`]): entry stacks travel as
+    /// [`EntryFrames`].
     pub stack_id: i32,
     pub sock: SockInfo,
 }
 
-/// Kernel stacks at the entry of slow calls (`netlat slow --stack`).
-pub const ENTRY_STACKS_MAP: &str = "ENTRY_STACKS";
+/// Frames of an entry stack kept at most: the kernel's default
+/// `kernel.perf_event_max_stack`.
+pub const MAX_FRAMES: usize = 127;
+
+/// A kernel stack taken in place at a call's entry (`netlat slow
+/// --stack`), kept per call in progress and copied into that call's
+/// record if it is slow. Frames are taken into the entry's own slot, not
+/// a shared stack map: nothing is left behind to fill, and two stacks
+/// never collide.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EntryFrames {
+    /// The call's start (`bpf_ktime_get_ns`): the exit copies the frames
+    /// only if they are its own call's.
+    pub start_ns: u64,
+    /// Frames written, innermost first; 0 when the stack could not be
+    /// taken.
+    pub len: u64,
+    pub ips: [u64; MAX_FRAMES],
+}
+
+impl EntryFrames {
+    pub const EMPTY: EntryFrames = EntryFrames {
+        start_ns: 0,
+        len: 0,
+        ips: [0; MAX_FRAMES],
+    };
+}
+
+/// A slow call's record with its entry stack (`netlat slow --stack`):
+/// what the ring carries instead of a bare [`SlowRecord`] then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SlowStackRecord {
+    /// `stack_id` is [`NO_STACK`]; userspace names the frames.
+    pub record: SlowRecord,
+    pub frames: EntryFrames,
+}
+
+/// [`EntryFrames`] of each call in progress (function backends).
+pub const ENTRY_FRAMES_MAP: &str = "ENTRY_FRAMES";
 
 /// How the CPU was running when the call started.
 pub mod call_context {

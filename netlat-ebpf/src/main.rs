@@ -28,8 +28,8 @@ use netlat_common::NET_RX_SOFTIRQ;
 #[kprobe]
 pub fn netlat_kprobe(ctx: ProbeContext) -> u32 {
     let first_arg = || ctx.arg::<*const u8>(0).unwrap_or(core::ptr::null());
-    if let Some((key, depth)) = timing::function_entry(group::of_socket(first_arg), 0) {
-        slow::function_entry(&ctx, key, depth, first_arg);
+    if let Some((key, depth, start)) = timing::function_entry(group::of_socket(first_arg), 0) {
+        slow::function_entry(&ctx, key, depth, start, first_arg);
     }
     0
 }
@@ -61,10 +61,10 @@ fn call_frame<C: EbpfContext>(ctx: &C) -> u64 {
 #[fentry]
 pub fn netlat_fentry(ctx: FEntryContext) -> u32 {
     let first_arg = || ctx.arg::<*const u8>(0);
-    if let Some((key, depth)) =
+    if let Some((key, depth, start)) =
         timing::function_entry(group::of_socket(first_arg), call_frame(&ctx))
     {
-        slow::function_entry(&ctx, key, depth, first_arg);
+        slow::function_entry(&ctx, key, depth, start, first_arg);
     }
     0
 }

@@ -6,19 +6,26 @@
 //! stack, the socket's state) is kept per context and depth in
 //! SLOW_ENTRIES, written only when a threshold is set: with the
 //! `NO_THRESHOLD` default the verifier sees a constant and drops all of it.
+//!
+//! `--stack` takes each entry's stack in place, into the call's own slot
+//! (ENTRY_FRAMES, SOFTIRQ_FRAMES), tagged with the call's start; a slow
+//! call's exit copies its own frames into its record. A shared stack map
+//! (get_stackid) instead kept every fast call's stack until userspace
+//! emptied it, and lost stacks to its hash collisions.
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_probe_read_kernel,
+        bpf_probe_read_kernel, generated,
     },
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
-    programs::tracing::StackIdContext,
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use netlat_common::{
-    EntryInfo, NET_RX_SOFTIRQ, NO_OFFSET, NO_STACK, NO_THRESHOLD, SlowRecord, SlowStats, SockInfo,
-    SockOffsets, StartKey, call_context, net_rx::NetRxCall,
+    EntryFrames, EntryInfo, MAX_FRAMES, NET_RX_SOFTIRQ, NO_OFFSET, NO_STACK, NO_THRESHOLD,
+    SlowRecord, SlowStackRecord, SlowStats, SockInfo, SockOffsets, StartKey, call_context,
+    net_rx::NetRxCall,
 };
 
 /// Set by userspace at load time; `NO_THRESHOLD` outside `netlat slow`.
@@ -103,8 +110,21 @@ static SLOW_ENTRIES: LruHashMap<EntryKey, EntryInfo> = LruHashMap::with_max_entr
 #[map(name = "SOFTIRQ_ENTRY")]
 static SOFTIRQ_ENTRY: PerCpuArray<EntryInfo> = PerCpuArray::with_max_entries(1, 0);
 
-#[map(name = "ENTRY_STACKS")]
-static ENTRY_STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);
+/// Entry stacks of calls in progress (function backends), by the same key
+/// as SLOW_ENTRIES. Userspace sizes it: 4096 with `--stack`, else 1.
+#[map(name = "ENTRY_FRAMES")]
+static ENTRY_FRAMES: LruHashMap<EntryKey, EntryFrames> = LruHashMap::with_max_entries(1, 0);
+
+/// The NET_RX softirq's entry stack, per CPU (it never nests).
+#[map(name = "SOFTIRQ_FRAMES")]
+static SOFTIRQ_FRAMES: PerCpuArray<EntryFrames> = PerCpuArray::with_max_entries(1, 0);
+
+/// A zeroed value to create ENTRY_FRAMES slots from: at ~1 KB it cannot
+/// be built on the 512-byte BPF stack.
+#[map(name = "BLANK_FRAMES")]
+static BLANK_FRAMES: Array<EntryFrames> = Array::with_max_entries(1, 0);
+
+const FRAME_BYTES: u32 = (MAX_FRAMES * 8) as u32;
 
 /// Which interrupt context this CPU is in, kept by the context programs
 /// below (function backends only: the kernel offers no portable way to
@@ -145,19 +165,32 @@ fn stats() -> Option<&'static mut SlowStats> {
 }
 
 #[inline(always)]
-fn stack_id<C: StackIdContext>(ctx: &C) -> i32 {
-    if global(&SLOW_STACKS) == 0 {
-        return NO_STACK;
+fn stacks_on() -> bool {
+    global(&SLOW_STACKS) != 0
+}
+
+/// Takes the current kernel stack into `f`, tagged with the call's start.
+#[inline(always)]
+fn take_frames<C: EbpfContext>(ctx: &C, f: *mut EntryFrames, start_ns: u64) {
+    // SAFETY: `f` is a map value of this CPU's call; the helper writes at
+    // most FRAME_BYTES into its frames.
+    unsafe {
+        let n =
+            generated::bpf_get_stack(ctx.as_ptr(), (*f).ips.as_mut_ptr().cast(), FRAME_BYTES, 0);
+        (*f).start_ns = start_ns;
+        (*f).len = if n > 0 { n as u64 / 8 } else { 0 };
     }
-    match ctx.get_stackid(&ENTRY_STACKS, 0) {
-        Ok(id) => id as i32,
-        Err(_) => {
-            if let Some(s) = stats() {
-                s.lost_stacks += 1;
-            }
-            NO_STACK
-        }
+}
+
+/// The entry stack slot of a function call in progress, made if missing.
+#[inline(always)]
+fn frames_slot(key: &EntryKey) -> Option<*mut EntryFrames> {
+    if let Some(f) = ENTRY_FRAMES.get_ptr_mut(key) {
+        return Some(f);
     }
+    let blank = BLANK_FRAMES.get(0)?;
+    ENTRY_FRAMES.insert(key, blank, 0).ok()?;
+    ENTRY_FRAMES.get_ptr_mut(key)
 }
 
 #[inline(always)]
@@ -203,12 +236,13 @@ fn sock_info(first_arg: impl FnOnce() -> *const u8) -> SockInfo {
     info
 }
 
-/// A function backend's entry pushed its start at `depth` for `key`.
+/// A function backend's entry pushed `start_ns` at `depth` for `key`.
 #[inline(always)]
-pub fn function_entry<C: StackIdContext>(
+pub fn function_entry<C: EbpfContext>(
     ctx: &C,
     key: StartKey,
     depth: u32,
+    start_ns: u64,
     first_arg: impl FnOnce() -> *const u8,
 ) {
     if !enabled() {
@@ -216,7 +250,7 @@ pub fn function_entry<C: StackIdContext>(
     }
     let entry = EntryInfo {
         cpu: cpu(),
-        stack_id: stack_id(ctx),
+        stack_id: NO_STACK,
         sock: sock_info(first_arg),
     };
     let key = EntryKey {
@@ -227,6 +261,13 @@ pub fn function_entry<C: StackIdContext>(
     // A full map evicts the oldest entry; this call's record then lacks
     // its entry details (cpu, stack, socket), never its timing.
     let _ = SLOW_ENTRIES.insert(key, entry, 0);
+    if stacks_on() {
+        // No slot (the map is full of calls in progress): the exit finds
+        // no frames of its own and counts the stack lost.
+        if let Some(f) = frames_slot(&key) {
+            take_frames(ctx, f, start_ns);
+        }
+    }
 }
 
 /// A function backend's call at `depth` for `key` ended.
@@ -247,7 +288,12 @@ pub fn function_exit(key: StartKey, depth: u32, start_ns: u64, duration_ns: u64)
         Some(c) if c.softirq > 0 => (call_context::SOFTIRQ, c.softirq - 1),
         _ => (call_context::TASK, 0),
     };
-    emit(start_ns, duration_ns, entry, context, vec);
+    let frames = if stacks_on() {
+        ENTRY_FRAMES.get_ptr(key)
+    } else {
+        None
+    };
+    emit(start_ns, duration_ns, entry, frames, context, vec);
 }
 
 /// Only `--stack` needs anything from a softirq's entry: a softirq never
@@ -255,8 +301,8 @@ pub fn function_exit(key: StartKey, depth: u32, start_ns: u64, duration_ns: u64)
 /// Skipping the write otherwise keeps `slow net_rx_action` within a few ns
 /// of `histogram` per call.
 #[inline(always)]
-pub fn softirq_entry<C: StackIdContext>(ctx: &C) {
-    if !enabled() || global(&SLOW_STACKS) == 0 {
+pub fn softirq_entry<C: EbpfContext>(ctx: &C, start_ns: u64) {
+    if !enabled() || !stacks_on() {
         return;
     }
     if let Some(e) = SOFTIRQ_ENTRY.get_ptr_mut(0) {
@@ -264,10 +310,13 @@ pub fn softirq_entry<C: StackIdContext>(ctx: &C) {
         unsafe {
             *e = EntryInfo {
                 cpu: cpu(),
-                stack_id: stack_id(ctx),
+                stack_id: NO_STACK,
                 sock: SockInfo::NONE,
             }
         };
+    }
+    if let Some(f) = SOFTIRQ_FRAMES.get_ptr_mut(0) {
+        take_frames(ctx, f, start_ns);
     }
 }
 
@@ -276,40 +325,97 @@ pub fn softirq_exit(start_ns: u64, duration_ns: u64) {
     if !enabled() || duration_ns < global(&SLOW_THRESHOLD_NS) {
         return;
     }
-    let entry = if global(&SLOW_STACKS) != 0 {
-        SOFTIRQ_ENTRY.get(0).copied()
+    let (entry, frames) = if stacks_on() {
+        (SOFTIRQ_ENTRY.get(0).copied(), SOFTIRQ_FRAMES.get_ptr(0))
     } else {
-        None
+        (None, None)
     };
     emit(
         start_ns,
         duration_ns,
         entry,
+        frames,
         call_context::SOFTIRQ,
         NET_RX_SOFTIRQ,
     );
 }
 
 #[inline(always)]
-fn emit(start_ns: u64, duration_ns: u64, entry: Option<EntryInfo>, context: u32, vec: u32) {
+fn emit(
+    start_ns: u64,
+    duration_ns: u64,
+    entry: Option<EntryInfo>,
+    frames: Option<*const EntryFrames>,
+    context: u32,
+    vec: u32,
+) {
     let Some(stats) = stats() else { return };
     stats.over += 1;
     if !within_budget(start_ns.wrapping_add(duration_ns)) {
         stats.limited += 1;
         return;
     }
-    let Some(mut slot) = SLOW_EVENTS.reserve::<SlowRecord>(0) else {
+    let record = record(start_ns, duration_ns, entry, context, vec);
+    if !stacks_on() {
+        let Some(mut slot) = SLOW_EVENTS.reserve::<SlowRecord>(0) else {
+            stats.lost += 1;
+            return;
+        };
+        slot.write(record);
+        slot.submit(0);
+        return;
+    }
+    let Some(mut slot) = SLOW_EVENTS.reserve::<SlowStackRecord>(0) else {
         stats.lost += 1;
         return;
     };
+    let out = slot.as_mut_ptr();
+    // SAFETY: `out` is the reserved record, `frames` a map value of this
+    // call's context; the copy is of exactly the frames' size.
+    unsafe {
+        (*out).record = record;
+        let own = frames.filter(|f| (**f).start_ns == start_ns && (**f).len > 0);
+        match own {
+            Some(f) => {
+                (*out).frames.start_ns = start_ns;
+                (*out).frames.len = (*f).len;
+                let copied = generated::bpf_probe_read_kernel(
+                    (*out).frames.ips.as_mut_ptr().cast(),
+                    FRAME_BYTES,
+                    (*f).ips.as_ptr().cast(),
+                );
+                if copied != 0 {
+                    (*out).frames.len = 0;
+                }
+            }
+            None => {
+                (*out).frames.start_ns = start_ns;
+                (*out).frames.len = 0;
+            }
+        }
+        if (*out).frames.len == 0 {
+            stats.lost_stacks += 1;
+        }
+    }
+    slot.submit(0);
+}
+
+#[inline(always)]
+fn record(
+    start_ns: u64,
+    duration_ns: u64,
+    entry: Option<EntryInfo>,
+    context: u32,
+    vec: u32,
+) -> SlowRecord {
     let pid_tgid = bpf_get_current_pid_tgid();
     let exit_cpu = cpu();
-    let (entry_cpu, stack_id, sock) = match entry {
-        Some(e) => (e.cpu, e.stack_id, e.sock),
-        None => (exit_cpu, NO_STACK, SockInfo::NONE),
+    let (entry_cpu, sock) = match entry {
+        Some(e) => (e.cpu, e.sock),
+        None => (exit_cpu, SockInfo::NONE),
     };
     let net_rx = crate::net_rx::call_of(start_ns, duration_ns).unwrap_or(NetRxCall::NONE);
-    slot.write(SlowRecord {
+    SlowRecord {
         start_ns,
         duration_ns,
         cpu: entry_cpu,
@@ -319,12 +425,11 @@ fn emit(start_ns: u64, duration_ns: u64, entry: Option<EntryInfo>, context: u32,
         context,
         softirq_vec: vec,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        stack_id,
+        stack_id: NO_STACK,
         _pad: 0,
         sock,
         net_rx,
-    });
-    slot.submit(0);
+    }
 }
 
 // The context programs: attached beside a function backend by `netlat slow`.

@@ -11,7 +11,7 @@
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use netlat_common::{MAX_DEPTH, StartKey, StartStack};
 
-use aya_ebpf::programs::tracing::StackIdContext;
+use aya_ebpf::EbpfContext;
 
 use crate::{
     sampling, slow,
@@ -34,11 +34,11 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
-/// Pushes this call's start; returns its context and depth (for what
-/// `netlat slow` keeps beside it), or None when it cannot be timed.
+/// Pushes this call's start; returns its context, depth and start (for
+/// what `netlat slow` keeps beside it), or None when it cannot be timed.
 /// `frame` identifies the call to its exit (see `StartStack::frame`).
 #[inline(always)]
-pub fn function_entry(group: u8, frame: u64) -> Option<(StartKey, u32)> {
+pub fn function_entry(group: u8, frame: u64) -> Option<(StartKey, u32, u64)> {
     let key = starts::key();
     let ts = now();
     match STARTS.get_ptr_mut(key) {
@@ -52,7 +52,7 @@ pub fn function_entry(group: u8, frame: u64) -> Option<(StartKey, u32)> {
                 stack.frame[i] = frame;
                 stack.group[i] = group;
                 stack.depth += 1;
-                Some((key, i as u32))
+                Some((key, i as u32, ts))
             } else {
                 stats::dropped_entry();
                 None
@@ -72,7 +72,7 @@ pub fn function_entry(group: u8, frame: u64) -> Option<(StartKey, u32)> {
                 stats::dropped_entry();
                 return None;
             }
-            Some((key, 0))
+            Some((key, 0, ts))
         }
     }
 }
@@ -140,12 +140,13 @@ pub fn function_exit(frame: u64) {
 }
 
 #[inline(always)]
-pub fn softirq_entry<C: StackIdContext>(ctx: &C) {
+pub fn softirq_entry<C: EbpfContext>(ctx: &C) {
+    let ts = now();
     if let Some(start) = SOFTIRQ_START.get_ptr_mut(0) {
         // SAFETY: this CPU's value.
-        unsafe { *start = now() };
+        unsafe { *start = ts };
     }
-    slow::softirq_entry(ctx);
+    slow::softirq_entry(ctx, ts);
 }
 
 #[inline(always)]

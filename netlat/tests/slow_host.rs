@@ -338,80 +338,46 @@ fn varied_traffic(stop: &AtomicBool) {
     }
 }
 
-/// Entries in the ENTRY_STACKS map of netlat process `pid` (a stack trace
-/// map, type 7, of 8192 entries), found through its fdinfo.
-fn entry_stacks_in_use(pid: i32) -> usize {
-    use aya::maps::{Map, MapData, StackTraceMap};
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
-        let info = std::fs::read_to_string(fd.unwrap().path()).unwrap_or_default();
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_owned())
-        };
-        if field("map_type:").as_deref() == Some("7")
-            && field("max_entries:").as_deref() == Some("8192")
-        {
-            let id: u32 = field("map_id:").unwrap().parse().unwrap();
-            let map = StackTraceMap::try_from(Map::StackTraceMap(
-                MapData::from_id(id).expect("open netlat's stack map"),
-            ))
-            .unwrap();
-            return map.stack_ids().filter_map(Result::ok).count();
-        }
-    }
-    panic!("no ENTRY_STACKS map in netlat {pid}'s file descriptors");
-}
-
-/// The stack map is a hash table that never evicts: a stack left in it
-/// holds its slot for the rest of the run, and later stacks hashing there
-/// are lost. Once the records that used them are printed, the entries must
-/// be gone.
+/// Each entry stack is taken into its own call's slot and travels in that
+/// call's record: whatever the number of distinct stacks and however long
+/// the run, every record carries its stack (a shared stack map kept the
+/// stacks of calls never read, filled, and lost stacks to collisions).
 #[test]
-fn entry_stacks_are_freed_once_printed() {
+fn every_record_carries_its_own_entry_stack() {
     common::skip_unless_root!("needs root to load eBPF programs");
-    let netlat = Netlat::start(&["slow", "net_rx_action", "0", "--stack"]);
-    let pid = netlat.pid();
+    let netlat = Netlat::start(&["slow", "net_rx_action", "0", "--stack", "--json"]);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| varied_traffic(&stop));
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(3));
         stop.store(true, Ordering::Relaxed);
     });
-    // Quiet now: netlat prints what is left within its 200 ms safety net.
-    std::thread::sleep(Duration::from_millis(500));
-    let in_use: Vec<usize> = (0..10)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(30));
-            entry_stacks_in_use(pid)
-        })
-        .collect();
     let out = netlat.interrupt();
     assert!(out.success, "netlat failed: {}", out.stderr);
+    let recs = records(&out.stdout);
     let mut distinct = BTreeSet::new();
-    let mut frames = Vec::new();
-    for line in out.stdout.lines() {
-        if line.starts_with("    ") {
-            frames.push(line);
-        } else if !frames.is_empty() {
-            distinct.insert(std::mem::take(&mut frames).join("\n"));
+    let mut without = 0;
+    for r in &recs {
+        match r["stack"].as_array() {
+            Some(frames) if !frames.is_empty() => {
+                distinct.insert(format!("{frames:?}"));
+            }
+            _ => without += 1,
         }
     }
     println!(
-        "{} distinct entry stacks printed; entries left in the map while idle: {in_use:?}",
-        distinct.len()
+        "{} records, {} distinct entry stacks, {without} without one; {}",
+        recs.len(),
+        distinct.len(),
+        out.stderr.lines().last().unwrap_or("")
     );
+    assert!(recs.len() >= 100, "too few records to tell: {}", recs.len());
+    assert!(distinct.len() >= 3, "too few distinct stacks: {}", distinct.len());
+    assert_eq!(without, 0, "records without their entry stack");
     assert!(
-        distinct.len() >= 3,
-        "too few distinct stacks to tell: {}",
-        distinct.len()
-    );
-    // Other loopback traffic on the host may have a record in flight.
-    let least = *in_use.iter().min().unwrap();
-    assert!(
-        least <= 1,
-        "{least} stacks still in the map after their records were printed ({} distinct printed)",
-        distinct.len()
+        !out.stderr.contains("stacks could not be taken"),
+        "{}",
+        out.stderr
     );
 }
 

@@ -266,7 +266,10 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 1);
         assert!(svg.contains("t &lt;&amp;&gt;"));
         // Rows from 1us (1024 ns) up to 2ms, labelled.
-        assert!(svg.contains(">1.0us<") && svg.contains(">1.049ms<"), "{svg}");
+        assert!(
+            svg.contains(">1.0us<") && svg.contains(">1.049ms<"),
+            "{svg}"
+        );
     }
 
     #[test]

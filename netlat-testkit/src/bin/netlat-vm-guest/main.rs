@@ -67,6 +67,10 @@ const TESTS: &[(&str, Test)] = &[
         slow::slow_tcp_collapse,
     ),
     (
+        "slow_stacks_never_lost_over_many_stacks",
+        slow::slow_stacks_never_lost,
+    ),
+    (
         "info_agrees_with_histogram",
         info::info_agrees_with_histogram,
     ),
@@ -95,6 +99,14 @@ const TESTS: &[(&str, Test)] = &[
         net_rx::starved_ksoftirqd_raises_the_wait,
     ),
 ];
+
+/// The guest kernel's release, e.g. "6.1.0-27-cloud-amd64".
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
 
 /// `netlat_tests=a,b` on the kernel command line runs only those (the host
 /// runs a subset where emulation is slow); names that match no test are

@@ -2,7 +2,6 @@
 //! bounded batches, their entry stacks named, a failed stdout remembered.
 
 use std::{
-    collections::HashMap,
     io::{BufWriter, Write as _},
     time::Instant,
 };
@@ -19,9 +18,6 @@ use crate::{
     tracing::slow_records::Records,
 };
 
-/// Named entry stacks, by stack id.
-type Named = HashMap<u32, Option<Vec<String>>>;
-
 /// Turns records into lines on stdout, flushed after each batch so `tee`
 /// and `grep` see them as they happen.
 pub(super) struct Printer<'a> {
@@ -31,10 +27,6 @@ pub(super) struct Printer<'a> {
     zone: Zone,
     out: BufWriter<std::io::StdoutLock<'static>>,
     pub(super) printed: u64,
-    /// Stacks freed after earlier batches: a call that entered before its
-    /// stack was freed (the map hands one id to identical stacks) still
-    /// gets it.
-    recent: Named,
     /// The first write error; nothing is printed after it.
     pub(super) failed: Option<std::io::Error>,
 }
@@ -48,7 +40,6 @@ impl<'a> Printer<'a> {
             zone: if args.utc { Zone::Utc } else { Zone::Local },
             out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
             printed: 0,
-            recent: HashMap::new(),
             failed: None,
         }
     }
@@ -101,13 +92,12 @@ impl<'a> Printer<'a> {
         }
     }
 
-    /// Prints a batch and flushes it, then frees the entry stacks it used:
-    /// after the whole batch, since records in it may share a stack.
+    /// Prints a batch and flushes it, then lets go of its records' entry
+    /// stacks.
     fn print_batch(&mut self, batch: &[SlowRecord], records: &mut Records) {
         if self.failed.is_some() {
             return;
         }
-        let mut named = Named::new();
         let mut lines = 0;
         for r in batch {
             if self.args.cpu.is_some_and(|cpu| cpu != r.exit_cpu) {
@@ -115,13 +105,9 @@ impl<'a> Printer<'a> {
             }
             let mut call = SlowCall::from_record(r, &self.clock);
             if let (Some(symbols), Some(id)) = (self.symbols, SlowCall::stack_id(r)) {
-                call.stack = named
-                    .entry(id)
-                    .or_insert_with(|| match records.stack(id) {
-                        Some(ips) => Some(kallsyms::name_stack(&ips, symbols)),
-                        None => self.recent.get(&id).cloned().flatten(),
-                    })
-                    .clone();
+                call.stack = records
+                    .stack(id)
+                    .map(|ips| kallsyms::name_stack(&ips, symbols));
             }
             let line = if self.args.json {
                 render::json_line(&call, self.zone)
@@ -142,11 +128,8 @@ impl<'a> Printer<'a> {
         if self.failed.is_none() {
             self.printed += lines;
         }
-        records.forget_stacks(named.keys().copied());
-        // Bounded: only calls in flight across a batch need the old names.
-        if self.recent.len() > 4 * BATCH {
-            self.recent.clear();
-        }
-        self.recent.extend(named);
+        // Every record's stack, printed or not (another CPU's, or after a
+        // failed write): each is held for its own record only.
+        records.forget_stacks(batch.iter().filter_map(SlowCall::stack_id));
     }
 }

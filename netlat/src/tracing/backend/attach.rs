@@ -14,7 +14,7 @@ use aya::{
 };
 
 use netlat_common::{
-    ARMED_MAP, ENTRY_STACKS_MAP, EPOCHS, GROUPS, NO_OFFSET, NO_THRESHOLD, PENDING_MAP,
+    ARMED_MAP, ENTRY_FRAMES_MAP, EPOCHS, GROUPS, NO_OFFSET, NO_THRESHOLD, PENDING_MAP,
     SLOW_ENTRIES_MAP, SLOW_EVENTS_MAP, STACK_COUNTS_MAP, STACKS_MAP, STATS_MAP, SockOffsets,
     globals as global,
     net_rx::{NapiOffsets, globals as net_rx_global},
@@ -144,7 +144,9 @@ pub fn load_object(globals: &Globals, kernel_btf: Option<&Btf>) -> Result<Ebpf, 
             slow.map_or_else(page_size, |s| s.ring_bytes),
         )
         .map_max_entries(SLOW_ENTRIES_MAP, if slow.is_some() { 8192 } else { 64 })
-        .map_max_entries(ENTRY_STACKS_MAP, if slow_stacks != 0 { 8192 } else { 1 })
+        // ~1 KB a call in progress: 4096 threads inside the function at
+        // once before an entry stack has no slot (counted as lost).
+        .map_max_entries(ENTRY_FRAMES_MAP, if slow_stacks != 0 { 4096 } else { 1 })
         .load(OBJECT)
         .map_err(|e| AttachError::Other(format!("cannot load netlat's eBPF object: {e}")))
 }
