@@ -273,7 +273,7 @@ pub fn function_entry<C: EbpfContext>(
 /// A function backend's call at `depth` for `key` ended.
 #[inline(always)]
 pub fn function_exit(key: StartKey, depth: u32, start_ns: u64, duration_ns: u64) {
-    if !enabled() || duration_ns < global(&SLOW_THRESHOLD_NS) {
+    if !enabled() {
         return;
     }
     let key = EntryKey {
@@ -281,19 +281,28 @@ pub fn function_exit(key: StartKey, depth: u32, start_ns: u64, duration_ns: u64)
         cpu: key.cpu,
         depth,
     };
-    // SAFETY: read of a map value, copied out at once.
-    let entry = unsafe { SLOW_ENTRIES.get(key) }.copied();
-    let (context, vec) = match CPU_CONTEXT.get(0) {
-        Some(c) if c.hardirq > 0 => (call_context::HARDIRQ, 0),
-        Some(c) if c.softirq > 0 => (call_context::SOFTIRQ, c.softirq - 1),
-        _ => (call_context::TASK, 0),
-    };
-    let frames = if stacks_on() {
-        ENTRY_FRAMES.get_ptr(key)
-    } else {
-        None
-    };
-    emit(start_ns, duration_ns, entry, frames, context, vec);
+    if duration_ns >= global(&SLOW_THRESHOLD_NS) {
+        // SAFETY: read of a map value, copied out at once.
+        let entry = unsafe { SLOW_ENTRIES.get(key) }.copied();
+        let (context, vec) = match CPU_CONTEXT.get(0) {
+            Some(c) if c.hardirq > 0 => (call_context::HARDIRQ, 0),
+            Some(c) if c.softirq > 0 => (call_context::SOFTIRQ, c.softirq - 1),
+            _ => (call_context::TASK, 0),
+        };
+        let frames = if stacks_on() {
+            ENTRY_FRAMES.get_ptr(key)
+        } else {
+            None
+        };
+        emit(start_ns, duration_ns, entry, frames, context, vec);
+    }
+    if stacks_on() {
+        // The map then holds only calls in progress, far below its size:
+        // an LRU map under pressure evicts only roughly the oldest, and a
+        // run that churns threads (a new key each) once lost a call's
+        // frames between its entry and its exit.
+        let _ = ENTRY_FRAMES.remove(key);
+    }
 }
 
 /// Only `--stack` needs anything from a softirq's entry: a softirq never

@@ -372,7 +372,11 @@ fn every_record_carries_its_own_entry_stack() {
         out.stderr.lines().last().unwrap_or("")
     );
     assert!(recs.len() >= 100, "too few records to tell: {}", recs.len());
-    assert!(distinct.len() >= 3, "too few distinct stacks: {}", distinct.len());
+    assert!(
+        distinct.len() >= 3,
+        "too few distinct stacks: {}",
+        distinct.len()
+    );
     assert_eq!(without, 0, "records without their entry stack");
     assert!(
         !out.stderr.contains("stacks could not be taken"),

@@ -232,15 +232,24 @@ fn stacks_with_backend(backend: &str) -> Result<Outcome, String> {
     check(n == printed && n >= 50, || {
         format!("too few records to judge: {figures}")
     })?;
-    // 5.10's fentry trampolines failed to unwind 1 stack in ~1000 in an
-    // earlier run; everywhere else each record has its own.
-    let fentry_510 = backend == "fentry" && crate::kernel_release().starts_with("5.10");
-    let allowed = if fentry_510 { n / 100 } else { 0 };
-    check(n - with_stack <= allowed && not_taken <= allowed, || {
-        format!("records without their entry stack: {figures}")
+    // kprobe handlers run with preemption off: every record has its own
+    // stack (a shared stack map lost ~1 in 1000 there to collisions).
+    // fentry programs can be preempted, so a second task's program on the
+    // same CPU may find the kernel's per-CPU callchain buffer in use and
+    // bpf_get_stack fail (2 in 2685 on 6.1): the kernel counts each, and
+    // that is all that may be missing. On 5.10 an fentry stack now and
+    // then unwinds no further than netlat's own trampoline frames, which
+    // naming drops (1 in ~2000 records).
+    let (allowed_taken, allowed_empty) = match backend {
+        "fentry" if crate::kernel_release().starts_with("5.10") => (n / 200, n / 200),
+        "fentry" => (n / 200, 0),
+        _ => (0, 0),
+    };
+    check(not_taken <= allowed_taken, || {
+        format!("entry stacks the kernel could not take: {figures}")
     })?;
-    check(with_stack + not_taken >= n, || {
-        format!("a record without a stack that the kernel did not count: {figures}")
+    check(n - with_stack <= not_taken + allowed_empty, || {
+        format!("a record without its stack that the kernel did not count: {figures}")
     })?;
     Ok(Outcome::Pass(figures))
 }
