@@ -66,10 +66,7 @@ const TESTS: &[(&str, Test)] = &[
         "slow_tcp_collapse_names_the_socket",
         slow::slow_tcp_collapse,
     ),
-    (
-        "slow_stacks_never_lost_over_many_stacks",
-        slow::slow_stacks_never_lost,
-    ),
+    ("slow_stacks_kept_over_many_stacks", slow::slow_stacks_kept),
     (
         "info_agrees_with_histogram",
         info::info_agrees_with_histogram,
