@@ -5,3 +5,4 @@
 //! SVG heat map.
 
 pub mod page_data;
+pub mod html;
