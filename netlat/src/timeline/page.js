@@ -366,7 +366,9 @@ function endDrag(evt) {
   if (Math.abs(evt.clientX - d.x0) < 2) return showOverlay();
   const c1 = columnAt(d.canvas, evt.clientX);
   const lo = Math.min(d.c0, c1), hi = Math.max(d.c0, c1);
-  select({ c0: lo, c1: hi, startNs: (lo * state.scaleNs) / state.plotW, endNs: ((hi + 1) * state.scaleNs) / state.plotW });
+  // Whole nanoseconds, like every time in the data.
+  select({ c0: lo, c1: hi, startNs: Math.floor((lo * state.scaleNs) / state.plotW),
+    endNs: Math.floor(((hi + 1) * state.scaleNs) / state.plotW) });
 }
 
 function select(sel) {
