@@ -56,7 +56,8 @@ impl Rng {
 }
 
 const SECOND: u64 = 1_000_000_000;
-const FAST_STACK: &str = "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_rcv_established";
+const FAST_STACK: &str =
+    "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_rcv_established";
 const SLOW_STACK: &str = "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_rcv_established;tcp_data_queue;tcp_prune_queue;tcp_collapse";
 const OTHER_STACK: &str = "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_ack";
 const STACKS: [&str; 3] = [FAST_STACK, SLOW_STACK, OTHER_STACK];
@@ -267,7 +268,11 @@ fn fixture_two_runs() -> PageData {
 
 fn heat_row(low: u64, high: u64) -> u64 {
     let mid = low + (high - low) / 2;
-    if mid == 0 { 0 } else { 63 - u64::from(mid.leading_zeros()) }
+    if mid == 0 {
+        0
+    } else {
+        63 - u64::from(mid.leading_zeros())
+    }
 }
 
 /// [window, row, calls] of every non-empty cell, window by window.
@@ -288,7 +293,11 @@ fn merged(run: &PageRun, first: usize, last: usize) -> Histogram {
     let mut h = Histogram::default();
     for w in &run.windows[first..=last] {
         if w.n > 0 {
-            h.min_ns = if h.count == 0 { w.min } else { h.min_ns.min(w.min) };
+            h.min_ns = if h.count == 0 {
+                w.min
+            } else {
+                h.min_ns.min(w.min)
+            };
             h.max_ns = h.max_ns.max(w.max);
         }
         h.count += w.n;
@@ -304,7 +313,11 @@ fn merged(run: &PageRun, first: usize, last: usize) -> Histogram {
 fn histogram_text(run: &PageRun, first: usize, last: usize) -> String {
     let mut out = String::new();
     let unit: Unit = run.unit.parse().unwrap();
-    render::histogram::rows_and_percentiles(&mut out, &Summary::from(&merged(run, first, last)), unit);
+    render::histogram::rows_and_percentiles(
+        &mut out,
+        &Summary::from(&merged(run, first, last)),
+        unit,
+    );
     out
 }
 
@@ -328,7 +341,8 @@ fn culprit_text(run: &PageRun, first: usize, last: usize) -> String {
         .filter(|s| (first..=last).contains(&s.w))
         .count() as u64;
     let all: u64 = run.windows[first..=last].iter().map(|w| w.n).sum();
-    let threshold = humantime::format_duration(Duration::from_nanos(run.threshold_ns.unwrap())).to_string();
+    let threshold =
+        humantime::format_duration(Duration::from_nanos(run.threshold_ns.unwrap())).to_string();
     render::flamegraph::culprit_table(
         &ranking,
         &render::flamegraph::Calls {
@@ -363,12 +377,19 @@ fn open(name: &str, data: &PageData) -> Opened {
         &format!("file://{}", path.display()),
         Duration::from_secs(60),
     );
-    let load_ms = browser.evaluate("window.netlatReport.loadMs").as_f64().unwrap();
+    let load_ms = browser
+        .evaluate("window.netlatReport.loadMs")
+        .as_f64()
+        .unwrap();
     eprintln!(
         "{name}: the page says it painted after {load_ms:.0} ms ({} ms until the test saw it)",
         started.elapsed().as_millis()
     );
-    assert_eq!(browser.take_errors(), Vec::<String>::new(), "{name}: console errors");
+    assert_eq!(
+        browser.take_errors(),
+        Vec::<String>::new(),
+        "{name}: console errors"
+    );
     Opened {
         browser,
         _dir: dir,
@@ -396,17 +417,27 @@ fn windows_of(v: &Value) -> Option<(usize, usize)> {
 /// Drags over the fractions `from`..`to` of run `run`'s plot; returns the
 /// windows each run should then select: those whose time overlaps the
 /// pixel columns under the drag.
-fn drag(b: &mut Browser, data: &PageData, run: usize, from: f64, to: f64) -> Vec<Option<(usize, usize)>> {
+fn drag(
+    b: &mut Browser,
+    data: &PageData,
+    run: usize,
+    from: f64,
+    to: f64,
+) -> Vec<Option<(usize, usize)>> {
     let g = b.evaluate(&format!("window.netlatReport.geometry({run})"));
     let f = |k: &str| g[k].as_f64().unwrap();
-    let (left, top, width, height, scale) = (f("left"), f("top"), f("width"), f("height"), f("scale_ns"));
+    let (left, top, width, height, scale) =
+        (f("left"), f("top"), f("width"), f("height"), f("scale_ns"));
     let x0 = (left + width * from).round();
     let x1 = (left + width * to).round();
     let y = (top + height / 2.0).round();
     b.drag(x0, y, x1, y + 3.0);
     let column = |x: f64| (x - left).floor().clamp(0.0, width - 1.0);
     let (c0, c1) = (column(x0), column(x1));
-    let (start, end) = ((c0 * scale / width).floor(), ((c1 + 1.0) * scale / width).floor());
+    let (start, end) = (
+        (c0 * scale / width).floor(),
+        ((c1 + 1.0) * scale / width).floor(),
+    );
     let sel = b.evaluate("window.netlatReport.selection()");
     assert_eq!(sel["selected"], Value::Bool(true), "{sel}");
     assert_eq!(sel["start_ns"].as_f64().unwrap(), start, "{sel}");
@@ -439,39 +470,123 @@ fn check_run_page(name: &str, data: &PageData, from: f64, to: f64) -> Opened {
     let mut page = open(name, data);
     let b = &mut page.browser;
     let run = &data.runs[0];
-    assert!(cells(b, 0) == expected_cells(run), "{name}: the heat map's cells differ from the fixture's");
+    assert!(
+        cells(b, 0) == expected_cells(run),
+        "{name}: the heat map's cells differ from the fixture's"
+    );
     let whole = histogram_text(run, 0, run.windows.len() - 1);
     assert_eq!(text(b, "histogram-0"), whole, "{name}: whole run");
 
     let expected = drag(b, data, 0, from, to);
     let sel = b.evaluate("window.netlatReport.selection()");
     let (first, last) = expected[0].expect("the drag covers windows");
-    assert_eq!(windows_of(&sel["windows"]), Some((first, last)), "{name}: {sel}");
-    assert_eq!(text(b, "histogram-0"), histogram_text(run, first, last), "{name}: windows {first}..={last}");
+    assert_eq!(
+        windows_of(&sel["windows"]),
+        Some((first, last)),
+        "{name}: {sel}"
+    );
+    assert_eq!(
+        text(b, "histogram-0"),
+        histogram_text(run, first, last),
+        "{name}: windows {first}..={last}"
+    );
     let frames = flame_frames(b, "flamegraph");
     for frame in ["net_rx_action", "tcp_collapse"] {
-        assert!(frames.iter().any(|f| f == frame), "{name}: no {frame} in the flame graph: {frames:?}");
+        assert!(
+            frames.iter().any(|f| f == frame),
+            "{name}: no {frame} in the flame graph: {frames:?}"
+        );
     }
-    assert_eq!(text(b, "culprits"), culprit_text(run, first, last), "{name}: culprits");
+    assert_eq!(
+        text(b, "culprits"),
+        culprit_text(run, first, last),
+        "{name}: culprits"
+    );
     let culprits = text(b, "culprits");
     let top = culprits.lines().nth(2).unwrap_or_default();
-    assert!(top.trim_start().starts_with("tcp_collapse"), "{name}: {culprits}");
+    assert!(
+        top.trim_start().starts_with("tcp_collapse"),
+        "{name}: {culprits}"
+    );
     let slow_rows = b.evaluate("document.querySelectorAll('#slow-table tbody tr').length");
-    let in_range = run.slow.iter().filter(|s| (first..=last).contains(&s.w)).count();
-    assert_eq!(slow_rows.as_u64(), Some(in_range.min(500) as u64), "{name}: slow calls listed");
+    let in_range = run
+        .slow
+        .iter()
+        .filter(|s| (first..=last).contains(&s.w))
+        .count();
+    assert_eq!(
+        slow_rows.as_u64(),
+        Some(in_range.min(500) as u64),
+        "{name}: slow calls listed"
+    );
     b.screenshot(&artifacts().join(format!("report-{name}.png")));
 
     b.key("Escape", 27);
     let sel = b.evaluate("window.netlatReport.selection()");
-    assert_eq!(sel["selected"], Value::Bool(false), "{name}: Escape clears: {sel}");
-    assert_eq!(windows_of(&sel["windows"]), Some((0, run.windows.len() - 1)));
+    assert_eq!(
+        sel["selected"],
+        Value::Bool(false),
+        "{name}: Escape clears: {sel}"
+    );
+    assert_eq!(
+        windows_of(&sel["windows"]),
+        Some((0, run.windows.len() - 1))
+    );
     assert_eq!(text(b, "histogram-0"), whole, "{name}: after Escape");
     // And the button does the same.
     drag(b, data, 0, from, to);
     b.evaluate("document.getElementById('clear-selection').click()");
-    assert_eq!(text(b, "histogram-0"), whole, "{name}: after clear-selection");
-    assert_eq!(b.take_errors(), Vec::<String>::new(), "{name}: console errors");
+    assert_eq!(
+        text(b, "histogram-0"),
+        whole,
+        "{name}: after clear-selection"
+    );
+    check_hover(b, run);
+    let meta = text(b, "meta");
+    assert!(
+        meta.contains("net.core.netdev_budget") && meta.contains("testhost"),
+        "{meta}"
+    );
+    assert_eq!(
+        b.take_errors(),
+        Vec::<String>::new(),
+        "{name}: console errors"
+    );
     page
+}
+
+/// Hovering the longest slow call's point shows its line; hovering a cell
+/// shows its time, latency range and count.
+fn check_hover(b: &mut Browser, run: &PageRun) {
+    let g = b.evaluate("window.netlatReport.geometry(0)");
+    let f = |k: &str| g[k].as_f64().unwrap();
+    let longest = run.slow.iter().max_by_key(|s| s.d).expect("a slow call");
+    let x = f("left") + longest.t as f64 / f("scale_ns") * f("width");
+    // The points' scale: row r spans [r, r + 1) of log2(ns), top row first.
+    let y =
+        (f("top") + (f("row_max") + 1.0 - (longest.d as f64).log2()) * f("cell_h")).max(f("top"));
+    b.mouse_move(x, y);
+    assert_eq!(
+        text(b, "tooltip"),
+        longest.line,
+        "hovering the slow call at ({x}, {y})"
+    );
+    // The bottom row of the first window's column: the fastest calls.
+    let cells = expected_cells(run);
+    let [w, row, count] = cells[0];
+    let x = f("left") + (w * run.interval_ns) as f64 / f("scale_ns") * f("width") + 0.5;
+    let y = f("top") + (f("row_max") - row as f64 + 0.5) * f("cell_h");
+    b.mouse_move(x, y);
+    let tip = text(b, "tooltip");
+    assert!(tip.contains("into the run"), "{tip}");
+    if run.windows.len() <= 1_000 {
+        let calls = if count == 1 { "call" } else { "calls" };
+        assert!(
+            tip.ends_with(&format!(": {count} {calls}")),
+            "window {w} row {row}: {tip}"
+        );
+    }
+    b.mouse_move(0.0, 0.0);
 }
 
 #[test]
@@ -479,11 +594,32 @@ fn an_empty_run_says_so() {
     let data = fixture_empty();
     let mut page = open("empty", &data);
     let b = &mut page.browser;
-    let body = b.evaluate("document.body.innerText").as_str().unwrap().to_owned();
-    assert!(body.contains("This run has no windows: nothing was recorded."), "{body}");
-    assert_eq!(b.evaluate("document.getElementById('heatmap-0')"), Value::Null);
+    let body = b
+        .evaluate("document.body.innerText")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        body.contains("This run has no windows: nothing was recorded."),
+        "{body}"
+    );
+    assert_eq!(
+        b.evaluate("document.getElementById('heatmap-0')"),
+        Value::Null
+    );
     assert!(cells(b, 0).is_empty());
     b.screenshot(&artifacts().join("report-empty.png"));
+    // `slow --json` input: the map is of the slow calls alone, and says so.
+    let mut only = fixture_one_window();
+    only.runs[0].slow_only = true;
+    let mut page = open("slow-only", &only);
+    let body = page
+        .browser
+        .evaluate("document.body.innerText")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(body.contains("the map counts those calls alone"), "{body}");
     // A run with windows but no call says that instead.
     let mut quiet = fixture_one_window();
     let w = &mut quiet.runs[0].windows[0];
@@ -491,8 +627,16 @@ fn an_empty_run_says_so() {
     quiet.runs[0].slow.clear();
     quiet.runs[0].buckets.clear();
     let mut page = open("no-calls", &quiet);
-    let body = page.browser.evaluate("document.body.innerText").as_str().unwrap().to_owned();
-    assert!(body.contains("No calls of net_rx_action were seen during this run"), "{body}");
+    let body = page
+        .browser
+        .evaluate("document.body.innerText")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        body.contains("No calls of net_rx_action were seen during this run"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -505,8 +649,15 @@ fn a_day_of_one_second_windows() {
     let data = fixture_day();
     // The spikes sit at 44-46% of the day.
     let page = check_run_page("day", &data, 0.43, 0.47);
-    println!("86,400 windows: the page painted after {:.0} ms", page.load_ms);
-    assert!(page.load_ms < 20_000.0, "{} ms to paint 86,400 windows", page.load_ms);
+    println!(
+        "86,400 windows: the page painted after {:.0} ms",
+        page.load_ms
+    );
+    assert!(
+        page.load_ms < 20_000.0,
+        "{} ms to paint 86,400 windows",
+        page.load_ms
+    );
 }
 
 /// The table `netlat compare` would print for the two runs' selections.
@@ -567,7 +718,10 @@ fn two_runs_on_one_time_scale() {
     let mut page = open("two-runs", &data);
     let b = &mut page.browser;
     for (i, run) in data.runs.iter().enumerate() {
-        assert!(cells(b, i) == expected_cells(run), "run {i}: the heat map's cells differ");
+        assert!(
+            cells(b, i) == expected_cells(run),
+            "run {i}: the heat map's cells differ"
+        );
     }
     // The longer run sets the scale: both maps are as wide.
     let g0 = b.evaluate("window.netlatReport.geometry(0)");
@@ -581,16 +735,26 @@ fn two_runs_on_one_time_scale() {
         let got = windows_of(&sel["runs"][i]);
         assert_eq!(got, expected[i], "run {i}: {sel}");
         let (first, last) = got.unwrap();
-        assert_eq!(text(b, &format!("histogram-{i}")), histogram_text(run, first, last), "run {i}");
+        assert_eq!(
+            text(b, &format!("histogram-{i}")),
+            histogram_text(run, first, last),
+            "run {i}"
+        );
     }
     let table: Vec<Vec<String>> = serde_json::from_value(b.evaluate(
         "[...document.querySelectorAll('#compare tr')].map(tr => [...tr.children].map(c => c.textContent).filter(t => t !== ''))",
     ))
     .unwrap();
     assert_eq!(table, compare_text(&data, &expected));
-    assert!(table.iter().any(|row| row.iter().any(|c| c.contains("(x"))), "{table:?}");
+    assert!(
+        table.iter().any(|row| row.iter().any(|c| c.contains("(x"))),
+        "{table:?}"
+    );
     let (first, last) = expected[0].unwrap();
-    assert_eq!(text(b, "culprits"), culprit_text(&data.runs[0], first, last));
+    assert_eq!(
+        text(b, "culprits"),
+        culprit_text(&data.runs[0], first, last)
+    );
     b.screenshot(&artifacts().join("report-two-runs.png"));
     assert_eq!(b.take_errors(), Vec::<String>::new());
 }

@@ -25,7 +25,9 @@ pub fn page(data: &PageData) -> String {
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").expect("page.html closes every placeholder");
+        let end = after
+            .find("}}")
+            .expect("page.html closes every placeholder");
         match &after[..end] {
             "TITLE" => out.push_str(&title),
             "CSS" => out.push_str(CSS),

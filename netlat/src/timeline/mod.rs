@@ -4,5 +4,5 @@
 //! histogram, calls and flame graph of any range selected) or a static
 //! SVG heat map.
 
-pub mod page_data;
 pub mod html;
+pub mod page_data;

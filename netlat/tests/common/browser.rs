@@ -79,7 +79,10 @@ impl Browser {
                 "--no-first-run",
                 "--window-size=1400,1000",
             ])
-            .arg(format!("--user-data-dir={}", profile.join("profile").display()))
+            .arg(format!(
+                "--user-data-dir={}",
+                profile.join("profile").display()
+            ))
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -293,6 +296,11 @@ impl Browser {
             "Input.dispatchMouseEvent",
             json!({ "type": kind, "x": x, "y": y, "button": "left", "buttons": buttons, "clickCount": 1 }),
         );
+    }
+
+    /// Moves the mouse, no button held.
+    pub fn mouse_move(&mut self, x: f64, y: f64) {
+        self.mouse("mouseMoved", x, y, 0);
     }
 
     /// Presses the left button at (x0, y0), moves to (x1, y1) in steps,
