@@ -758,3 +758,74 @@ fn two_runs_on_one_time_scale() {
     b.screenshot(&artifacts().join("report-two-runs.png"));
     assert_eq!(b.take_errors(), Vec::<String>::new());
 }
+
+/// Stack -> samples, as `culprit::rank` takes them.
+type Folded = BTreeMap<String, u64>;
+
+/// The page's ports of `significant` and of the culprit table, fed cases
+/// the fixtures do not reach: exact rounding ties (Rust rounds them to
+/// even, JavaScript's toFixed up), no fast-call sample, no threshold, too
+/// few samples.
+#[test]
+fn the_ported_formatting_and_ranking_match_the_rust() {
+    let mut page = open("one-window-ports", &fixture_one_window());
+    let b = &mut page.browser;
+    let values = [
+        0.125, 0.5, 1.005, 2.5, 9.995, 12.25, 12.35, 99.95, 100.5, 101.5, 1800000.0, 0.0,
+    ];
+    let got: Vec<String> =
+        serde_json::from_value(b.evaluate(&format!("{values:?}.map(v => significant(v))")))
+            .unwrap();
+    let want: Vec<String> = values
+        .iter()
+        .map(|&v| render::histogram::significant(v))
+        .collect();
+    assert_eq!(got, want);
+
+    let mut tail = vec![
+        ("net_rx_action;tcp_v4_rcv;tcp_collapse".to_owned(), 9_000u64),
+        ("net_rx_action;tcp_v4_rcv".to_owned(), 900),
+    ];
+    for i in 0..100 {
+        tail.push((format!("net_rx_action;rare_{i:03}"), 1));
+    }
+    let tail: BTreeMap<String, u64> = tail.into_iter().collect();
+    let few: BTreeMap<String, u64> = [("net_rx_action;tcp_collapse".to_owned(), 7)].into();
+    let mixed: BTreeMap<String, u64> = [
+        ("net_rx_action;tcp_v4_rcv".to_owned(), 30),
+        ("net_rx_action;tcp_v4_rcv;tcp_collapse".to_owned(), 10),
+        ("net_rx_action".to_owned(), 10),
+        ("net_rx_action;f;g;f".to_owned(), 49),
+    ]
+    .into();
+    let empty = BTreeMap::new();
+    let cases: [(&Folded, Option<&Folded>, Option<&str>); 4] = [
+        (&tail, Some(&empty), Some("1ms")),
+        (&few, Some(&empty), Some("1ms")),
+        (&mixed, None, None),
+        (&mixed, Some(&tail), Some("5ms")),
+    ];
+    for (slow, fast, threshold) in cases {
+        let want = render::flamegraph::culprit_table(
+            &culprit::rank(slow, fast, "net_rx_action"),
+            &render::flamegraph::Calls {
+                function: "net_rx_action",
+                threshold,
+                calls: 1234,
+                fast_calls: 92_410,
+                hz: 999,
+            },
+        );
+        let js_map = |m: &BTreeMap<String, u64>| {
+            serde_json::to_string(&m.iter().collect::<Vec<_>>()).unwrap()
+        };
+        let got = b.evaluate(&format!(
+            "culpritTable(rank(new Map({}), {}, 'net_rx_action'), {{function: 'net_rx_action', threshold: {}, calls: 1234, fastCalls: 92410, hz: 999}})",
+            js_map(slow),
+            fast.map_or("null".to_owned(), |f| format!("new Map({})", js_map(f))),
+            threshold.map_or("null".to_owned(), |t| format!("{t:?}")),
+        ));
+        assert_eq!(got.as_str(), Some(want.as_str()), "threshold {threshold:?}");
+    }
+    assert_eq!(b.take_errors(), Vec::<String>::new());
+}

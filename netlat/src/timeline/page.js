@@ -11,7 +11,7 @@
 // framework, nothing fetched: the file works from file://.
 "use strict";
 
-const MARGIN = { left: 70, right: 14, top: 10, bottom: 40 };
+const MARGIN = { left: 70, right: 28, top: 10, bottom: 40 };
 const MAX_TABLE_ROWS = 500;
 const PALETTE = [[255, 247, 188], [254, 196, 79], [236, 112, 20], [189, 0, 38], [90, 0, 30]];
 
@@ -130,7 +130,7 @@ function offsetText(ns) {
 
 // Axis ticks: round numbers of seconds (or ms), short labels.
 function tickLabel(ns, stepNs) {
-  if (stepNs < 1e9) return Math.round(ns / 1e6) + "ms";
+  if (stepNs < 1e9 && ns % 1e9 !== 0) return Math.round(ns / 1e6) + "ms";
   let s = Math.round(ns / 1e9);
   const h = Math.floor(s / 3600); s -= h * 3600;
   const m = Math.floor(s / 60); s -= m * 60;
@@ -222,6 +222,7 @@ function drawMap(p, canvas) {
   canvas.height = Math.round(cssH * dpr);
   canvas.style.width = cssW + "px";
   canvas.style.height = cssH + "px";
+  canvas.parentNode.querySelector(".sel-overlay").style.height = plotH + "px";
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.fillStyle = "#fff";
@@ -498,6 +499,8 @@ function showFlame(p, i, range, h) {
     ? "No sample landed in " + (threshold === null ? "a call" : "a call slower than " + threshold) + " in this range."
     : plural(root.value, "sample") + " of " + (threshold === null ? "calls" : "calls slower than " + threshold) +
       " at " + run.frequency_hz + " Hz; root at the bottom, width = samples.";
+  // No call in the range: "only 0 samples" would say nothing useful.
+  if (h.count === 0) { culprits.textContent = ""; return; }
   const ranking = rank(slow, fast, run.function);
   culprits.textContent = culpritTable(ranking, {
     function: run.function, threshold, calls: threshold === null ? h.count : slowCalls,
@@ -563,7 +566,6 @@ function build(data) {
       const overlay = el("div", { class: "sel-overlay" });
       overlay.hidden = true;
       overlay.style.top = MARGIN.top + "px";
-      overlay.style.height = (state.rowMax - state.rowMin + 1) * state.cellH + "px";
       wrap.appendChild(overlay);
       section.appendChild(wrap);
       canvas.addEventListener("mousedown", (e) => startDrag(canvas, e));
