@@ -70,7 +70,8 @@ struct Shape {
     median_ns: f64,
     /// Window indices holding a tcp_collapse spike.
     spikes: Vec<usize>,
-    seed: u64,
+    /// Where the generator starts: each fixture its own numbers.
+    stream: u64,
 }
 
 /// Windows of log-normal call durations (a few of them over the 2 ms
@@ -78,7 +79,7 @@ struct Shape {
 fn generate(shape: &Shape) -> PageRun {
     const THRESHOLD: u64 = 2_000_000;
     const HZ: u64 = 999;
-    let mut rng = Rng(shape.seed);
+    let mut rng = Rng(shape.stream);
     let mut per_window: Vec<BTreeMap<usize, u64>> = Vec::with_capacity(shape.windows);
     let mut windows = Vec::with_capacity(shape.windows);
     let mut slow = Vec::new();
@@ -207,7 +208,7 @@ fn fixture_empty() -> PageData {
         calls: 0,
         median_ns: 1.0,
         spikes: vec![],
-        seed: 1,
+        stream: 1,
     });
     run.duration_ns = 10 * SECOND;
     one_run("net_rx_action: an empty run", run)
@@ -222,7 +223,7 @@ fn fixture_one_window() -> PageData {
             calls: 400,
             median_ns: 20_000.0,
             spikes: vec![0],
-            seed: 2,
+            stream: 2,
         }),
     )
 }
@@ -236,7 +237,7 @@ fn fixture_day() -> PageData {
             calls: 40,
             median_ns: 20_000.0,
             spikes: vec![38_000, 39_500, 40_100],
-            seed: 3,
+            stream: 3,
         }),
     )
 }
@@ -248,7 +249,7 @@ fn fixture_two_runs() -> PageData {
         calls: 200,
         median_ns: 20_000.0,
         spikes: vec![250, 300],
-        seed: 4,
+        stream: 4,
     });
     let after = generate(&Shape {
         name: "after",
@@ -256,7 +257,7 @@ fn fixture_two_runs() -> PageData {
         calls: 300,
         median_ns: 12_000.0,
         spikes: vec![],
-        seed: 5,
+        stream: 5,
     });
     PageData {
         title: "net_rx_action: before and after".into(),
