@@ -37,9 +37,15 @@ pub fn all() -> Result<()> {
     bpf_linker()?;
     cross_toolchain()?;
     // The serve tests scrape netlat with a real Prometheus and lint its
-    // output with promtool.
+    // output with promtool; the report page's tests open it in a real
+    // (headless) Chromium, since its heat map, selection and flame graph
+    // are JavaScript that only a browser runs.
     debian_packages(
-        &[("prometheus", "prometheus"), ("promtool", "prometheus")],
+        &[
+            ("prometheus", "prometheus"),
+            ("promtool", "prometheus"),
+            ("chromium", "chromium"),
+        ],
         "setup",
     )
 }

@@ -6,6 +6,7 @@
     reason = "each test binary uses a different part"
 )]
 
+pub mod browser;
 pub mod prometheus;
 
 use std::path::Path;
