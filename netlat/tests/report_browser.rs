@@ -5,9 +5,8 @@
 //! and culprit ranking of the range are the ones `flamegraph --slower-than`
 //! would give, and two runs are compared as `netlat compare` prints them.
 //!
-//! Each fixture is one function returning the page's data, so a fixture
-//! can become a real recording read by `netlat report` without touching
-//! the checks.
+//! Each fixture is a recording file made by netlat's own fixture code;
+//! the page is what the `netlat report` binary writes from it.
 
 mod common;
 
@@ -23,246 +22,80 @@ use netlat::{
     model::{histogram::Histogram, report::Summary, unit::Unit},
     render,
     timeline::{
-        html,
-        page_data::{MetaSection, PageData, PageRun, PageSlow, PageWindow},
+        build, fixture, input,
+        page_data::{PageData, PageRun},
     },
 };
 use netlat_common::buckets;
 use netlat_testkit::scratch::Scratch;
 use serde_json::Value;
 
-// ---- Fixtures: a small deterministic generator.
-
-/// splitmix64: the same numbers on every machine and run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Roughly normal (sum of uniforms), mean 0, deviation 1.
-    fn normal(&mut self) -> f64 {
-        (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
-    }
-}
+// ---- Fixtures: recordings written by netlat's own fixture code
+// (`netlat::timeline::fixture`), made into pages by the `netlat report`
+// binary; what the checks expect comes from the same files, read and
+// built by the library.
 
 const SECOND: u64 = 1_000_000_000;
-const FAST_STACK: &str =
-    "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_rcv_established";
-const SLOW_STACK: &str = "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_rcv_established;tcp_data_queue;tcp_prune_queue;tcp_collapse";
-const OTHER_STACK: &str = "ret_from_fork;__do_softirq;net_rx_action;__napi_poll;tcp_v4_rcv;tcp_ack";
-const STACKS: [&str; 3] = [FAST_STACK, SLOW_STACK, OTHER_STACK];
 
-struct Shape {
-    name: &'static str,
-    windows: usize,
-    /// Calls per window, about.
-    calls: u64,
-    median_ns: f64,
-    /// Window indices holding a tcp_collapse spike.
-    spikes: Vec<usize>,
-    /// Where the generator starts: each fixture its own numbers.
-    stream: u64,
+struct Fixture {
+    dir: Scratch,
+    files: Vec<PathBuf>,
+    data: PageData,
 }
 
-/// Windows of log-normal call durations (a few of them over the 2 ms
-/// threshold), spikes of 5 ms to 1.8 s calls, and stacks sampled in them.
-fn generate(shape: &Shape) -> PageRun {
-    const THRESHOLD: u64 = 2_000_000;
-    const HZ: u64 = 999;
-    let mut rng = Rng(shape.stream);
-    let mut per_window: Vec<BTreeMap<usize, u64>> = Vec::with_capacity(shape.windows);
-    let mut windows = Vec::with_capacity(shape.windows);
-    let mut slow = Vec::new();
-    let mut samples = Vec::new();
-    for w in 0..shape.windows {
-        let t = w as u64 * SECOND;
-        let n = shape.calls / 2 + rng.next() % shape.calls.max(1);
-        let mut values: Vec<u64> = (0..n)
-            .map(|_| (shape.median_ns * (0.7 * rng.normal()).exp()) as u64)
-            .collect();
-        if shape.spikes.contains(&w) {
-            values.extend([5_000_000, 40_000_000, 1_800_000_000]);
-        } else if rng.unit() < 0.002 {
-            values.push(2_500_000 + rng.next() % 3_000_000);
-        }
-        let mut counts = BTreeMap::new();
-        let mut slow_samples = 0;
-        for (i, &v) in values.iter().enumerate() {
-            *counts.entry(buckets::index(v)).or_insert(0) += 1;
-            if v > THRESHOLD {
-                let end = t + (i as u64 + 1) * SECOND / (values.len() as u64 + 1);
-                let start = end.saturating_sub(v);
-                let sock = "10.0.0.1:5201 -> 10.0.0.2:40000";
-                slow.push(PageSlow {
-                    t: start,
-                    d: v,
-                    w,
-                    cpu: (i % 4) as u32,
-                    context: "softirq".into(),
-                    task: "ksoftirqd/1 22/22".into(),
-                    socket: Some(sock.into()),
-                    line: format!(
-                        "+{:.6}s net_rx_action {:.3}ms cpu={} softirq ksoftirqd/1 22/22 {sock}",
-                        start as f64 / 1e9,
-                        v as f64 / 1e6,
-                        i % 4
-                    ),
-                });
-                slow_samples += (v * HZ / SECOND).max(1);
-            }
-        }
-        if slow_samples > 0 {
-            samples.push([w as u64, 1, slow_samples, 0]);
-        }
-        // Fast calls' samples: every window a few, on the ordinary stacks.
-        samples.push([w as u64, 0, 0, 2 + rng.next() % 5]);
-        if w % 3 == 0 {
-            samples.push([w as u64, 2, 0, 1 + rng.next() % 3]);
-        }
-        windows.push(PageWindow {
-            t,
-            n: values.len() as u64,
-            sum: values.iter().sum(),
-            min: values.iter().copied().min().unwrap_or(0),
-            max: values.iter().copied().max().unwrap_or(0),
-            b: vec![],
-        });
-        per_window.push(counts);
-    }
-    slow.sort_by_key(|s| s.t);
-    // The page names buckets by their index among the run's used ones.
-    let used: Vec<usize> = {
-        let mut all: Vec<usize> = per_window.iter().flat_map(|c| c.keys().copied()).collect();
-        all.sort_unstable();
-        all.dedup();
-        all
-    };
-    for (w, counts) in windows.iter_mut().zip(&per_window) {
-        w.b = counts
-            .iter()
-            .map(|(k, c)| [used.binary_search(k).unwrap() as u64, *c])
-            .collect();
-    }
-    PageRun {
-        name: shape.name.into(),
-        source: "recording",
-        function: "net_rx_action".into(),
-        backend: "fentry".into(),
-        host: "testhost".into(),
-        kernel: "6.1.0-test".into(),
-        cpus: 4,
-        netlat_version: env!("CARGO_PKG_VERSION").into(),
-        start_unix_ms: 1_796_000_000_000.0,
-        duration_ns: shape.windows as u64 * SECOND,
-        interval_ns: SECOND,
-        threshold_ns: Some(THRESHOLD),
-        unit: "us",
-        unit_ns: 1_000,
-        buckets: used
-            .iter()
-            .map(|&i| [buckets::lower_bound(i), buckets::upper_bound(i)])
-            .collect(),
-        windows,
-        slow,
-        stacks: STACKS.iter().map(|s| s.to_string()).collect(),
-        samples,
-        frequency_hz: HZ,
-        slow_only: false,
-        meta: vec![
-            MetaSection {
-                title: "Sysctls".into(),
-                rows: vec![
-                    ["net.core.netdev_budget".into(), "300".into()],
-                    ["net.ipv4.tcp_rmem".into(), "4096 131072 6291456".into()],
-                ],
-            },
-            MetaSection {
-                title: "Kernel counters over the run".into(),
-                rows: vec![["TcpExtTCPRcvCollapsed".into(), "+1234".into()]],
-            },
-        ],
+fn fixture_of(files: &[(String, String)]) -> Fixture {
+    let dir = Scratch::new("report-fixture");
+    let files: Vec<PathBuf> = files
+        .iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
+    let loaded: Vec<_> = files
+        .iter()
+        .map(|f| input::load(f).expect("a fixture reads back"))
+        .collect();
+    Fixture {
+        data: build::page_data(&loaded),
+        files,
+        dir,
     }
 }
 
-fn one_run(title: &str, run: PageRun) -> PageData {
-    PageData {
-        title: title.into(),
-        runs: vec![run],
-    }
+fn recording(name: &str) -> Fixture {
+    fixture_of(&[(format!("{name}.nlat"), fixture::named(name).1)])
 }
 
-fn fixture_empty() -> PageData {
-    let mut run = generate(&Shape {
-        name: "empty",
-        windows: 0,
-        calls: 0,
-        median_ns: 1.0,
-        spikes: vec![],
-        stream: 1,
-    });
-    run.duration_ns = 10 * SECOND;
-    one_run("net_rx_action: an empty run", run)
+fn fixture_empty() -> Fixture {
+    recording("empty")
 }
 
-fn fixture_one_window() -> PageData {
-    one_run(
-        "net_rx_action: one window",
-        generate(&Shape {
-            name: "one",
-            windows: 1,
-            calls: 400,
-            median_ns: 20_000.0,
-            spikes: vec![0],
-            stream: 2,
-        }),
-    )
+fn fixture_one_window() -> Fixture {
+    recording("one-window")
 }
 
-fn fixture_day() -> PageData {
-    one_run(
-        "net_rx_action over 24 hours",
-        generate(&Shape {
-            name: "day",
-            windows: 86_400,
-            calls: 40,
-            median_ns: 20_000.0,
-            spikes: vec![38_000, 39_500, 40_100],
-            stream: 3,
-        }),
-    )
+fn fixture_day() -> Fixture {
+    recording("day")
 }
 
-fn fixture_two_runs() -> PageData {
-    let before = generate(&Shape {
-        name: "before",
-        windows: 600,
-        calls: 200,
-        median_ns: 20_000.0,
-        spikes: vec![250, 300],
-        stream: 4,
-    });
-    let after = generate(&Shape {
-        name: "after",
-        windows: 400,
-        calls: 300,
-        median_ns: 12_000.0,
-        spikes: vec![],
-        stream: 5,
-    });
-    PageData {
-        title: "net_rx_action: before and after".into(),
-        runs: vec![before, after],
-    }
+fn fixture_two_runs() -> Fixture {
+    fixture_of(&[
+        ("before.nlat".into(), fixture::named("before").1),
+        ("after.nlat".into(), fixture::named("after").1),
+    ])
+}
+
+/// `netlat slow --json` output of the one-window run's slow calls.
+fn fixture_slow_json() -> Fixture {
+    let (recording, _) = fixture::named("one-window");
+    let lines: String = recording
+        .slow_calls
+        .iter()
+        .map(|c| render::slow::json_line(c, render::slow::Zone::Utc))
+        .collect();
+    fixture_of(&[("slow.ndjson".into(), lines)])
 }
 
 // ---- What the page should show, computed with netlat's own Rust.
@@ -368,10 +201,15 @@ struct Opened {
     load_ms: f64,
 }
 
-fn open(name: &str, data: &PageData) -> Opened {
+fn open(name: &str, fixture: &Fixture) -> Opened {
     let dir = Scratch::new("report-page");
     let path = dir.join(&format!("{name}.html"));
-    std::fs::write(&path, html::page(data)).unwrap();
+    let mut args: Vec<&str> = vec!["report"];
+    args.extend(fixture.files.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["-o", path.to_str().unwrap()]);
+    let out = common::run(&args);
+    assert!(out.success, "{name}: netlat report failed: {}", out.stderr);
+    let _ = &fixture.dir;
     let mut browser = Browser::launch();
     let started = Instant::now();
     browser.open(
@@ -467,8 +305,9 @@ fn flame_frames(b: &mut Browser, id: &str) -> Vec<String> {
 
 /// The map's cells, then a drag's histogram, slow calls, flame graph and
 /// culprits, then clearing: the checks every non-empty fixture gets.
-fn check_run_page(name: &str, data: &PageData, from: f64, to: f64) -> Opened {
-    let mut page = open(name, data);
+fn check_run_page(name: &str, fixture: &Fixture, from: f64, to: f64) -> Opened {
+    let data = &fixture.data;
+    let mut page = open(name, fixture);
     let b = &mut page.browser;
     let run = &data.runs[0];
     assert!(
@@ -592,8 +431,7 @@ fn check_hover(b: &mut Browser, run: &PageRun) {
 
 #[test]
 fn an_empty_run_says_so() {
-    let data = fixture_empty();
-    let mut page = open("empty", &data);
+    let mut page = open("empty", &fixture_empty());
     let b = &mut page.browser;
     let body = b
         .evaluate("document.body.innerText")
@@ -611,9 +449,7 @@ fn an_empty_run_says_so() {
     assert!(cells(b, 0).is_empty());
     b.screenshot(&artifacts().join("report-empty.png"));
     // `slow --json` input: the map is of the slow calls alone, and says so.
-    let mut only = fixture_one_window();
-    only.runs[0].slow_only = true;
-    let mut page = open("slow-only", &only);
+    let mut page = open("slow-only", &fixture_slow_json());
     let body = page
         .browser
         .evaluate("document.body.innerText")
@@ -622,11 +458,7 @@ fn an_empty_run_says_so() {
         .to_owned();
     assert!(body.contains("the map counts those calls alone"), "{body}");
     // A run with windows but no call says that instead.
-    let mut quiet = fixture_one_window();
-    let w = &mut quiet.runs[0].windows[0];
-    (w.n, w.sum, w.min, w.max, w.b) = (0, 0, 0, 0, vec![]);
-    quiet.runs[0].slow.clear();
-    quiet.runs[0].buckets.clear();
+    let quiet = recording("quiet");
     let mut page = open("no-calls", &quiet);
     let body = page
         .browser
@@ -647,9 +479,9 @@ fn one_window() {
 
 #[test]
 fn a_day_of_one_second_windows() {
-    let data = fixture_day();
+    let day = fixture_day();
     // The spikes sit at 44-46% of the day.
-    let page = check_run_page("day", &data, 0.43, 0.47);
+    let page = check_run_page("day", &day, 0.43, 0.47);
     println!(
         "86,400 windows: the page painted after {:.0} ms",
         page.load_ms
@@ -715,8 +547,9 @@ fn compare_text(data: &PageData, ranges: &[Option<(usize, usize)>]) -> Vec<Vec<S
 
 #[test]
 fn two_runs_on_one_time_scale() {
-    let data = fixture_two_runs();
-    let mut page = open("two-runs", &data);
+    let fixture = fixture_two_runs();
+    let data = &fixture.data;
+    let mut page = open("two-runs", &fixture);
     let b = &mut page.browser;
     for (i, run) in data.runs.iter().enumerate() {
         assert!(

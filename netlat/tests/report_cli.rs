@@ -28,7 +28,8 @@ fn write(scratch: &Scratch, name: &str, text: &str) -> String {
 #[test]
 fn a_recording_becomes_a_page_and_a_heat_map() {
     let scratch = Scratch::new("report-one");
-    let rec = write(&scratch, "run.nlat", &fixture::named("before"));
+    let (recording, text) = fixture::named("before");
+    let rec = write(&scratch, "run.nlat", &text);
     let (html, svg) = (scratch.join("run.html"), scratch.join("heat.svg"));
     let out = run(&[
         "report",
@@ -48,20 +49,20 @@ fn a_recording_becomes_a_page_and_a_heat_map() {
     }
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
-    // The spike's slow calls are the dots.
-    let (_, recording) = fixture::recording(120, &[30, 31, 90], 4);
+    // The slow calls are the dots.
     assert_eq!(svg.matches("<circle").count(), recording.slow_calls.len());
 }
 
 #[test]
 fn compare_reads_a_recording_as_a_result() {
     let scratch = Scratch::new("report-compare");
-    let a = write(&scratch, "before.nlat", &fixture::named("before"));
-    let b = write(&scratch, "after.nlat", &fixture::named("after"));
+    let (before, text_a) = fixture::named("before");
+    let (after, text_b) = fixture::named("after");
+    let a = write(&scratch, "before.nlat", &text_a);
+    let b = write(&scratch, "after.nlat", &text_b);
     let out = run(&["compare", &a, &b]);
     assert!(out.success, "{}", out.stderr);
-    let (ra, _) = fixture::recording(120, &[30, 31, 90], 4);
-    let (rb, _) = fixture::recording(100, &[], 5);
+    let (ra, rb) = (fixture::result_of(&before), fixture::result_of(&after));
     let count_row = out
         .stdout
         .lines()
@@ -77,8 +78,8 @@ fn compare_reads_a_recording_as_a_result() {
 #[test]
 fn two_runs_a_capture_and_slow_json_are_read() {
     let scratch = Scratch::new("report-kinds");
-    let a = write(&scratch, "before.nlat", &fixture::named("before"));
-    let b = write(&scratch, "after.nlat", &fixture::named("after"));
+    let a = write(&scratch, "before.nlat", &fixture::named("before").1);
+    let b = write(&scratch, "after.nlat", &fixture::named("after").1);
     let html = scratch.join("ab.html");
     let out = run(&["report", &a, &b, "-o", html.to_str().unwrap()]);
     assert!(out.success, "{}", out.stderr);
@@ -91,7 +92,7 @@ fn two_runs_a_capture_and_slow_json_are_read() {
         "capture.json",
         &serde_json::to_string(&capture).unwrap(),
     );
-    let (_, recording) = fixture::recording(60, &[10, 20], 6);
+    let (recording, _) = fixture::named("one-window");
     let ndjson: String = recording
         .slow_calls
         .iter()
@@ -110,7 +111,7 @@ fn two_runs_a_capture_and_slow_json_are_read() {
 #[test]
 fn bad_input_is_one_line_and_leaves_no_page() {
     let scratch = Scratch::new("report-bad");
-    let good = fixture::named("before");
+    let good = fixture::named("before").1;
     let truncated = write(&scratch, "cut.nlat", &good[..good.len() / 2]);
     let foreign = write(&scratch, "foreign.json", r#"{"hello": 1}"#);
     let newer = write(
