@@ -563,7 +563,7 @@ fn two_runs_on_one_time_scale() {
     assert_eq!(g0["scale_ns"], g1["scale_ns"]);
     assert_eq!(g0["scale_ns"].as_f64(), Some(600.0 * SECOND as f64));
     // Dragging on the second map selects the same time in both.
-    let expected = drag(b, &data, 1, 0.38, 0.55);
+    let expected = drag(b, data, 1, 0.38, 0.55);
     let sel = b.evaluate("window.netlatReport.selection()");
     for (i, run) in data.runs.iter().enumerate() {
         let got = windows_of(&sel["runs"][i]);
@@ -579,7 +579,7 @@ fn two_runs_on_one_time_scale() {
         "[...document.querySelectorAll('#compare tr')].map(tr => [...tr.children].map(c => c.textContent).filter(t => t !== ''))",
     ))
     .unwrap();
-    assert_eq!(table, compare_text(&data, &expected));
+    assert_eq!(table, compare_text(data, &expected));
     assert!(
         table.iter().any(|row| row.iter().any(|c| c.contains("(x"))),
         "{table:?}"
