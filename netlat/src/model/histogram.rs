@@ -119,6 +119,24 @@ impl Histogram {
         Some(self.max_ns)
     }
 
+    /// One call of each duration, merged as the kernel's slots are (what
+    /// `slow --json` input and test fixtures are made into).
+    pub fn from_values(values: &[u64]) -> Histogram {
+        let mut h = Histogram::default();
+        for &v in values {
+            let mut one = Histogram {
+                count: 1,
+                sum_ns: v,
+                min_ns: v,
+                max_ns: v,
+                ..Histogram::default()
+            };
+            one.buckets[buckets::index(v)] = 1;
+            h.merge(&one);
+        }
+        h
+    }
+
     pub fn bucket_total(&self) -> u64 {
         self.buckets.iter().sum()
     }
@@ -135,23 +153,6 @@ pub const PERCENTILES: [(&str, f64); 4] = [
 /// Histograms built from durations, for the tests of what reads them.
 #[cfg(test)]
 impl Histogram {
-    /// One call of each duration, merged as the kernel's slots are.
-    pub(crate) fn from_values(values: &[u64]) -> Histogram {
-        let mut h = Histogram::default();
-        for &v in values {
-            let mut one = Histogram {
-                count: 1,
-                sum_ns: v,
-                min_ns: v,
-                max_ns: v,
-                ..Histogram::default()
-            };
-            one.buckets[buckets::index(v)] = 1;
-            h.merge(&one);
-        }
-        h
-    }
-
     /// `n` calls of `ns` for each pair: counts, sum and buckets only.
     pub(crate) fn from_counts(values: &[(u64, u64)]) -> Histogram {
         let mut h = Histogram::default();

@@ -57,22 +57,6 @@ pub struct Shape {
     pub stream: u64,
 }
 
-fn histogram_of(values: &[u64]) -> Histogram {
-    let mut h = Histogram::default();
-    for &v in values {
-        let mut one = Histogram {
-            count: 1,
-            sum_ns: v,
-            min_ns: v,
-            max_ns: v,
-            ..Histogram::default()
-        };
-        one.buckets[netlat_common::buckets::index(v)] = 1;
-        h.merge(&one);
-    }
-    h
-}
-
 fn slow_call(start_unix_ns: u64, duration_ns: u64, cpu: u32) -> SlowCall {
     SlowCall {
         start_unix_ns,
@@ -143,7 +127,7 @@ pub fn recording(shape: &Shape) -> (HistogramReport, Recording) {
         }
         windows.push(RecWindow::from_histogram(
             START_UNIX_NS + t,
-            &histogram_of(&values),
+            &Histogram::from_values(&values),
         ));
     }
     calls.sort_by_key(|c| c.start_unix_ns);

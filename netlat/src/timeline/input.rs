@@ -336,7 +336,7 @@ fn slow_lines(path: &str, name: &str, text: &str) -> Result<Loaded, InputError> 
     for c in &calls {
         let end = c.start_unix_ns.saturating_add(c.duration_ns);
         let h = &mut hs[((end - start) / SECOND_NS) as usize];
-        h.merge(&one_call(c.duration_ns));
+        h.merge(&Histogram::from_values(&[c.duration_ns]));
     }
     let windows = hs
         .iter()
@@ -373,16 +373,4 @@ fn slow_lines(path: &str, name: &str, text: &str) -> Result<Loaded, InputError> 
             samples: Vec::new(),
         },
     })
-}
-
-fn one_call(duration_ns: u64) -> Histogram {
-    let mut h = Histogram {
-        count: 1,
-        sum_ns: duration_ns,
-        min_ns: duration_ns,
-        max_ns: duration_ns,
-        ..Histogram::default()
-    };
-    h.buckets[buckets::index(duration_ns)] = 1;
-    h
 }
