@@ -512,14 +512,14 @@ function showFlame(p, i, range, h) {
 
 function runHeading(run) {
   const parts = [run.function + " on " + run.host + " (" + run.kernel + ")", run.backend,
-    humanDuration(run.duration_ns) + " from " + wallClock(run, 0), humanDuration(run.interval_ns) + " windows"];
+    roughDuration(run.duration_ns) + " from " + wallClock(run, 0), humanDuration(run.interval_ns) + " windows"];
   if (run.threshold_ns !== null) parts.push("slow calls: over " + humanDuration(run.threshold_ns));
   return run.name + ": " + parts.join(", ");
 }
 
 function emptyReason(p) {
   if (p.W === 0) return "This run has no windows: nothing was recorded.";
-  if (p.total === 0) return "No calls of " + p.run.function + " were seen during this run (" + humanDuration(p.run.duration_ns) + ").";
+  if (p.total === 0) return "No calls of " + p.run.function + " were seen during this run (" + roughDuration(p.run.duration_ns) + ").";
   return null;
 }
 
@@ -529,7 +529,7 @@ function buildMeta(data) {
     box.appendChild(el("h3", {}, run.name));
     const basic = [["source", run.source], ["function", run.function], ["backend", run.backend],
       ["host", run.host], ["kernel", run.kernel], ["CPUs", String(run.cpus)], ["netlat", run.netlat_version],
-      ["start", wallClock(run, 0)], ["duration", humanDuration(run.duration_ns)], ["window", humanDuration(run.interval_ns)],
+      ["start", wallClock(run, 0)], ["duration", roughDuration(run.duration_ns)], ["window", humanDuration(run.interval_ns)],
       ["threshold", run.threshold_ns === null ? "-" : humanDuration(run.threshold_ns)],
       ["sampling", run.frequency_hz ? run.frequency_hz + " Hz" : "-"], ["unit", run.unit]];
     for (const section of [{ title: "Run", rows: basic }].concat(run.meta)) {

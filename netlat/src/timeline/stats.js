@@ -307,9 +307,15 @@ function humanDuration(ns) {
   return parts.join(" ");
 }
 
+// A run's length for people: its two largest units ("10s 14ms", "6m 40s"),
+// where humantime's every unit down to ns says more than anyone reads.
+function roughDuration(ns) {
+  return humanDuration(ns).split(" ").slice(0, 2).join(" ");
+}
+
 if (typeof module !== "undefined") {
   module.exports = {
     fixed, significant, quantileNs, percentiles, rowsAndPercentiles, summaryLine,
-    compareRows, rank, culpritTable, humanDuration, unitForNs, thousands,
+    compareRows, rank, culpritTable, humanDuration, roughDuration, unitForNs, thousands,
   };
 }
