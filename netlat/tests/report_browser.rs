@@ -123,25 +123,25 @@ fn expected_cells(run: &PageRun) -> Vec<[u64; 3]> {
     out
 }
 
+/// The windows' calls merged as netlat merges histograms.
 fn merged(run: &PageRun, first: usize, last: usize) -> Histogram {
-    let mut h = Histogram::default();
-    for w in &run.windows[first..=last] {
-        if w.n > 0 {
-            h.min_ns = if h.count == 0 {
-                w.min
-            } else {
-                h.min_ns.min(w.min)
+    let windows: Vec<Histogram> = run.windows[first..=last]
+        .iter()
+        .map(|w| {
+            let mut h = Histogram {
+                count: w.n,
+                sum_ns: w.sum,
+                min_ns: w.min,
+                max_ns: w.max,
+                ..Histogram::default()
             };
-            h.max_ns = h.max_ns.max(w.max);
-        }
-        h.count += w.n;
-        h.sum_ns += w.sum;
-        for [k, c] in &w.b {
-            let low = run.buckets[*k as usize][0];
-            h.buckets[buckets::index(low)] += c;
-        }
-    }
-    h
+            for [k, c] in &w.b {
+                h.buckets[buckets::index(run.buckets[*k as usize][0])] += c;
+            }
+            h
+        })
+        .collect();
+    Histogram::merged(&windows)
 }
 
 fn histogram_text(run: &PageRun, first: usize, last: usize) -> String {

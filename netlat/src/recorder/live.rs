@@ -156,10 +156,6 @@ fn kernel_counts(tracer: &Tracer) -> Result<SlowStats> {
     Ok(sum)
 }
 
-fn monotonic_ns() -> u64 {
-    Clock::monotonic_ns()
-}
-
 fn unix_s_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -217,7 +213,7 @@ impl Recorder {
             // records the select would find them ready every time and a
             // freshly made timer not yet fired, and the window would never
             // close while the storm lasted.
-            let now = monotonic_ns();
+            let now = Clock::monotonic_ns();
             let settle = SETTLE.as_nanos() as u64;
             if run.window.due(now.saturating_sub(settle)) {
                 run.close().await?;
@@ -260,7 +256,7 @@ impl Run {
         tracer.reset_sampler()?;
         let tally = sampler::tally(tracer.ebpf())?;
         let loss = tally.lost_stack + tally.lost_pending + tally.lost_count;
-        let now = monotonic_ns();
+        let now = Clock::monotonic_ns();
         let counts = kernel_counts(&tracer)?;
         drop(tracer);
         self.rec.records.clear_stacks();
@@ -318,7 +314,7 @@ impl Run {
                 if self.window.is_armed() {
                     // Armed yet refused: the node-wide storm limit.
                     self.rec.status.skip(SkipReason::Storm);
-                    self.window.abandon(monotonic_ns());
+                    self.window.abandon(Clock::monotonic_ns());
                 } else if first_of_cooldown {
                     self.rec.status.skip(SkipReason::Cooldown);
                 }
@@ -344,7 +340,7 @@ impl Run {
                 self.seconds.push_back(second);
             }
         }
-        let now = monotonic_ns();
+        let now = Clock::monotonic_ns();
         if self.window.rearm_if_due(now) {
             // What the cooldown left in the buffer is counted as missed.
             return self.arm();

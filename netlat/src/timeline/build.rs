@@ -2,7 +2,7 @@
 //! start, the buckets the run uses numbered, each slow call given its
 //! window and its `slow` line, the metadata spelled out for people.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use netlat_common::buckets;
 
@@ -37,7 +37,13 @@ fn page_run(run: &Loaded) -> PageRun {
         .flat_map(|w| w.buckets.iter().map(|b| b[0]))
         .filter(|&i| (i as usize) < buckets::USED_BUCKETS)
         .collect();
-    let position = |i: u64| used.range(..i).count() as u64;
+    // Bucket index -> its place among the used ones, looked up per bucket
+    // of every window (86,400 of them in a day's recording).
+    let position: BTreeMap<u64, u64> = used
+        .iter()
+        .enumerate()
+        .map(|(p, &i)| (i, p as u64))
+        .collect();
     let windows = rec
         .windows
         .iter()
@@ -49,8 +55,7 @@ fn page_run(run: &Loaded) -> PageRun {
             max: w.max_ns,
             b: w.buckets
                 .iter()
-                .filter(|b| used.contains(&b[0]))
-                .map(|b| [position(b[0]), b[1]])
+                .filter_map(|b| Some([*position.get(&b[0])?, b[1]]))
                 .collect(),
         })
         .collect();
